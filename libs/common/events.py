@@ -1,0 +1,175 @@
+"""The contracts that cross Kafka. Every event carries a schema_version.
+
+``TweetRecord`` is the one strict model every source format is mapped to. Strict means
+wrong types are rejected rather than coerced (an id given as a float, likes given as
+"12"), while unknown extra fields are ignored so richer sources still validate.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+MAX_TWEET_ID = 2**63 - 1  # Twitter snowflake ids are signed 64-bit integers.
+MAX_TEXT_CHARS = 4000  # Long-form tweets reach 4,000 characters; anything longer is not a tweet.
+MAX_HASHTAGS = 100
+
+EMOTION_LABELS: tuple[str, ...] = (
+    # The id2label order of j-hartmann/emotion-english-distilroberta-base.
+    "anger",
+    "disgust",
+    "fear",
+    "joy",
+    "neutral",
+    "sadness",
+    "surprise",
+)
+STANCE_LABELS: tuple[str, ...] = ("SUPPORT", "OPPOSE", "NEUTRAL")
+TASK_LABELS: dict[str, tuple[str, ...]] = {"emotion": EMOTION_LABELS, "stance": STANCE_LABELS}
+
+_WHITESPACE = re.compile(r"\s+")
+TweetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$")]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+class Author(_Strict):
+    handle: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    username: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    user_id: TweetId | None = None
+    verified: bool | None = None
+
+    @field_validator("handle")
+    @classmethod
+    def _no_at_sign(cls, value: str) -> str:
+        return value.removeprefix("@")
+
+
+class Metrics(_Strict):
+    retweets: Annotated[int, Field(ge=0)] | None = None
+    likes: Annotated[int, Field(ge=0)] | None = None
+
+
+class TweetRecord(_Strict):
+    """One validated tweet, as published to ``tweets.raw`` keyed by ``id``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: TweetId
+    author: Author
+    created_at: AwareDatetime
+    text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+    hashtags: Annotated[list[str], Field(max_length=MAX_HASHTAGS)] = Field(default_factory=list)
+    metrics: Metrics | None = None
+    lang: Annotated[str, StringConstraints(min_length=2, max_length=8)] | None = None
+    source: Annotated[str, StringConstraints(min_length=1)]
+    ingested_at: AwareDatetime = Field(default_factory=_utcnow)
+
+    @field_validator("id")
+    @classmethod
+    def _fits_64_bits(cls, value: str) -> str:
+        if int(value) > MAX_TWEET_ID or int(value) == 0:
+            raise ValueError(f"tweet id {value} is outside 1..{MAX_TWEET_ID}")
+        return str(int(value))  # drop leading zeros so the same tweet has one id
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _normalise_whitespace(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return _WHITESPACE.sub(" ", value).strip()
+        return value
+
+    @field_validator("hashtags")
+    @classmethod
+    def _clean_hashtags(cls, value: list[str]) -> list[str]:
+        seen: dict[str, None] = {}
+        for tag in value:
+            cleaned = tag.strip().lstrip("#")
+            if cleaned:
+                seen.setdefault(cleaned, None)
+        return list(seen)
+
+    @field_validator("created_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class LabelEvent(_Strict):
+    """One classifier's verdict on one tweet, published to ``tweets.labels`` keyed by tweet id."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tweet_id: TweetId
+    task: Literal["emotion", "stance"]
+    label: str
+    score: Annotated[float, Field(ge=0.0, le=1.0)]
+    scores: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]]
+    model: Annotated[str, StringConstraints(min_length=1)]
+    model_revision: str | None = None
+    provider: str | None = None
+    prompt_version: str | None = None
+    valence: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+    produced_at: AwareDatetime = Field(default_factory=_utcnow)
+    job_id: str | None = None  # set when the label answers a gateway re-label job
+    trace_id: str | None = None
+
+    @model_validator(mode="after")
+    def _label_belongs_to_task(self) -> LabelEvent:
+        allowed = TASK_LABELS[self.task]
+        if self.label not in allowed:
+            raise ValueError(f"label {self.label!r} is not one of {', '.join(allowed)}")
+        unknown = set(self.scores) - set(allowed)
+        if unknown:
+            raise ValueError(f"scores name unknown labels {sorted(unknown)}")
+        return self
+
+
+class ValidationIssue(BaseModel):
+    loc: str
+    msg: str
+    type: str
+
+
+class RejectedRecord(BaseModel):
+    """A source record that failed validation, published to ``tweets.rejected``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    source: str
+    position: str  # "line 17" / "record 17" / "row 17": where to look in the source file
+    reason: str  # short machine-friendly category, e.g. "missing_field:text"
+    errors: list[ValidationIssue]
+    raw: str
+    rejected_at: datetime = Field(default_factory=_utcnow)
+
+
+class DeadLetter(BaseModel):
+    """A Kafka message a consumer could not process, published to ``<topic>.dlq``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    service: str
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str
+    reason: str
+    error_class: str
+    detail: str = ""
+    failed_at: datetime = Field(default_factory=_utcnow)

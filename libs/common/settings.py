@@ -1,0 +1,35 @@
+"""Settings fragments that every service composes into its own ``<Service>Settings``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.topics import Topics
+
+
+class KafkaSettings(BaseSettings):
+    """``KAFKA_*``: one broker address for every service."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", env_file=".env", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""  # tests isolate each run under a unique prefix
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    request_timeout_ms: int = Field(default=30_000, ge=1000)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+
+class TelemetrySettings(BaseSettings):
+    """``OTEL_*`` and ``LOG_*``: tracing is off unless an endpoint is set."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    otel_exporter_otlp_endpoint: str | None = None  # e.g. http://127.0.0.1:4318
+    otel_traces_sampler_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    log_level: str = "INFO"
+    metrics_port: int | None = None

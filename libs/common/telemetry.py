@@ -1,0 +1,63 @@
+"""OpenTelemetry set-up and W3C trace-context propagation through Kafka headers.
+
+With no OTLP endpoint configured nothing is installed: the API's no-op tracer is used, so
+tracing off costs (almost) nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
+
+from common.settings import TelemetrySettings
+
+log = logging.getLogger(__name__)
+
+TWEET_ID = "tweet.id"
+
+
+def configure_tracing(service: str, settings: TelemetrySettings) -> None:
+    if not settings.otel_exporter_otlp_endpoint:
+        return
+    # Imported lazily: the SDK and exporter are only needed when tracing is on.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(settings.otel_traces_sampler_ratio)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+    log.info("tracing enabled", extra={"otlp_endpoint": endpoint})
+
+
+def shutdown_tracing() -> None:
+    provider = trace.get_tracer_provider()
+    shutdown = getattr(provider, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+
+
+def inject_headers(ctx: Context | None = None) -> list[tuple[str, bytes]]:
+    """Kafka headers carrying the current (or given) span context."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=ctx)
+    return [(k, v.encode()) for k, v in carrier.items()]
+
+
+def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> Context:
+    carrier = {k: v.decode(errors="replace") for k, v in headers or ()}
+    return propagate.extract(carrier, context=context.Context())
+
+
+def current_trace_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
