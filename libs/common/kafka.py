@@ -17,13 +17,20 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
-from common.errors import TransientError
+from common.errors import PermanentError, TransientError
+from common.events import DeadLetter
 from common.settings import KafkaSettings
+from common.telemetry import TWEET_ID, extract_context, inject_headers
+from common.topics import Topics
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("common.kafka")
 
 Headers = list[tuple[str, bytes]]
+_TRACE_HEADERS = {"traceparent", "tracestate", "baggage"}
 
 
 @dataclass(frozen=True)
@@ -81,17 +88,45 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[str]) -> None:
 
 
 async def publish_all(producer: AIOKafkaProducer, messages: Sequence[OutgoingMessage]) -> None:
-    """Send every message and wait until the brokers acknowledged all of them."""
-    futures = [
-        await producer.send(
-            m.topic,
-            value=m.value,
-            key=m.key.encode() if m.key is not None else None,
-            headers=m.headers,
-        )
-        for m in messages
-    ]
+    """Send every message and wait until the brokers acknowledged all of them.
+
+    Each send is a producer span, child of the context the message's headers carry, and the
+    headers are rewritten to carry that span on to the consumer.
+    """
+    futures = []
+    for m in messages:
+        with tracer.start_as_current_span(
+            f"{m.topic} publish",
+            context=extract_context(m.headers),
+            kind=SpanKind.PRODUCER,
+            attributes={TWEET_ID: m.key or "", "messaging.destination.name": m.topic},
+        ):
+            traced = [(k, v) for k, v in m.headers if k not in _TRACE_HEADERS] + inject_headers()
+            futures.append(
+                await producer.send(
+                    m.topic, value=m.value, key=m.key.encode() if m.key is not None else None, headers=traced
+                )
+            )
     await asyncio.gather(*futures)
+
+
+def dead_letter(record: ConsumerRecord, service: str, error: Exception) -> OutgoingMessage:
+    """The ``<topic>.dlq`` message for a record that cannot be processed, with its reason."""
+    reason = error.reason if isinstance(error, PermanentError) else type(error).__name__
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    letter = DeadLetter(
+        service=service,
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=key,
+        value=(record.value or b"").decode(errors="replace"),
+        reason=reason,
+        error_class=type(error).__name__,
+        detail=str(error)[:2000],
+    )
+    headers = [("error-class", type(error).__name__.encode()), ("service", service.encode())]
+    return OutgoingMessage(Topics().dlq(record.topic), key, letter.model_dump_json().encode(), headers)
 
 
 BatchHandler = Callable[[list[ConsumerRecord]], Awaitable[list[OutgoingMessage]]]

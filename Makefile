@@ -1,0 +1,57 @@
+# Every target installs what it needs first, so each one works on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+INFRA := deploy/local/infra.sh
+SERVICES := deploy/local/services.sh
+FILE ?= data/sample_tweets.json
+FORMAT ?=
+GATEWAY_URL ?= http://127.0.0.1:8000
+
+.PHONY: help install up-infra up down replay demo test test-unit lint models status bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## create .venv from the pinned requirements (cached; cheap when unchanged)
+	@bash deploy/local/python-env.sh
+
+up-infra: ## download (cached) and start Kafka, Elasticsearch and Jaeger; wait until ready
+	@bash $(INFRA) up
+
+up: install up-infra ## start infrastructure and every service in the background; return when ready
+	@bash $(SERVICES) up
+
+down: ## stop the services and the infrastructure
+	@bash $(SERVICES) down
+	@bash $(INFRA) down
+
+replay: install ## replay a dataset into the running stack: make replay FILE=path [FORMAT=csv]
+	@$(PY) -m ingestor replay "$(FILE)" $(if $(FORMAT),--format $(FORMAT),)
+
+demo: up ## everything above, then replay the sample dataset and show labelled tweets
+	@$(PY) -m ingestor replay data/sample_tweets.json
+	@$(PY) deploy/demo_show.py --url $(GATEWAY_URL)
+
+models: install ## download the production models (needs internet)
+	@$(PY) deploy/fetch_models.py
+
+status: install ## per-stage counts and consumer lag
+	@$(PY) deploy/pipeline_status.py
+
+test: install up-infra ## everything the tests need, then all tests and static checks
+	@bash deploy/local/run-tests.sh
+
+test-unit: install ## unit tests only (no servers)
+	@$(PY) -m pytest -q tests/unit
+
+lint: install ## ruff + mypy
+	@.venv/bin/ruff check libs services tests bench deploy
+	@.venv/bin/mypy libs/common services
+
+bench: install up-infra ## benchmarks (write bench/results/*.json)
+	@$(PY) bench/stance_bench.py
+	@$(PY) bench/pipeline_bench.py
+
+clean: down ## stop everything and delete local data (downloads stay cached)
+	@bash $(INFRA) clean || true

@@ -1,0 +1,3 @@
+from emotion.main import main
+
+main()

@@ -1,0 +1,98 @@
+"""Batch in → label events (and dead letters) out. The only async step is inference off-loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+
+from common.errors import PermanentError
+from common.events import TweetRecord
+from common.kafka import OutgoingMessage, dead_letter
+from common.telemetry import TWEET_ID, current_trace_id, extract_context, inject_headers
+from emotion.logic import build_label_events, decode_tweet
+from emotion.model import EmotionClassifier
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("emotion")
+
+SERVICE = "emotion"
+
+
+@dataclass
+class EmotionHandler:
+    classifier: EmotionClassifier
+    labels_topic: str
+
+    async def __call__(self, batch: list[ConsumerRecord]) -> list[OutgoingMessage]:
+        out: list[OutgoingMessage] = []
+        accepted: list[tuple[ConsumerRecord, TweetRecord]] = []
+        for record in batch:
+            try:
+                accepted.append((record, decode_tweet(record.value)))
+            except PermanentError as exc:
+                log.warning(
+                    "dead-lettering undecodable message",
+                    extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                           "reason": exc.reason},
+                )
+                out.append(dead_letter(record, SERVICE, exc))
+        if not accepted:
+            return out
+        scores, failed = await self._classify(accepted)
+        out.extend(failed)
+        labelled = [(r, t) for (r, t) in accepted if t.id in scores]
+        out.extend(self._label_messages(labelled, [scores[t.id] for _, t in labelled]))
+        return out
+
+    async def _classify(
+        self, accepted: Sequence[tuple[ConsumerRecord, TweetRecord]]
+    ) -> tuple[dict[str, dict[str, float]], list[OutgoingMessage]]:
+        links = [Link(trace.get_current_span(extract_context(r.headers)).get_span_context()) for r, _ in accepted]
+        texts = [t.text for _, t in accepted]
+        with tracer.start_as_current_span(
+            "emotion inference",
+            links=links,
+            attributes={"batch.size": len(texts), "model": self.classifier.model_id},
+        ):
+            try:
+                rows = await asyncio.to_thread(self.classifier.classify, texts)
+                return {t.id: row for (_, t), row in zip(accepted, rows, strict=True)}, []
+            except Exception:
+                log.exception("batch inference failed; retrying tweet by tweet to isolate the culprit")
+        scores: dict[str, dict[str, float]] = {}
+        failed: list[OutgoingMessage] = []
+        for record, tweet in accepted:
+            try:
+                scores[tweet.id] = (await asyncio.to_thread(self.classifier.classify, [tweet.text]))[0]
+            except Exception as exc:
+                failed.append(dead_letter(record, SERVICE, PermanentError("inference_error", repr(exc))))
+        return scores, failed
+
+    def _label_messages(
+        self, labelled: Sequence[tuple[ConsumerRecord, TweetRecord]], scores: Sequence[dict[str, float]]
+    ) -> list[OutgoingMessage]:
+        messages = []
+        for (record, tweet), row in zip(labelled, scores, strict=True):
+            job = dict(record.headers or ()).get("job-id")
+            with tracer.start_as_current_span(
+                "emotion label",
+                context=extract_context(record.headers),
+                kind=SpanKind.CONSUMER,
+                links=[Link(trace.get_current_span().get_span_context())],
+                attributes={TWEET_ID: tweet.id, "model": self.classifier.model_id,
+                            "messaging.source": record.topic, "messaging.offset": record.offset},
+            ):
+                [event] = build_label_events(
+                    [tweet], [row],
+                    model=self.classifier.model_id, revision=self.classifier.revision,
+                    job_ids=[job.decode() if job else None], trace_ids=[current_trace_id()],
+                )
+                headers = inject_headers()
+            messages.append(OutgoingMessage(self.labels_topic, tweet.id, event.model_dump_json().encode(), headers))
+        return messages

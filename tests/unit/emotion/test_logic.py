@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from common.errors import PermanentError
+from common.events import EMOTION_LABELS, Author, LabelEvent, TweetRecord
+from emotion.logic import build_label_events, decode_tweet, normalise_scores, valence
+
+
+def _tweet(tweet_id: str = "1850000000000000001", text: str = "hello") -> TweetRecord:
+    return TweetRecord(
+        id=tweet_id,
+        author=Author(handle="ana"),
+        created_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        text=text,
+        source="unit",
+    )
+
+
+def test_valence_is_positive_minus_negative_mass() -> None:
+    scores = {"joy": 0.6, "anger": 0.1, "sadness": 0.1, "neutral": 0.1, "surprise": 0.1}
+    assert valence(scores) == pytest.approx(0.6 - 0.2)
+
+
+@pytest.mark.parametrize(
+    ("label", "expected"), [("joy", 1.0), ("anger", -1.0), ("fear", -1.0), ("neutral", 0.0), ("surprise", 0.0)]
+)
+def test_valence_bounds_for_certain_predictions(label: str, expected: float) -> None:
+    assert valence({label: 1.0}) == expected
+
+
+def test_normalise_scores_covers_all_labels_and_sums_to_one() -> None:
+    probs = normalise_scores({"joy": 2.0, "anger": 2.0})
+    assert list(probs) == list(EMOTION_LABELS)
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert probs["fear"] == 0.0
+
+
+def test_build_label_events_picks_argmax_and_keeps_ids_exact() -> None:
+    tweets = [_tweet("9223372036854775807"), _tweet("18014398509481985")]
+    rows = [
+        {label: (0.4 if label == "fear" else 0.1) for label in EMOTION_LABELS},
+        {label: (0.7 if label == "joy" else 0.05) for label in EMOTION_LABELS},
+    ]
+    events = build_label_events(tweets, rows, model="m", revision="r", job_ids=[None, "job-1"], trace_ids=[None, None])
+    assert [e.tweet_id for e in events] == ["9223372036854775807", "18014398509481985"]
+    assert [e.label for e in events] == ["fear", "joy"]
+    assert events[1].job_id == "job-1"
+    assert events[1].valence is not None and events[1].valence > 0
+    roundtrip = LabelEvent.model_validate_json(events[0].model_dump_json())
+    assert roundtrip == events[0]
+    assert '"tweet_id":"9223372036854775807"' in events[0].model_dump_json()
+
+
+def test_build_label_events_rejects_misaligned_inputs() -> None:
+    with pytest.raises(ValueError):
+        build_label_events([_tweet()], [], model="m", revision=None, job_ids=[None], trace_ids=[None])
+
+
+def test_decode_tweet_roundtrip_and_reasons() -> None:
+    tweet = _tweet()
+    assert decode_tweet(tweet.model_dump_json().encode()) == tweet
+    with pytest.raises(PermanentError) as empty:
+        decode_tweet(b"")
+    assert empty.value.reason == "empty_message"
+    with pytest.raises(PermanentError) as garbage:
+        decode_tweet(b"\xff\xfe not json")
+    assert garbage.value.reason.startswith("invalid_tweet")
+    with pytest.raises(PermanentError) as missing:
+        decode_tweet(b'{"id": "1", "author": {"handle": "a"}, "created_at": "2024-01-01T00:00:00Z", "source": "x"}')
+    assert missing.value.reason == "invalid_tweet:text"

@@ -1,0 +1,51 @@
+"""The production loading path, with a tiny model built at test time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import ModelUnavailableError
+from common.events import EMOTION_LABELS
+from emotion.model import load_classifier
+from emotion.settings import EmotionSettings
+from tests.support.tiny_models import build_tiny_emotion_model
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_emotion_model(tmp_path_factory.mktemp("tiny-emotion"))
+
+
+def test_tiny_model_loads_through_production_path(tiny_model: Path) -> None:
+    classifier = load_classifier(EmotionSettings(model=str(tiny_model)))
+    rows = classifier.classify(["I love it 😀", "Ünïcödé rage " * 200])
+    assert classifier.model_id == str(tiny_model)
+    for row in rows:
+        assert sorted(row) == sorted(EMOTION_LABELS)
+        assert sum(row.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_missing_hub_model_fails_with_the_command_to_run(tmp_path: Path) -> None:
+    settings = EmotionSettings(model="j-hartmann/emotion-english-distilroberta-base", MODEL_CACHE_DIR=tmp_path)
+    with pytest.raises(ModelUnavailableError, match="make models"):
+        load_classifier(settings)
+
+
+def test_missing_directory_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
+        load_classifier(EmotionSettings(model=str(tmp_path / "nope")))
+
+
+def test_zero_shot_fallback_names_itself_and_separates_obvious_cases() -> None:
+    classifier = load_classifier(EmotionSettings(backend="minilm-zero-shot"))
+    assert "MiniLM" in classifier.model_id
+    happy, angry, scared = classifier.classify(
+        ["I am so happy today, best day ever!", "I hate this, it makes me furious", "I am terrified of the storm"]
+    )
+    assert max(happy, key=happy.__getitem__) == "joy"
+    assert max(angry, key=angry.__getitem__) == "anger"
+    assert max(scared, key=scared.__getitem__) == "fear"
