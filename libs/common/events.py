@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_TWEET_ID = 2**63 - 1  # Twitter snowflake ids are signed 64-bit integers.
 MAX_TEXT_CHARS = 4000  # Long-form tweets reach 4,000 characters; anything longer is not a tweet.
 MAX_HASHTAGS = 100

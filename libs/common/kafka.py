@@ -10,6 +10,7 @@ and nothing is counted twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from opentelemetry.trace import SpanKind
 
 from common.errors import PermanentError, TransientError
 from common.events import DeadLetter
+from common.metrics import BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, RETRIES
 from common.settings import KafkaSettings
 from common.telemetry import TWEET_ID, extract_context, inject_headers
-from common.topics import Topics
+from common.topics import DLQ_SUFFIX, Topics
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("common.kafka")
@@ -78,10 +80,9 @@ async def ensure_topics(settings: KafkaSettings, topics: Sequence[str]) -> None:
         if not missing:
             return
         new = [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing]
-        try:
+        # Another process may create one between list and create.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another process created it between list and create
         log.info("created topics", extra={"topics": missing, "partitions": settings.partitions})
     finally:
         await admin.close()
@@ -125,7 +126,11 @@ def dead_letter(record: ConsumerRecord, service: str, error: Exception) -> Outgo
         error_class=type(error).__name__,
         detail=str(error)[:2000],
     )
-    headers = [("error-class", type(error).__name__.encode()), ("service", service.encode())]
+    headers = [
+        ("error-class", type(error).__name__.encode()),
+        ("service", service.encode()),
+        ("reason", reason.encode()),
+    ]
     return OutgoingMessage(Topics().dlq(record.topic), key, letter.model_dump_json().encode(), headers)
 
 
@@ -145,6 +150,7 @@ class BatchLoop:
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer | None
     handle: BatchHandler
+    service: str = "unknown"  # the metrics label
     max_records: int = 64
     max_wait_ms: int = 200
     max_backoff_s: float = 30.0
@@ -153,14 +159,13 @@ class BatchLoop:
 
     async def run(self) -> None:
         while not self.stopping.is_set():
-            polled = await self.consumer.getmany(
-                timeout_ms=self.max_wait_ms, max_records=self.max_records
-            )
+            polled = await self.consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
             batch = [record for records in polled.values() for record in records]
             if batch:
                 await self._process(batch)
 
     async def _process(self, batch: list[ConsumerRecord]) -> None:
+        BATCH_SIZE.labels(self.service).observe(len(batch))
         backoff = 0.5
         while True:
             try:
@@ -169,16 +174,28 @@ class BatchLoop:
                     if self.producer is None:
                         raise RuntimeError("handler produced messages but the loop has no producer")
                     await publish_all(self.producer, outgoing)
+                    self._count_outgoing(outgoing)
                 break
             except TransientError as exc:
                 if self.stopping.is_set():
                     return  # uncommitted: the batch is redelivered after restart
+                RETRIES.labels(self.service).inc()
                 log.warning("transient failure, retrying batch", extra={"error": str(exc), "retry_in_s": backoff})
                 await self._idle(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
         await self._commit(batch)
+        for record in batch:
+            CONSUMED.labels(self.service, record.topic).inc()
         if self.on_committed is not None:
             self.on_committed(batch)
+
+    def _count_outgoing(self, outgoing: list[OutgoingMessage]) -> None:
+        for message in outgoing:
+            if message.topic.endswith(DLQ_SUFFIX):
+                reason = dict(message.headers).get("reason", b"unknown").decode()
+                DEAD_LETTERED.labels(self.service, message.topic, reason).inc()
+            else:
+                PRODUCED.labels(self.service, message.topic).inc()
 
     async def _idle(self, seconds: float) -> None:
         """Wait while still polling (paused), so the group does not evict this member."""
@@ -196,6 +213,10 @@ class BatchLoop:
             offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
         try:
             await self.consumer.commit(offsets)
+            for tp, offset in offsets.items():
+                highwater = self.consumer.highwater(tp)
+                if highwater is not None:
+                    CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, highwater - offset))
         except CommitFailedError:
             # The group rebalanced while we worked: the new owner replays these records and
             # the idempotent downstream writes absorb the duplicates.

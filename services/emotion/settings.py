@@ -32,5 +32,6 @@ class EmotionSettings(BaseSettings):
     max_wait_ms: int = Field(default=200, ge=1)
     max_length: int = Field(default=128, ge=8, le=512)
     threads: int | None = Field(default=None, ge=1)
+    metrics_port: int | None = Field(default=9102, ge=0, le=65535)  # 0 disables /metrics
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

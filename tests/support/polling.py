@@ -14,7 +14,7 @@ async def wait_until(
     probe: Callable[[], Awaitable[T]],
     done: Callable[[T], bool],
     *,
-    timeout: float = 120.0,
+    timeout: float = 120.0,  # noqa: ASYNC109 - a deadline for polling, not an I/O timeout
     interval: float = 0.5,
     what: str = "condition",
 ) -> T:

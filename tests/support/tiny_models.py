@@ -33,8 +33,15 @@ def build_tiny_emotion_model(path: Path) -> Path:
     )
     tokenizer = RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=128)
     tokenizer.add_special_tokens(
-        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
-         "cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>"}
+        {
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "cls_token": "<s>",
+            "sep_token": "</s>",
+            "mask_token": "<mask>",
+        }
     )
     config = RobertaConfig(
         vocab_size=len(tokenizer),

@@ -27,8 +27,16 @@ class FakeClassifier:
 
 def _record(offset: int, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> ConsumerRecord:
     return ConsumerRecord(
-        topic="t.tweets.raw", partition=0, offset=offset, timestamp=0, timestamp_type=0,
-        key=b"k", value=value, checksum=None, serialized_key_size=1, serialized_value_size=len(value),
+        topic="t.tweets.raw",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"k",
+        value=value,
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=len(value),
         headers=headers or [],
     )
 

@@ -1,0 +1,34 @@
+"""Prometheus metrics every consumer shares, and the small /metrics server for workers.
+
+Service-specific metrics (inference latency, bulk latency, freshness) live in each service.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter("pipeline_records_consumed", "Kafka records consumed", ["service", "topic"])
+PRODUCED = Counter("pipeline_records_produced", "Kafka records produced and acknowledged", ["service", "topic"])
+DEAD_LETTERED = Counter(
+    "pipeline_records_dead_lettered", "Records sent to a dead-letter topic", ["service", "topic", "reason"]
+)
+REJECTED = Counter("pipeline_records_rejected", "Source records rejected by validation", ["service", "reason"])
+BATCH_SIZE = Histogram(
+    "pipeline_batch_size", "Records per processed batch", ["service"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+)
+CONSUMER_LAG = Gauge(
+    "pipeline_consumer_lag", "High watermark minus committed offset", ["service", "topic", "partition"]
+)
+RETRIES = Counter("pipeline_batch_retries", "Batches retried after a transient failure", ["service"])
+
+
+def start_metrics_server(port: int | None, service: str) -> None:
+    """Expose /metrics on 127.0.0.1:port (port 0 or None: no server)."""
+    if not port:
+        return
+    start_http_server(port, addr="127.0.0.1")
+    log.info("metrics server started", extra={"port": port, "service": service})
