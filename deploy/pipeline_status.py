@@ -1,0 +1,93 @@
+"""`make status`: per-stage counts and consumer lag in one table.
+
+Reads Kafka offsets (topic sizes, each consumer group's committed offsets) and Elasticsearch
+counts, so a person sees at a glance whether every stage keeps up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+from rich.table import Table
+
+from common.settings import KafkaSettings
+
+GROUPS = {"emotion": "raw", "stance": "raw", "gateway-indexer": "raw+labels"}
+
+
+async def topic_sizes(consumer: AIOKafkaConsumer, topics: list[str]) -> dict[str, dict[TopicPartition, int]]:
+    existing = await consumer.topics()
+    sizes: dict[str, dict[TopicPartition, int]] = {}
+    for topic in topics:
+        if topic not in existing:
+            sizes[topic] = {}
+            continue
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        sizes[topic] = await consumer.end_offsets(partitions)
+    return sizes
+
+
+async def gather(settings: KafkaSettings, es_url: str, index: str) -> tuple[Table, Table]:
+    t = settings.topics
+    names = [t.raw, t.labels, t.rejected, t.dlq(t.raw), t.dlq(t.labels)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await consumer.start()
+    await admin.start()
+    try:
+        sizes = await topic_sizes(consumer, names)
+        stages = Table(title="Kafka topics (messages ever written)")
+        stages.add_column("topic")
+        stages.add_column("messages", justify="right")
+        for topic in names:
+            stages.add_row(topic, str(sum(sizes[topic].values())))
+        lag = Table(title="Consumer groups")
+        for column in ("group", "topic", "committed", "end", "lag"):
+            lag.add_column(column, justify="right" if column != "group" and column != "topic" else "left")
+        for group in GROUPS:
+            committed = await admin.list_consumer_group_offsets(group)
+            for topic in (t.raw, t.labels) if group == "gateway-indexer" else (t.raw,):
+                ends = sizes.get(topic, {})
+                done = sum(committed[tp].offset for tp in ends if tp in committed and committed[tp].offset >= 0)
+                end = sum(ends.values())
+                lag.add_row(group, topic, str(done), str(end), str(end - done))
+    finally:
+        await admin.close()
+        await consumer.stop()
+    async with httpx.AsyncClient(base_url=es_url, timeout=10) as es:
+        counts = {}
+        for label, query in {
+            "indexed tweets": {"exists": {"field": "created_at"}},
+            "with emotion": {"exists": {"field": "emotion.label"}},
+            "with stance": {"exists": {"field": "stance.label"}},
+        }.items():
+            response = await es.post(f"/{index}/_count", json={"query": query})
+            counts[label] = response.json().get("count", 0) if response.status_code == 200 else "n/a"
+    for label, value in counts.items():
+        stages.add_row(f"elasticsearch {index}: {label}", str(value))
+    return stages, lag
+
+
+def main() -> int:
+    console = Console()
+    settings = KafkaSettings()
+    es_url = os.environ.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
+    index = os.environ.get("GATEWAY_INDEX", "tweets")
+    try:
+        stages, lag = asyncio.run(gather(settings, es_url, index))
+    except Exception as exc:  # a status command reports, it does not crash
+        console.print(f"[red]cannot read pipeline status: {exc!r}. Is the stack running? (`make up`)[/red]")
+        return 1
+    console.print(stages)
+    console.print(lag)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
