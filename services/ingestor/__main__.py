@@ -1,0 +1,3 @@
+from ingestor.cli import app
+
+app(prog_name="python -m ingestor")

@@ -1,0 +1,13 @@
+"""Errors the ingestor raises on purpose; the CLI turns them into one clear line and exit code."""
+
+from __future__ import annotations
+
+from common.errors import ServiceError, TransientError
+
+
+class SourceFormatError(ServiceError, ValueError):
+    """The input cannot be read as any supported format (or the one given with ``--format``)."""
+
+
+class KafkaUnavailableError(TransientError):
+    """The brokers could not be reached; the message names the address and how to start Kafka."""

@@ -1,0 +1,288 @@
+"""Reading sources: files (streamed, constant memory), a JSON Lines file being appended to
+(``--follow``) and stdin (``-``). Everything here is blocking I/O; the replay pulls items in
+chunks from a worker thread so the event loop stays free for the Kafka producer.
+
+JSON arrays and single objects are streamed with ijson (non-integers come back as ``Decimal``,
+never ``float``, so an id's digits are never rounded); JSON Lines use ``json.loads`` per line
+with ``parse_float=Decimal`` for the same reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import select
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Final
+
+import ijson
+
+from ingestor.errors import SourceFormatError
+from ingestor.formats import JSON_ADAPTERS, Adapter, check_format, detect, json_container
+from ingestor.formats.tabular import csv_row_mapper, map_sentiment140, parse_column_overrides
+from ingestor.logic import SourceItem, raw_json
+
+HEAD_BYTES = 64 * 1024
+csv.field_size_limit(16 * 1024 * 1024)  # a quoted field may hold a long thread; the model bounds text
+
+
+class Idle:
+    """Yielded by continuous sources when no input is waiting: the replay flushes its batch."""
+
+
+IDLE: Final = Idle()
+Item = SourceItem | Idle
+
+
+def _adapter_pending(value: Any) -> dict[str, Any]:
+    raise RuntimeError("the source format is not known yet")
+
+
+class Source:
+    """An opened input: ``items`` to iterate, and the ``format``/``adapter`` that map them.
+
+    For stdin and ``--follow`` without ``--format`` the format is detected from the first
+    line that parses, so ``format`` and ``adapter`` are set once the first item arrives.
+    """
+
+    def __init__(self, name: str, handle: IO[bytes] | None, total_bytes: int | None) -> None:
+        self.name = name
+        self.format: str | None = None
+        self.adapter: Adapter = _adapter_pending
+        self.total_bytes = total_bytes
+        self.items: Iterator[Item] = iter(())
+        self._handle = handle
+
+    def use(self, fmt: str, adapter: Adapter) -> None:
+        self.format, self.adapter = fmt, adapter
+
+    def bytes_read(self) -> int | None:
+        return self._handle.tell() if self._handle is not None and not self._handle.closed else None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+def open_source(
+    path: str,
+    fmt: str | None = None,
+    columns: str | None = None,
+    *,
+    follow: bool = False,
+    poll_interval_s: float = 0.5,
+    csv_encoding: str = "utf-8",
+) -> Source:
+    """Open ``path`` (``-`` for stdin) and pick its format; raises :class:`SourceFormatError`."""
+    if fmt is not None:
+        check_format(fmt)
+    parse_column_overrides(columns)  # a typo in --columns fails before anything is read
+    if path == "-" or follow:
+        if fmt is not None and fmt not in JSON_ADAPTERS:
+            raise SourceFormatError(f"stdin and --follow read JSON Lines; --format {fmt} is not JSON")
+        if path == "-":
+            source = Source("stdin", None, None)
+            lines = fd_lines(sys.stdin.fileno(), poll_interval_s)
+        else:
+            handle = _open(path)
+            source = Source(Path(path).name, handle, None)
+            lines = _tail_lines(handle, poll_interval_s)
+        if fmt is not None:
+            source.use(fmt, JSON_ADAPTERS[fmt])
+        source.items = json_lines_items(lines, source)
+        return source
+
+    handle = _open(path)
+    try:
+        head = handle.read(HEAD_BYTES)
+        handle.seek(0)
+        source = Source(Path(path).name, handle, os.fstat(handle.fileno()).st_size)
+        if fmt is None:
+            # --columns only makes sense for CSV, so it settles a header no default name matches.
+            tabular = columns is not None and json_container(head) == "csv"
+            fmt = "csv" if tabular else detect(source.name, head)
+        _read_as(source, handle, head, fmt, columns, csv_encoding)
+    except BaseException:
+        handle.close()
+        raise
+    return source
+
+
+def _open(path: str) -> IO[bytes]:
+    try:
+        return open(path, "rb")  # the Source owns and closes it
+    except OSError as exc:
+        raise SourceFormatError(f"cannot open {path}: {exc.strerror}") from None
+
+
+def _read_as(source: Source, handle: IO[bytes], head: bytes, fmt: str, columns: str | None, encoding: str) -> None:
+    if fmt in ("csv", "sentiment140"):
+        text = io.TextIOWrapper(handle, encoding=encoding, errors="surrogateescape", newline="")
+        reader = csv.reader(text)
+        if fmt == "csv":
+            header = next(reader, None)
+            if header is None:
+                raise SourceFormatError(f"{source.name} has no header row")
+            source.use(fmt, csv_row_mapper(header, parse_column_overrides(columns)))
+        else:
+            source.use(fmt, map_sentiment140)
+        source.items = _csv_rows(reader)
+        return
+    container = json_container(head)
+    if container == "csv":
+        raise SourceFormatError(f"--format {fmt} expects JSON, but {source.name} does not start with [ or {{")
+    source.use(fmt, JSON_ADAPTERS[fmt])
+    if container == "json-array":
+        if fmt == "twitter-v2":
+            raise SourceFormatError("twitter-v2 expects one response object, or one response per line")
+        source.items = json_array_items(handle)
+    elif container == "json-object" and fmt == "twitter-v2":
+        source.items = _v2_object(handle)
+    else:  # a JSON Lines file whose first line is broken still reads line by line
+        source.items = json_lines_items(iter(handle), source)
+
+
+def json_array_items(handle: IO[bytes]) -> Iterator[SourceItem]:
+    count = 0
+    try:
+        for value in ijson.items(handle, "item"):
+            count += 1
+            yield SourceItem(f"record {count}", raw_json(value), value)
+    except ijson.JSONError as exc:
+        yield _broken_tail(count, exc)
+
+
+def _v2_object(handle: IO[bytes]) -> Iterator[SourceItem]:
+    """Two streaming passes: ``includes.users`` (it usually comes last), then ``data``."""
+    users: dict[str, Any] = {}
+    try:
+        for user in ijson.items(handle, "includes.users.item"):
+            if isinstance(user, dict):
+                users[str(user.get("id"))] = user
+    except ijson.JSONError:
+        pass  # the data pass below reports where the document breaks
+    handle.seek(0)
+    count = 0
+    try:
+        for tweet in ijson.items(handle, "data.item"):
+            count += 1
+            yield SourceItem(f"record {count}", raw_json(tweet), _joined(tweet, users))
+    except ijson.JSONError as exc:
+        yield _broken_tail(count, exc)
+
+
+def _broken_tail(parsed: int, exc: Exception) -> SourceItem:
+    return SourceItem(
+        f"record {parsed + 1}",
+        "",
+        error=f"JSON breaks after record {parsed}, the rest of the file is unreadable: {exc}",
+    )
+
+
+def json_lines_items(lines: Iterable[bytes | Idle], source: Source) -> Iterator[Item]:
+    number = 0
+    for line in lines:
+        if isinstance(line, Idle):
+            yield line
+            continue
+        number += 1
+        if not line.strip():
+            continue
+        raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
+        try:
+            value = json.loads(line, parse_float=Decimal, parse_constant=_no_constants)
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield SourceItem(f"line {number}", raw, error=f"not valid JSON: {exc}")
+            continue
+        if source.format is None:
+            _detect_first_line(source, line)
+        if source.format == "twitter-v2":
+            yield from _v2_response(value, f"line {number}", raw)
+        else:
+            yield SourceItem(f"line {number}", raw, value)
+
+
+def _detect_first_line(source: Source, line: bytes) -> None:
+    fmt = detect(source.name, line)
+    source.use(fmt, JSON_ADAPTERS[fmt])
+
+
+def _v2_response(response: Any, position: str, raw: str) -> Iterator[SourceItem]:
+    data = response.get("data") if isinstance(response, dict) else None
+    if data is None:
+        if isinstance(response, dict) and "errors" not in response:
+            return  # an empty page (result_count 0) holds no tweets
+        yield SourceItem(position, raw, error="a twitter-v2 response without data", reason="missing_field:data")
+        return
+    users = (response.get("includes") or {}).get("users") or []
+    by_id = {str(user.get("id")): user for user in users if isinstance(user, dict)}
+    for index, tweet in enumerate(data if isinstance(data, list) else [data]):
+        yield SourceItem(f"{position} data[{index}]", raw_json(tweet), _joined(tweet, by_id))
+
+
+def _joined(tweet: Any, users: dict[str, Any]) -> dict[str, Any]:
+    author_id = tweet.get("author_id") if isinstance(tweet, dict) else None
+    return {"tweet": tweet, "author": users.get(str(author_id)) if author_id is not None else None}
+
+
+def _csv_rows(reader: Any) -> Iterator[SourceItem]:
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield SourceItem(f"row {start}", "", error=f"unreadable CSV row: {exc}", reason="malformed_row")
+        else:
+            if row:
+                yield SourceItem(f"row {start}", _csv_line(row), row)
+        start = reader.line_num + 1
+
+
+def _csv_line(row: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(row)
+    return buffer.getvalue().rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _tail_lines(handle: IO[bytes], poll_interval_s: float) -> Iterator[bytes | Idle]:
+    """Lines of a growing file, forever; a line still being written is held until its newline."""
+    pending = b""
+    while True:
+        chunk = handle.readline()
+        if not chunk:
+            yield IDLE
+            time.sleep(poll_interval_s)  # runs in the reader thread, after the batch was flushed
+            continue
+        pending += chunk
+        if pending.endswith(b"\n"):
+            yield pending
+            pending = b""
+
+
+def fd_lines(fd: int, poll_interval_s: float) -> Iterator[bytes | Idle]:
+    """Lines from a pipe or terminal until EOF, with ``IDLE`` whenever nothing arrives for a poll."""
+    pending = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], poll_interval_s)
+        if not ready:
+            yield IDLE
+            continue
+        chunk = os.read(fd, 64 * 1024)
+        if not chunk:
+            if pending:
+                yield pending
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (line + b"\n" for line in lines)

@@ -1,0 +1,98 @@
+"""The replay loop with an in-memory publisher (the real Kafka path is in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from common.events import RejectedRecord, TweetRecord
+from common.kafka import OutgoingMessage
+from common.topics import Topics
+from ingestor.handlers import Replay
+from ingestor.source import open_source
+
+SAMPLE = Path(__file__).parents[3] / "data" / "sample_tweets.json"
+FIXTURES = Path(__file__).parent / "fixtures"
+TOPICS = Topics("t.")
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.batches: list[list[OutgoingMessage]] = []
+
+    async def __call__(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.batches.append(list(messages))
+
+    def on(self, topic: str) -> list[OutgoingMessage]:
+        return [m for batch in self.batches for m in batch if m.topic == topic]
+
+
+async def test_sample_replay_reconciles_and_rejects_duplicates() -> None:
+    publisher = RecordingPublisher()
+    summary = await Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=8).run()
+    assert (summary.read, summary.valid, summary.duplicates, summary.published, summary.rejected) == (45, 41, 1, 40, 5)
+    assert summary.rejected_by_reason == {
+        "missing_field:text": 1,
+        "invalid_date:created_at": 1,
+        "invalid_type:id": 1,
+        "empty_field:text": 1,
+        "duplicate_id": 1,
+    }
+    assert summary.reconciles and summary.errors == [] and summary.format == "nested"
+    raw = publisher.on("t.tweets.raw")
+    assert len({m.key for m in raw}) == len(raw) == 40
+    for message in raw:
+        assert TweetRecord.model_validate_json(message.value).id == message.key
+    rejects = [RejectedRecord.model_validate_json(m.value) for m in publisher.on("t.tweets.rejected")]
+    duplicate = next(r for r in rejects if r.reason == "duplicate_id")
+    assert duplicate.position == "record 23" and json.loads(duplicate.raw)["id"] == 1921567810453299200
+    assert max(len(batch) for batch in publisher.batches) == 8
+
+
+async def test_limit_counts_records_read() -> None:
+    publisher = RecordingPublisher()
+    summary = await Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=4, limit=11).run()
+    assert summary.read == 11 and summary.published == 10 and summary.rejected == 1
+    assert summary.reconciles
+
+
+async def test_truncated_file_is_reported_as_an_error() -> None:
+    summary = await Replay(open_source(str(FIXTURES / "truncated.json")), RecordingPublisher(), TOPICS).run()
+    assert (summary.read, summary.published, summary.rejected) == (7, 6, 1)
+    assert len(summary.errors) == 1 and "record 7" in summary.errors[0]
+
+
+async def test_rate_limit_flushes_partial_batches_instead_of_holding_them() -> None:
+    publisher = RecordingPublisher()
+    replay = Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=500, limit=6, rate=1000)
+    summary = await replay.run()
+    assert summary.read == 6
+    # At 1,000/s the bucket holds 100: six records go out as one batch. At 50/s it holds 5, so
+    # the sixth record waits, and the five before it are flushed instead of held back.
+    assert len(publisher.batches) == 1
+    slow = RecordingPublisher()
+    await Replay(open_source(str(SAMPLE)), slow, TOPICS, batch_size=500, limit=7, rate=50).run()
+    assert len(slow.batches) >= 2 and sum(len(b) for b in slow.batches) == 7
+
+
+async def test_stopping_ends_the_run_with_a_summary() -> None:
+    stopping = asyncio.Event()
+    stopping.set()
+    summary = await Replay(open_source(str(SAMPLE)), RecordingPublisher(), TOPICS, stopping=stopping).run()
+    assert summary.read == 0 and summary.reconciles
+
+
+async def test_publish_failures_propagate() -> None:
+    async def failing(messages: Sequence[OutgoingMessage]) -> None:
+        raise ConnectionError("broker gone")
+
+    replay = Replay(open_source(str(SAMPLE)), failing, TOPICS)
+    try:
+        await replay.run()
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("a failed publish must not be swallowed")
+    assert replay.summary.published == 0

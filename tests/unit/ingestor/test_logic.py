@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from common.events import RejectedRecord, TweetRecord, ValidationIssue
+from ingestor.formats.nested import map_nested
+from ingestor.logic import ReplaySummary, SeenIds, SourceItem, raw_json, reason_for, to_outcome
+
+
+def test_unparseable_items_become_not_json_rejects_with_position_and_raw() -> None:
+    item = SourceItem("line 7", "{oops", error="not valid JSON: Expecting property name")
+    result = to_outcome(item, map_nested, "f.jsonl")
+    assert isinstance(result, RejectedRecord)
+    assert (result.reason, result.position, result.raw, result.source) == ("not_json", "line 7", "{oops", "f.jsonl")
+    assert "Expecting property name" in result.errors[0].msg
+
+
+def test_validation_errors_are_all_kept() -> None:
+    record = {"id": 5, "user": {}, "meta": {"created_at": "2025-01-01"}, "payload": {"tweet": {}}}
+    result = to_outcome(SourceItem("record 1", raw_json(record), record), map_nested, "f.json")
+    assert isinstance(result, RejectedRecord)
+    assert result.reason == "missing_field:author.handle"
+    assert {issue.loc for issue in result.errors} == {"author.handle", "text"}
+
+
+def test_unexpected_shapes_are_rejected_not_raised() -> None:
+    def broken(value: object) -> dict[str, object]:
+        raise TypeError("unhashable type: 'list'")
+
+    result = to_outcome(SourceItem("record 1", "[]", []), broken, "f.json")
+    assert isinstance(result, RejectedRecord) and result.reason == "unmappable"
+
+
+def test_reason_categories() -> None:
+    def reason(type_: str, loc: str = "x") -> str:
+        return reason_for(ValidationIssue(loc=loc, msg="", type=type_))
+
+    assert reason("missing", "text") == "missing_field:text"
+    assert reason("string_type", "id") == "invalid_type:id"
+    assert reason("timezone_aware", "created_at") == "invalid_date:created_at"
+    assert reason("string_too_short", "text") == "empty_field:text"
+    assert reason("string_too_long", "text") == "too_long:text"
+    assert reason("greater_than_equal", "metrics.likes") == "invalid_value:metrics.likes"
+    assert reason("value_error", "") == "invalid_value"
+
+
+def test_seen_ids_compare_numerically() -> None:
+    seen = SeenIds()
+    assert seen.add("9223372036854775807") is True
+    assert seen.add("9223372036854775807") is False
+    assert seen.add("5") is True
+    assert len(seen) == 2
+
+
+def test_raw_json_keeps_the_digits_of_non_integers() -> None:
+    assert raw_json({"id": Decimal("1.8600000000000000E+18"), "n": 2**63}) == (
+        '{"id": "1.8600000000000000E+18", "n": 9223372036854775808}'
+    )
+
+
+def test_summary_reconciles_only_when_counts_add_up() -> None:
+    summary = ReplaySummary(source="s", read=5, valid=4, duplicates=1, published=3)
+    summary.count_reject("duplicate_id")
+    assert not summary.reconciles
+    summary.count_reject("not_json")
+    assert summary.reconciles
+    assert summary.rejected_by_reason == {"duplicate_id": 1, "not_json": 1}
+    assert summary.model_dump()["reconciles"] is True
+
+
+def test_valid_record_is_a_tweet() -> None:
+    record = {"id": "7", "user": {"handle": "@a"}, "meta": {"created_at": "2025-01-01"},
+              "payload": {"tweet": {"content": "hi"}}}
+    assert isinstance(to_outcome(SourceItem("line 1", "", record), map_nested, "f"), TweetRecord)
