@@ -1,0 +1,1 @@
+"""Gateway: indexes tweets and labels into Elasticsearch and serves them over HTTP."""

@@ -1,0 +1,49 @@
+"""Injectables of the routes, as ``Annotated`` aliases. Tests swap them via ``dependency_overrides``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+
+from common.events import TweetRecord
+from gateway.query import TweetQuery
+from gateway.search import Job, TweetPage
+from gateway.settings import GatewaySettings
+
+
+class TweetRepository(Protocol):
+    async def search_tweets(self, query: TweetQuery) -> TweetPage: ...
+    async def get_tweet(self, tweet_id: str) -> dict[str, Any] | None: ...
+    async def select_for_labelling(self, task: str, query: TweetQuery, *, force: bool) -> list[dict[str, Any]]: ...
+    async def save_job(self, job: Job) -> None: ...
+    async def delete_job(self, job_id: str) -> None: ...
+    async def get_job(self, job_id: str) -> Job | None: ...
+    async def count_labelled(self, task: str, job_id: str) -> int: ...
+    async def ping(self) -> bool: ...
+
+
+class RelabelQueue(Protocol):
+    async def publish(self, task: str, tweets: Sequence[TweetRecord], job_id: str) -> None: ...
+    async def ping(self) -> bool: ...
+
+
+def get_settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def get_repository(request: Request) -> TweetRepository:
+    repository: TweetRepository = request.app.state.repository
+    return repository
+
+
+def get_relabel_queue(request: Request) -> RelabelQueue:
+    queue: RelabelQueue = request.app.state.relabel_queue
+    return queue
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+RepositoryDep = Annotated[TweetRepository, Depends(get_repository)]
+RelabelQueueDep = Annotated[RelabelQueue, Depends(get_relabel_queue)]

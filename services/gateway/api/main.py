@@ -1,0 +1,68 @@
+"""``create_app()``: the FastAPI application, its lifespan (clients) and error mapping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from common.errors import TransientError
+from gateway.api.routes import health, jobs, tweets
+from gateway.query import InvalidParameter
+from gateway.relabel import RelabelPublisher
+from gateway.search import TweetSearch, make_client
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+def _lifespan(settings: GatewaySettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_client(settings.es_url, settings.es_request_timeout_s)
+        search = TweetSearch(client, settings.index, settings.jobs_index)
+        publisher = RelabelPublisher(settings.kafka)
+        try:
+            await search.ensure_indices(shards=settings.index_shards, replicas=settings.index_replicas)
+        except TransientError as exc:
+            # Start anyway: /readyz reports it and the indexer creates the index when ES is back.
+            log.warning("elasticsearch not reachable at startup", extra={"error": str(exc)})
+        await publisher.start()
+        app.state.repository = search
+        app.state.relabel_queue = publisher
+        try:
+            yield
+        finally:
+            await publisher.close()
+            await client.close()
+
+    return lifespan
+
+
+async def _invalid_parameter(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidParameter)
+    detail = [{"type": "value_error", "loc": ["query", exc.param], "msg": exc.message}]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("dependency unavailable", extra={"path": request.url.path, "error": str(exc)})
+    return JSONResponse({"detail": "a backing service is unavailable, retry shortly"}, status_code=503)
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    app = FastAPI(
+        title="Tweet pipeline gateway",
+        description="Search emotion- and stance-labelled tweets; queue tweets for re-labelling.",
+        version="0.1.0",
+        lifespan=_lifespan(settings),
+    )
+    app.state.settings = settings
+    app.add_exception_handler(InvalidParameter, _invalid_parameter)
+    app.add_exception_handler(TransientError, _unavailable)
+    for router in (tweets.router, jobs.router, health.router):
+        app.include_router(router)
+    return app

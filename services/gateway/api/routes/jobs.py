@@ -1,0 +1,100 @@
+"""``POST /emotion``, ``POST /stance`` and ``/jobs``: queue stored tweets again for a classifier."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import ValidationError
+
+from common.errors import TransientError
+from gateway import query
+from gateway.api.deps import RelabelQueueDep, RepositoryDep
+from gateway.api.routes.tweets import EndDate, StartDate
+from gateway.logic import tweet_record_from_source
+from gateway.schemas import JobCreatedPublic, JobPublic
+from gateway.search import Job
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["jobs"])
+
+Limit = Annotated[int, Query(ge=1, le=10_000, description="How many tweets to queue at most, oldest first")]
+Force = Annotated[bool, Query(description="Also queue tweets that already have this label")]
+
+
+async def _queue_job(
+    task: Literal["emotion", "stance"],
+    repository: RepositoryDep,
+    relabel_queue: RelabelQueueDep,
+    *,
+    limit: int,
+    start_date: str | None,
+    end_date: str | None,
+    force: bool,
+) -> JobCreatedPublic:
+    selection = query.TweetQuery(limit=limit, window=query.time_window(start_date, end_date))
+    sources = await repository.select_for_labelling(task, selection, force=force)
+    tweets = []
+    for source in sources:
+        try:
+            tweets.append(tweet_record_from_source(source))
+        except ValidationError as exc:
+            log.warning(
+                "stored tweet no longer validates; not queued", extra={"event_id": source.get("id"), "error": str(exc)}
+            )
+    job = Job(uuid.uuid4().hex, task, len(tweets), datetime.now(UTC).isoformat())
+    # The job is stored first so labels that come back quickly always find it.
+    await repository.save_job(job)
+    try:
+        await relabel_queue.publish(task, tweets, job.job_id)
+    except TransientError:
+        await repository.delete_job(job.job_id)
+        raise
+    log.info("queued relabel job", extra={"job_id": job.job_id, "task": task, "queued": job.queued})
+    return JobCreatedPublic(job_id=job.job_id, task=task, queued=job.queued)
+
+
+@router.post("/emotion", status_code=202, response_model=JobCreatedPublic)
+async def queue_emotion(
+    repository: RepositoryDep,
+    relabel_queue: RelabelQueueDep,
+    limit: Limit = 1000,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    force: Force = False,
+) -> JobCreatedPublic:
+    """Queue tweets without an emotion label (all of them with ``force``) for the emotion service."""
+    return await _queue_job(
+        "emotion", repository, relabel_queue, limit=limit, start_date=start_date, end_date=end_date, force=force
+    )
+
+
+@router.post("/stance", status_code=202, response_model=JobCreatedPublic)
+async def queue_stance(
+    repository: RepositoryDep,
+    relabel_queue: RelabelQueueDep,
+    limit: Limit = 1000,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    force: Force = False,
+) -> JobCreatedPublic:
+    """Queue tweets without a stance label (all of them with ``force``) for the stance service."""
+    return await _queue_job(
+        "stance", repository, relabel_queue, limit=limit, start_date=start_date, end_date=end_date, force=force
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic, responses={404: {"description": "No such job"}})
+async def get_job(
+    job_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="job_id returned by POST /emotion or /stance")],
+    repository: RepositoryDep,
+) -> JobPublic:
+    job = await repository.get_job(job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
+    labelled = await repository.count_labelled(job.task, job.job_id)
+    task: Literal["emotion", "stance"] = "emotion" if job.task == "emotion" else "stance"
+    return JobPublic(job_id=job.job_id, task=task, queued=job.queued, labelled=labelled, done=labelled >= job.queued)

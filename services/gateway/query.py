@@ -1,0 +1,172 @@
+"""Pure parsing of the API's query parameters into typed queries, and the opaque page cursor.
+
+Every function raises :class:`InvalidParameter` naming the parameter and what to send instead;
+the routes turn it into a 422.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from common.events import EMOTION_LABELS, STANCE_LABELS
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TWEET_ID = re.compile(r"^[0-9]{1,19}$")
+# search_after values for created_at are epoch milliseconds; keep them inside years 1..9999.
+_MIN_MILLIS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_MAX_MILLIS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+_MAX_CURSOR_CHARS = 200
+
+
+class InvalidParameter(ValueError):
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """``created_at`` bounds: ``start`` inclusive; ``end`` inclusive or exclusive."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    end_inclusive: bool = True
+
+
+@dataclass(frozen=True)
+class Cursor:
+    created_at_millis: int
+    tweet_id: str
+
+
+@dataclass(frozen=True)
+class TweetQuery:
+    limit: int
+    window: TimeWindow = field(default_factory=TimeWindow)
+    emotion: str | None = None
+    stance: str | None = None
+    min_valence: float | None = None
+    max_valence: float | None = None
+    after: Cursor | None = None
+
+
+def parse_datetime(param: str, raw: str, *, is_end: bool) -> tuple[datetime, bool]:
+    """Parse ``YYYY-MM-DD`` or an ISO datetime (naive means UTC).
+
+    Returns the bound and whether it is inclusive: a date-only end covers that whole day,
+    so it becomes the next midnight, exclusive.
+    """
+    text = raw.strip()
+    if _DATE_ONLY.match(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError as exc:
+            raise InvalidParameter(param, f"{raw!r} is not a valid date ({exc})") from exc
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        if not is_end:
+            return midnight, True
+        if day == date.max:
+            return datetime.max.replace(tzinfo=UTC), True
+        return midnight + timedelta(days=1), False
+    # An unencoded "+" in a query string arrives as a space: "10:00:00 02:00" meant "+02:00".
+    text = re.sub(r"(T[\d:.]+) (\d{2}:?\d{2})$", r"\1+\2", text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidParameter(
+            param, f"{raw!r} is neither YYYY-MM-DD nor an ISO 8601 datetime like 2020-01-31T23:59:59Z"
+        ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC), True
+    except OverflowError as exc:
+        raise InvalidParameter(param, f"{raw!r} is outside the supported range of dates") from exc
+
+
+def time_window(start_date: str | None, end_date: str | None) -> TimeWindow:
+    start = parse_datetime("start_date", start_date, is_end=False)[0] if start_date else None
+    end, inclusive = parse_datetime("end_date", end_date, is_end=True) if end_date else (None, True)
+    if start is not None and end is not None and (start > end or (start == end and not inclusive)):
+        raise InvalidParameter("start_date", f"start_date {start_date} is after end_date {end_date}")
+    return TimeWindow(start, end, inclusive)
+
+
+def parse_label(param: str, raw: str | None, allowed: tuple[str, ...]) -> str | None:
+    if raw is None:
+        return None
+    by_folded = {label.casefold(): label for label in allowed}
+    label = by_folded.get(raw.strip().casefold())
+    if label is None:
+        raise InvalidParameter(param, f"{raw!r} is not one of {', '.join(allowed)}")
+    return label
+
+
+def valence_range(min_score: float | None, max_score: float | None) -> tuple[float | None, float | None]:
+    for param, value in (("min_score", min_score), ("max_score", max_score)):
+        if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
+            raise InvalidParameter(param, f"{value} is outside -1..1")
+    if min_score is not None and max_score is not None and min_score > max_score:
+        raise InvalidParameter("min_score", f"min_score {min_score} is greater than max_score {max_score}")
+    return min_score, max_score
+
+
+def tweet_query(
+    *,
+    limit: int,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    cursor: str | None = None,
+    emotion: str | None = None,
+    stance: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+) -> TweetQuery:
+    min_valence, max_valence = valence_range(min_score, max_score)
+    return TweetQuery(
+        limit=limit,
+        window=time_window(start_date, end_date),
+        emotion=parse_label("emotion", emotion, EMOTION_LABELS),
+        stance=parse_label("stance", stance, STANCE_LABELS),
+        min_valence=min_valence,
+        max_valence=max_valence,
+        after=decode_cursor(cursor) if cursor is not None else None,
+    )
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    raw = json.dumps([cursor.created_at_millis, cursor.tweet_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> Cursor:
+    problem = "is not a cursor returned by this API; pass next_cursor from the previous page unchanged"
+    if not token or len(token) > _MAX_CURSOR_CHARS:
+        raise InvalidParameter("cursor", problem)
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidParameter("cursor", problem) from exc
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or type(values[0]) is not int
+        or not isinstance(values[1], str)
+        or not _TWEET_ID.match(values[1])
+        or not _MIN_MILLIS <= values[0] <= _MAX_MILLIS
+    ):
+        raise InvalidParameter("cursor", problem)
+    return Cursor(values[0], values[1])
+
+
+def cursor_from_sort(sort: list[object]) -> Cursor:
+    millis, tweet_id = sort
+    return Cursor(int(str(millis)), str(tweet_id))

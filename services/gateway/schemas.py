@@ -1,0 +1,87 @@
+"""Response models of the API (``*Public``), built from stored documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from gateway.logic import scores_from_stored
+
+
+class AuthorPublic(BaseModel):
+    handle: str
+    username: str | None = None
+    user_id: str | None = None
+    verified: bool | None = None
+
+
+class MetricsPublic(BaseModel):
+    retweets: int | None = None
+    likes: int | None = None
+
+
+class StancePublic(BaseModel):
+    label: str
+    score: float
+    scores: dict[str, float]
+    model: str
+
+    @field_validator("scores", mode="before")
+    @classmethod
+    def _from_stored_pairs(cls, value: Any) -> dict[str, float]:
+        return scores_from_stored(value)
+
+
+class EmotionPublic(StancePublic):
+    valence: float | None = Field(default=None, description="Sentiment in -1..1 derived from the emotion scores")
+
+
+class TweetPublic(BaseModel):
+    id: str = Field(description="64-bit tweet id, as a string to stay exact in JSON")
+    created_at: datetime
+    author: AuthorPublic
+    text: str
+    hashtags: list[str]
+    metrics: MetricsPublic | None = None
+    lang: str | None = None
+    source: str | None = None
+    emotion: EmotionPublic | None = None
+    stance: StancePublic | None = None
+    trace_url: str | None = Field(default=None, description="Jaeger UI page of the trace that ingested the tweet")
+
+    @classmethod
+    def from_source(cls, source: dict[str, Any], *, jaeger_ui_url: str) -> TweetPublic:
+        trace_id = (source.get("trace") or {}).get("ingest")
+        return cls.model_validate(
+            {
+                **{k: source.get(k) for k in ("id", "created_at", "author", "text", "metrics", "lang", "source")},
+                "hashtags": source.get("hashtags") or [],
+                "emotion": source.get("emotion") or None,
+                "stance": source.get("stance") or None,
+                "trace_url": f"{jaeger_ui_url.rstrip('/')}/trace/{trace_id}" if trace_id else None,
+            }
+        )
+
+
+class TweetPagePublic(BaseModel):
+    items: list[TweetPublic]
+    total: int = Field(description="Every document matching the filters, not just this page")
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page")
+
+
+class JobCreatedPublic(BaseModel):
+    job_id: str
+    task: Literal["emotion", "stance"]
+    queued: int
+
+
+class JobPublic(JobCreatedPublic):
+    labelled: int
+    done: bool
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, Literal["ok", "unreachable"]] = Field(default_factory=dict)
