@@ -1,0 +1,116 @@
+"""Follow one tweet end to end: Jaeger traces, /metrics that reconcile, logs with trace ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import MakeStack
+from tests.e2e.stack import Stack
+from tests.e2e.test_pipeline import labelled, wait_for
+
+pytestmark = [pytest.mark.kafka, pytest.mark.es, pytest.mark.model, pytest.mark.jaeger]
+
+JAEGER = "http://127.0.0.1:16686"
+PIPELINE_SERVICES = {"ingestor", "emotion", "stance", "gateway-indexer"}
+
+
+def _dataset(path: Path, n: int) -> Path:
+    lines = []
+    for i in range(n):
+        lines.append(
+            json.dumps(
+                {
+                    "id": str(1_800_000_000_000_000_000 + i),
+                    "user": {"username": f"Tracer {i}", "handle": f"@tracer{i}", "verified": True},
+                    "meta": {"created_at": f"2024-07-0{1 + i}T10:00:00Z", "hashtags": ["#otel"]},
+                    "payload": {"tweet": {"content": f"Tracing tweet {i}: I fully support the new bike lanes!"}},
+                    "metrics": {"retweets": 1, "likes": 2},
+                }
+            )
+        )
+    lines.append('{"id": 1.5, "payload": {}}')  # one reject, so the counters have something to reconcile
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _trace_for(tweet_id: str) -> dict[str, Any] | None:
+    params = {"service": "ingestor", "tags": json.dumps({"tweet.id": tweet_id}), "lookback": "1h", "limit": "5"}
+    found = httpx.get(f"{JAEGER}/api/traces", params=params, timeout=10).json().get("data") or []
+    if not found:
+        return None
+    full = httpx.get(f"{JAEGER}/api/traces/{found[0]['traceID']}", timeout=10).json()["data"][0]
+    services = {p["serviceName"] for p in full["processes"].values()}
+    return full if PIPELINE_SERVICES <= services else None
+
+
+def _metrics(port: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _total(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in metrics.items() if n == name and labels.items() <= dict(ls).items())
+
+
+@pytest.fixture
+def traced_stack(make_stack: MakeStack, tiny_emotion_model: Path, stance_gguf: Path) -> Stack:
+    stack = make_stack(
+        {
+            "EMOTION_MODEL": str(tiny_emotion_model),
+            "STANCE_GGUF_PATH": str(stance_gguf),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+            "OTEL_TRACES_SAMPLER_RATIO": "1.0",
+            "LOG_LEVEL": "DEBUG",
+        }
+    )
+    for name in ("gateway-indexer", "gateway", "emotion", "stance"):
+        stack.start(name)
+    stack.wait_ready()
+    return stack
+
+
+def test_one_tweet_is_followed_across_every_service(traced_stack: Stack, tmp_path: Path) -> None:
+    stack = traced_stack
+    summary = stack.replay(_dataset(tmp_path / "traced.jsonl", 4))
+    assert (summary["published"], summary["rejected"]) == (4, 1)
+    items = wait_for(stack.all_tweets, lambda i: len(labelled(i, "emotion", "stance")) == 4, stack, "labels")
+    tweet_id = items[0]["id"]
+
+    trace = wait_for(lambda: _trace_for(tweet_id), lambda t: t is not None, stack, "a complete trace", 120)
+    spans = {span["spanID"]: span for span in trace["spans"]}
+    services = {trace["processes"][s["processID"]]["serviceName"] for s in spans.values()}
+    assert services >= PIPELINE_SERVICES
+    roots = [s for s in spans.values() if not any(r["refType"] == "CHILD_OF" for r in s["references"])]
+    assert len(roots) == 1, "every span but the ingestor's root has a parent in the same trace"
+    for span in spans.values():
+        for ref in span["references"]:
+            if ref["refType"] == "CHILD_OF":
+                assert ref["spanID"] in spans
+    tagged = [s for s in spans.values() if {"key": "tweet.id", "type": "string", "value": tweet_id} in s["tags"]]
+    assert {trace["processes"][s["processID"]]["serviceName"] for s in tagged} >= PIPELINE_SERVICES
+
+    detail = httpx.get(f"{stack.api}/tweets/{tweet_id}", timeout=10).json()
+    assert detail["trace_url"].endswith(f"/trace/{trace['traceID']}")
+
+    # Logs: a line emitted while labelling this tweet carries this tweet's trace id.
+    lines = [json.loads(line) for line in (stack.logs / "emotion.log").read_text().splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line.get("tweet.id") == tweet_id]
+    assert mine and all(line["trace_id"] == trace["traceID"] for line in mine)
+
+    # Metrics: each worker's counters reconcile with the replay.
+    for service, port_var in (("emotion", "EMOTION_METRICS_PORT"), ("stance", "STANCE_METRICS_PORT")):
+        metrics = _metrics(stack.env[port_var])
+        consumed = _total(metrics, "pipeline_records_consumed_total", service=service)
+        produced = _total(metrics, "pipeline_records_produced_total", service=service)
+        dead = _total(metrics, "pipeline_records_dead_lettered_total", service=service)
+        assert consumed == 4 and consumed == produced + dead, (service, consumed, produced, dead)
