@@ -130,6 +130,7 @@ def dead_letter(record: ConsumerRecord, service: str, error: Exception) -> Outgo
         ("error-class", type(error).__name__.encode()),
         ("service", service.encode()),
         ("reason", reason.encode()),
+        ("source-offset", f"{record.topic}:{record.partition}:{record.offset}".encode()),
     ]
     return OutgoingMessage(Topics().dlq(record.topic), key, letter.model_dump_json().encode(), headers)
 

@@ -23,6 +23,10 @@ class KafkaSettings(BaseSettings):
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
 
+    def group(self, name: str) -> str:
+        """Consumer group ids share the topic prefix, so isolated runs never rebalance each other."""
+        return f"{self.topic_prefix}{name}"
+
 
 class TelemetrySettings(BaseSettings):
     """``OTEL_*`` and ``LOG_*``: tracing is off unless an endpoint is set."""

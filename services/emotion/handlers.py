@@ -113,5 +113,6 @@ class EmotionHandler:
                     trace_ids=[current_trace_id()],
                 )
                 headers = inject_headers()
+                log.debug("labelled tweet", extra={TWEET_ID: tweet.id, "label": event.label, "score": event.score})
             messages.append(OutgoingMessage(self.labels_topic, tweet.id, event.model_dump_json().encode(), headers))
         return messages

@@ -15,12 +15,11 @@ from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 from common.errors import PermanentError, TransientError
-from common.events import DeadLetter
-from common.kafka import OutgoingMessage
-from common.metrics import DEAD_LETTERED
+from common.kafka import OutgoingMessage, dead_letter
+from common.telemetry import TWEET_ID
 from common.topics import Topics
 from gateway import logic
 from gateway.logic import Outcome
@@ -30,6 +29,13 @@ tracer = trace.get_tracer("gateway.indexer")
 SERVICE = "gateway-indexer"
 MAX_SPAN_LINKS = 128
 BULK_SECONDS = Histogram("gateway_bulk_seconds", "Elasticsearch bulk request latency (answered requests)")
+BULK_ERRORS = Counter("gateway_bulk_errors", "Bulk requests or items that failed", ["kind"])
+FRESHNESS = Histogram(
+    "pipeline_freshness_seconds",
+    "Age when indexed: tweet = ingested → indexed, emotion/stance = label produced → indexed",
+    ["stage"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
 
 
 class BulkWriter(Protocol):
@@ -61,14 +67,35 @@ class IndexBatchHandler:
         with tracer.start_as_current_span("gateway.index_batch", links=links) as span:
             span.set_attribute("messaging.batch.message_count", len(batch))
             index_trace_id = format(span.get_span_context().trace_id, "032x") if span.is_recording() else None
+            # One span per message in the trace it came from, linked to the batch, so each
+            # tweet's own trace shows when (and in which bulk) it was indexed.
+            per_message = [
+                tracer.start_span(
+                    "gateway.index",
+                    context=trace.set_span_in_context(trace.NonRecordingSpan(c)),
+                    kind=trace.SpanKind.CONSUMER,
+                    links=[trace.Link(span.get_span_context())],
+                    attributes={
+                        TWEET_ID: r.key.decode(errors="replace") if r.key else "",
+                        "messaging.source.name": r.topic,
+                        "messaging.kafka.offset": r.offset,
+                    },
+                )
+                for r, c in zip(batch, upstream, strict=True)
+                if c.is_valid
+            ]
             for record, context in zip(batch, upstream, strict=True):
                 header_trace_id = format(context.trace_id, "032x") if context.is_valid else None
                 try:
                     operations += self._operations(record, now, header_trace_id, index_trace_id)
                     sources.append(record)
                 except PermanentError as exc:
-                    dead.append(self._dead_letter(record, exc.reason, exc.detail, type(exc).__name__))
-            rejected = await self._write(operations, sources) if operations else []
+                    dead.append(self._dead_letter(record, exc.reason, exc.detail))
+            try:
+                rejected = await self._write(operations, sources) if operations else []
+            finally:
+                for message_span in per_message:
+                    message_span.end()
         self.stats.indexed += len(sources) - len(rejected)
         self.stats.dead_lettered += len(dead) + len(rejected)
         return dead + rejected
@@ -78,17 +105,23 @@ class IndexBatchHandler:
     ) -> list[dict[str, Any]]:
         if record.topic == self.topics.raw:
             tweet = logic.decode_tweet(record.value)
+            FRESHNESS.labels("tweet").observe(max(0.0, (now - tweet.ingested_at).total_seconds()))
             doc = logic.tweet_doc(tweet, indexed_at=now, ingest_trace_id=header_trace_id, index_trace_id=index_trace_id)
             return logic.tweet_operations(self.index, doc)
         if record.topic == self.topics.labels:
             event = logic.decode_label(record.value)
+            FRESHNESS.labels(event.task).observe(max(0.0, (now - event.produced_at).total_seconds()))
             label = logic.label_doc(event, header_trace_id=header_trace_id)
             return logic.label_operations(self.index, event.tweet_id, event.task, label)
         raise PermanentError("unexpected_topic", record.topic)
 
     async def _write(self, operations: list[dict[str, Any]], sources: list[ConsumerRecord]) -> list[OutgoingMessage]:
-        with BULK_SECONDS.time():
-            items = await self.writer.bulk(operations)
+        try:
+            with BULK_SECONDS.time():
+                items = await self.writer.bulk(operations)
+        except TransientError:
+            BULK_ERRORS.labels("request").inc()
+            raise
         if len(items) != len(sources):
             raise TransientError(f"bulk answered {len(items)} items for {len(sources)} actions")
         dead: list[OutgoingMessage] = []
@@ -98,41 +131,25 @@ class IndexBatchHandler:
             if result.outcome is Outcome.RETRY:
                 retry.append(f"{result.status} {result.reason[:200]}")
             elif result.outcome is Outcome.REJECTED:
-                dead.append(self._dead_letter(record, "elasticsearch_rejected", result.reason, "BulkItemError"))
+                dead.append(self._dead_letter(record, "elasticsearch_rejected", result.reason))
+        if dead:
+            BULK_ERRORS.labels("item_rejected").inc(len(dead))
         if retry:
+            BULK_ERRORS.labels("item_retry").inc(len(retry))
             # Re-sending the whole batch is safe: every write is an idempotent upsert by id.
             raise TransientError(f"{len(retry)} bulk items must be retried, first: {retry[0]}")
         return dead
 
-    def _dead_letter(self, record: ConsumerRecord, reason: str, detail: str, error_class: str) -> OutgoingMessage:
-        key = record.key.decode(errors="replace") if record.key is not None else None
-        value = record.value.decode(errors="replace") if record.value is not None else ""
-        DEAD_LETTERED.labels(SERVICE, record.topic, reason).inc()
+    def _dead_letter(self, record: ConsumerRecord, reason: str, detail: str) -> OutgoingMessage:
         log.warning(
             "dead-lettering message",
             extra={
                 "topic": record.topic,
                 "partition": record.partition,
                 "offset": record.offset,
-                "event_id": key,
+                "event_id": record.key.decode(errors="replace") if record.key is not None else None,
                 "reason": reason,
                 "detail": detail[:500],
             },
         )
-        letter = DeadLetter(
-            service=SERVICE,
-            source_topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=key,
-            value=value,
-            reason=reason,
-            error_class=error_class,
-            detail=detail,
-        )
-        headers = [
-            ("error-class", error_class.encode()),
-            ("service", SERVICE.encode()),
-            ("source-offset", f"{record.topic}:{record.partition}:{record.offset}".encode()),
-        ]
-        return OutgoingMessage(self.topics.dlq(record.topic), key, letter.model_dump_json().encode(), headers)
+        return dead_letter(record, SERVICE, PermanentError(reason, detail))

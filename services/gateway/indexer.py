@@ -19,7 +19,7 @@ from aiokafka import ConsumerRecord
 from common.errors import TransientError
 from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
 from common.logging import configure_logging
-from common.metrics import BATCH_SIZE, CONSUMED, start_metrics_server
+from common.metrics import start_metrics_server
 from common.telemetry import configure_tracing, shutdown_tracing
 from gateway.handlers import SERVICE, IndexBatchHandler
 from gateway.search import TweetSearch, make_client
@@ -67,9 +67,6 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
         started = time.monotonic()
 
         def progress(batch: list[ConsumerRecord]) -> None:
-            BATCH_SIZE.labels(SERVICE).observe(len(batch))
-            for record in batch:
-                CONSUMED.labels(SERVICE, record.topic).inc()
             elapsed = max(time.monotonic() - started, 1e-9)
             indexed = handler.stats.indexed
             log.debug(
@@ -87,6 +84,7 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
             handler,
             max_records=settings.indexer_batch_size,
             max_wait_ms=settings.indexer_max_wait_ms,
+            service=SERVICE,
             on_committed=progress,
             stopping=stopping,
         )

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
 
 from common.errors import TransientError
 from gateway.api.routes import health, jobs, tweets
@@ -65,4 +66,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(TransientError, _unavailable)
     for router in (tweets.router, jobs.router, health.router):
         app.include_router(router)
+    app.mount("/metrics", make_asgi_app())
     return app
