@@ -51,7 +51,7 @@ async def gather(settings: KafkaSettings, es_url: str, index: str) -> tuple[Tabl
         for column in ("group", "topic", "committed", "end", "lag"):
             lag.add_column(column, justify="right" if column != "group" and column != "topic" else "left")
         for group in GROUPS:
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = await admin.list_consumer_group_offsets(settings.group(group))
             for topic in (t.raw, t.labels) if group == "gateway-indexer" else (t.raw,):
                 ends = sizes.get(topic, {})
                 done = sum(committed[tp].offset for tp in ends if tp in committed and committed[tp].offset >= 0)
