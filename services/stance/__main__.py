@@ -1,0 +1,3 @@
+from stance.main import main
+
+main()

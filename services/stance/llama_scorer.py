@@ -1,0 +1,179 @@
+"""Stance by label scoring with llama-cpp-python: one forward pass per tweet, no free text.
+
+The prompt's fixed prefix (instruction, examples) is evaluated once. For each tweet the
+context is cut back to the prefix (``n_tokens`` = prefix length; ``Llama.eval`` then drops the
+KV entries past it) and only the tweet and the short tail are evaluated. The next-token
+logits are read for the first token of each label's spellings ("SUPPORT", " Support", ...);
+the three log-masses are softmaxed into probabilities, so every answer is a valid label.
+If the labels' first tokens collide, whole label sequences are scored instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from common.errors import PermanentError
+from common.events import STANCE_LABELS
+from stance.logic import calibrate, logsumexp, mean_probabilities, softmax, top_label
+from stance.model import StanceScore
+from stance.prompts import CONTENT_FREE_INPUTS, PromptParts, chat_prompt, completion_prompt
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = logging.getLogger(__name__)
+
+_LABEL_ROOM = 8  # tokens kept free after the prompt for multi-token label scoring
+
+
+def load_llama(path: Path, n_ctx: int, n_threads: int, n_batch: int) -> Llama:
+    from llama_cpp import Llama
+
+    return Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_threads_batch=n_threads,
+        n_batch=n_batch,
+        logits_all=False,
+        verbose=False,
+    )
+
+
+class LlamaCppScorer:
+    provider = "llamacpp"
+
+    def __init__(self, llm: Llama, model: str, prompt_version: str, calibrate: bool) -> None:
+        self._llm = llm
+        self._lock = threading.Lock()  # a llama context is not thread-safe
+        self.model = model
+        self.prompt_version = prompt_version
+        self.parts = self._prompt_parts(prompt_version)
+        self._space_prefixing = llm.detokenize(llm.tokenize(b"a", add_bos=False)).startswith(b" ")
+        prefix = self.parts.prefix.rstrip(" ")
+        self._tweet_lead = "" if self._space_prefixing else self.parts.prefix[len(prefix) :]
+        self._prefix_tokens = self._tokens(prefix, special=True, bos=True)
+        self._tail_tokens = self._tokens(self.parts.suffix, special=True)
+        if self._space_prefixing and self._tail_tokens and llm.detokenize(self._tail_tokens[:1]) == b" ":
+            self._tail_tokens = self._tail_tokens[1:]  # the tokenizer's dummy space, not ours
+        self.label_tokens, self.label_sequences = self._label_vocabulary()
+        self.content_free: dict[str, float] | None = None
+        if calibrate:
+            self.content_free = mean_probabilities([self.raw_distribution(t) for t in CONTENT_FREE_INPUTS])
+            log.info("contextual calibration measured", extra={"content_free": self.content_free})
+
+    async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]:
+        return list(await asyncio.to_thread(self.score_texts, texts))
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._llm.close)
+
+    def score_texts(self, texts: Sequence[str]) -> list[StanceScore]:
+        scores = []
+        for text in texts:
+            probs = self.raw_distribution(text)
+            if self.content_free is not None:
+                probs = calibrate(probs, self.content_free)
+            scores.append(StanceScore(top_label(probs), probs))
+        return scores
+
+    def raw_distribution(self, text: str) -> dict[str, float]:
+        """Uncalibrated label probabilities, reusing the cached prefix."""
+        with self._lock:
+            self._ensure_prefix()
+            self._llm.n_tokens = len(self._prefix_tokens)
+            self._llm.eval(self.tweet_tokens(text))
+            return self._read_distribution()
+
+    def distribution_from_scratch(self, text: str, single_pass: bool = True) -> dict[str, float]:
+        """The same, with the whole context evaluated anew (to check the cache reuse)."""
+        with self._lock:
+            self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
+            if single_pass:
+                self._llm.eval(self._prefix_tokens + self.tweet_tokens(text))
+            else:
+                self._llm.eval(self._prefix_tokens)
+                self._llm.eval(self.tweet_tokens(text))
+            probs = self._read_distribution()
+            self._llm.n_tokens = 0  # the next cached call re-evaluates the prefix
+            return probs
+
+    def tweet_tokens(self, text: str) -> list[int]:
+        """Tweet (never parsed for special tokens, so it cannot inject any) plus the tail."""
+        budget = self._llm.n_ctx() - len(self._prefix_tokens) - len(self._tail_tokens) - _LABEL_ROOM
+        tweet = self._tokens(self._tweet_lead + text, special=False)[: max(budget, 1)]
+        return tweet + self._tail_tokens
+
+    def _ensure_prefix(self) -> None:
+        n = len(self._prefix_tokens)
+        if self._llm.n_tokens < n or self._llm.input_ids[:n].tolist() != self._prefix_tokens:
+            self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
+            self._llm.eval(self._prefix_tokens)
+
+    def _read_distribution(self) -> dict[str, float]:
+        logits = self._last_logits()
+        log_mass = {label: logsumexp(float(logits[t]) for t in self.label_tokens[label]) for label in STANCE_LABELS}
+        if self.label_sequences:
+            log_mass = self._sequence_log_probs(logits)
+        return softmax(log_mass)
+
+    def _sequence_log_probs(self, logits: np.ndarray) -> dict[str, float]:
+        """log P(label tokens | prompt), one extra decode per label token after the first."""
+        prompt_len = self._llm.n_tokens
+        result = {}
+        for label, tokens in self.label_sequences.items():
+            total, current = 0.0, logits
+            for i, token in enumerate(tokens):
+                total += float(current[token]) - float(np.logaddexp.reduce(current))
+                if i + 1 < len(tokens):
+                    self._llm.n_tokens = prompt_len + i
+                    self._llm.eval([token])
+                    current = self._last_logits()
+            result[label] = total
+        self._llm.n_tokens = prompt_len
+        return result
+
+    def _last_logits(self) -> np.ndarray:
+        import llama_cpp
+
+        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),)).copy()
+
+    def _tokens(self, text: str, special: bool, bos: bool = False) -> list[int]:
+        tokens = list(self._llm.tokenize(text.encode(), add_bos=False, special=special))
+        if bos and (not tokens or tokens[0] != self._llm.token_bos()):
+            tokens.insert(0, self._llm.token_bos())
+        return tokens
+
+    def _prompt_parts(self, version: str) -> PromptParts:
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return completion_prompt(version)
+        vocab_piece = self._llm.detokenize
+        bos = vocab_piece([self._llm.token_bos()], special=True).decode(errors="ignore")
+        eos = vocab_piece([self._llm.token_eos()], special=True).decode(errors="ignore")
+        return chat_prompt(version, template, bos, eos)
+
+    def _label_vocabulary(self) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+        """First tokens that spell only one label; label sequences if some label has none."""
+        firsts: dict[str, set[int]] = {}
+        for label in STANCE_LABELS:
+            spellings = {label, label.title(), label.lower()}
+            firsts[label] = {self._tokens(lead + s, special=False)[0] for s in spellings for lead in ("", " ")}
+        tokens = {
+            label: sorted(firsts[label] - set().union(*(firsts[o] for o in STANCE_LABELS if o != label)))
+            for label in STANCE_LABELS
+        }
+        if all(tokens.values()):
+            return tokens, {}
+        lead = "" if self.parts.suffix[-1:].isspace() else " "
+        sequences = {label: self._tokens(lead + label, special=False) for label in STANCE_LABELS}
+        log.warning("label first tokens collide; scoring whole label sequences", extra={"sequences": sequences})
+        return tokens, sequences

@@ -1,0 +1,142 @@
+"""Pure functions: decode a message, turn scores into label probabilities, validate answers,
+read Retry-After, build label events. No I/O."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from pydantic import ValidationError
+
+from common.errors import PermanentError
+from common.events import STANCE_LABELS, LabelEvent, TweetRecord
+
+_ANSWER_DECORATION = " \t\r\n.,;:!?\"'`*_()[]{}<>"
+_LABEL_WORD = re.compile(r"\b(SUPPORT|OPPOSE|NEUTRAL)\b", re.IGNORECASE)
+
+
+def decode_tweet(value: bytes | None) -> TweetRecord:
+    if not value:
+        raise PermanentError("empty_message")
+    try:
+        return TweetRecord.model_validate_json(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise PermanentError(f"invalid_tweet:{where}", str(exc)) from exc
+
+
+def validate_answer(answer: str) -> str | None:
+    """The label if the answer is exactly one of the three (case and decoration aside), else None."""
+    word = answer.strip(_ANSWER_DECORATION).upper()
+    return word if word in STANCE_LABELS else None
+
+
+def first_label_in(text: str) -> str | None:
+    """Lenient parse of free generated text (only the naive benchmark baseline uses it)."""
+    found = _LABEL_WORD.search(text)
+    return found.group(1).upper() if found else None
+
+
+def softmax(log_scores: Mapping[str, float]) -> dict[str, float]:
+    top = max(log_scores.values())
+    weights = {label: math.exp(value - top) for label, value in log_scores.items()}
+    total = sum(weights.values())
+    return {label: weights[label] / total for label in STANCE_LABELS}
+
+
+def logsumexp(values: Iterable[float]) -> float:
+    items = list(values)
+    top = max(items)
+    return top + math.log(sum(math.exp(v - top) for v in items))
+
+
+def calibrate(probs: Mapping[str, float], content_free: Mapping[str, float]) -> dict[str, float]:
+    """Contextual calibration: divide out the label bias the prompt alone induces, renormalise."""
+    adjusted = {label: probs[label] / max(content_free[label], 1e-12) for label in STANCE_LABELS}
+    total = sum(adjusted.values())
+    return {label: adjusted[label] / total for label in STANCE_LABELS}
+
+
+def mean_probabilities(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    return {label: sum(row[label] for row in rows) / len(rows) for label in STANCE_LABELS}
+
+
+def one_hot(label: str) -> dict[str, float]:
+    return {name: 1.0 if name == label else 0.0 for name in STANCE_LABELS}
+
+
+def probabilities_from_top_logprobs(top: Sequence[tuple[str, float]]) -> dict[str, float] | None:
+    """Label probabilities from the first answer token's top log-probs, or None if no label is there.
+
+    A token counts for a label when it is a non-empty prefix of exactly that label ("SUP",
+    " Support"); tokens shared by several labels or by none are ignored.
+    """
+    mass = dict.fromkeys(STANCE_LABELS, 0.0)
+    for token, logprob in top:
+        word = token.strip(_ANSWER_DECORATION).upper()
+        owners = [label for label in STANCE_LABELS if word and label.startswith(word)]
+        if len(owners) == 1:
+            mass[owners[0]] += math.exp(logprob)
+    total = sum(mass.values())
+    if total <= 0.0:
+        return None
+    return {label: mass[label] / total for label in STANCE_LABELS}
+
+
+def top_label(probs: Mapping[str, float]) -> str:
+    return max(STANCE_LABELS, key=lambda label: probs[label])
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    lowered = {name.lower(): value.strip() for name, value in headers.items()}
+    millis = lowered.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def build_label_event(
+    tweet: TweetRecord,
+    probs: Mapping[str, float],
+    *,
+    model: str,
+    provider: str,
+    prompt_version: str,
+    job_id: str | None,
+    trace_id: str | None,
+) -> LabelEvent:
+    scores = {label: min(1.0, max(0.0, round(probs[label], 6))) for label in STANCE_LABELS}
+    label = top_label(probs)
+    return LabelEvent(
+        tweet_id=tweet.id,
+        task="stance",
+        label=label,
+        score=scores[label],
+        scores=scores,
+        model=model,
+        provider=provider,
+        prompt_version=prompt_version,
+        job_id=job_id,
+        trace_id=trace_id,
+    )

