@@ -7,6 +7,8 @@ SERVICES := deploy/local/services.sh
 FILE ?= data/sample_tweets.json
 FORMAT ?=
 GATEWAY_URL ?= http://127.0.0.1:8000
+# The stack `make up` starts sends traces to the local Jaeger; set it empty to turn tracing off.
+OTLP ?= http://127.0.0.1:4318
 
 .PHONY: help install up-infra up down replay demo test test-unit lint models status bench clean
 
@@ -20,17 +22,17 @@ up-infra: ## download (cached) and start Kafka, Elasticsearch and Jaeger; wait u
 	@bash $(INFRA) up
 
 up: install up-infra ## start infrastructure and every service in the background; return when ready
-	@bash $(SERVICES) up
+	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) bash $(SERVICES) up
 
 down: ## stop the services and the infrastructure
 	@bash $(SERVICES) down
 	@bash $(INFRA) down
 
 replay: install ## replay a dataset into the running stack: make replay FILE=path [FORMAT=csv]
-	@$(PY) -m ingestor replay "$(FILE)" $(if $(FORMAT),--format $(FORMAT),)
+	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) $(PY) -m ingestor replay "$(FILE)" $(if $(FORMAT),--format $(FORMAT),)
 
 demo: up ## everything above, then replay the sample dataset and show labelled tweets
-	@$(PY) -m ingestor replay data/sample_tweets.json
+	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) $(PY) -m ingestor replay data/sample_tweets.json
 	@$(PY) deploy/demo_show.py --url $(GATEWAY_URL)
 
 models: install ## download the production models (needs internet)
