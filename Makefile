@@ -52,8 +52,8 @@ lint: install ## ruff + mypy
 	@.venv/bin/mypy libs/common services
 
 bench: install up-infra ## benchmarks (write bench/results/*.json)
-	@$(PY) bench/stance_bench.py
-	@$(PY) bench/pipeline_bench.py
+	@PYTHONPATH=. $(PY) bench/stance_bench.py
+	@PYTHONPATH=. $(PY) bench/pipeline_bench.py
 
 clean: down ## stop everything and delete local data (downloads stay cached)
 	@bash $(INFRA) clean || true
