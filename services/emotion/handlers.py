@@ -55,26 +55,30 @@ class EmotionHandler:
                 out.append(dead_letter(record, SERVICE, exc))
         if not accepted:
             return out
-        scores, failed = await self._classify(accepted)
+        scores, failed, batch_span = await self._classify(accepted)
         out.extend(failed)
         labelled = [(r, t) for (r, t) in accepted if t.id in scores]
-        out.extend(self._label_messages(labelled, [scores[t.id] for _, t in labelled]))
+        out.extend(self._label_messages(labelled, [scores[t.id] for _, t in labelled], batch_span))
         return out
 
     async def _classify(
         self, accepted: Sequence[tuple[ConsumerRecord, TweetRecord]]
-    ) -> tuple[dict[str, dict[str, float]], list[OutgoingMessage]]:
+    ) -> tuple[dict[str, dict[str, float]], list[OutgoingMessage], trace.SpanContext]:
         links = [Link(trace.get_current_span(extract_context(r.headers)).get_span_context()) for r, _ in accepted]
         texts = [t.text for _, t in accepted]
         with tracer.start_as_current_span(
             "emotion inference",
             links=links,
             attributes={"batch.size": len(texts), "model": self.classifier.model_id},
-        ):
+        ) as batch_span:
             try:
                 with INFERENCE_SECONDS.labels(self.classifier.model_id).time():
                     rows = await asyncio.to_thread(self.classifier.classify, texts)
-                return {t.id: row for (_, t), row in zip(accepted, rows, strict=True)}, []
+                return (
+                    {t.id: row for (_, t), row in zip(accepted, rows, strict=True)},
+                    [],
+                    batch_span.get_span_context(),
+                )
             except Exception:
                 log.exception("batch inference failed; retrying tweet by tweet to isolate the culprit")
         scores: dict[str, dict[str, float]] = {}
@@ -84,10 +88,13 @@ class EmotionHandler:
                 scores[tweet.id] = (await asyncio.to_thread(self.classifier.classify, [tweet.text]))[0]
             except Exception as exc:
                 failed.append(dead_letter(record, SERVICE, PermanentError("inference_error", repr(exc))))
-        return scores, failed
+        return scores, failed, batch_span.get_span_context()
 
     def _label_messages(
-        self, labelled: Sequence[tuple[ConsumerRecord, TweetRecord]], scores: Sequence[dict[str, float]]
+        self,
+        labelled: Sequence[tuple[ConsumerRecord, TweetRecord]],
+        scores: Sequence[dict[str, float]],
+        batch_span: trace.SpanContext,
     ) -> list[OutgoingMessage]:
         messages = []
         for (record, tweet), row in zip(labelled, scores, strict=True):
@@ -96,7 +103,7 @@ class EmotionHandler:
                 "emotion label",
                 context=extract_context(record.headers),
                 kind=SpanKind.CONSUMER,
-                links=[Link(trace.get_current_span().get_span_context())],
+                links=[Link(batch_span)],
                 attributes={
                     TWEET_ID: tweet.id,
                     "model": self.classifier.model_id,

@@ -57,7 +57,7 @@ class StanceHandler:
                 "stance inference",
                 links=links,
                 attributes={"batch.size": len(accepted), "model": self.scorer.model, "provider": self.scorer.provider},
-            ),
+            ) as batch_span,
             INFERENCE_SECONDS.labels(self.scorer.provider, self.scorer.model).time(),
         ):
             results = await self.scorer.score([tweet.text for _, tweet in accepted])
@@ -67,15 +67,18 @@ class StanceHandler:
             if isinstance(result, PermanentError):
                 out.append(self._dead_letter(record, result))
             else:
-                out.append(self._label_message(record, tweet, result))
+                out.append(self._label_message(record, tweet, result, batch_span.get_span_context()))
         return out
 
-    def _label_message(self, record: ConsumerRecord, tweet: TweetRecord, result: StanceScore) -> OutgoingMessage:
+    def _label_message(
+        self, record: ConsumerRecord, tweet: TweetRecord, result: StanceScore, batch: trace.SpanContext
+    ) -> OutgoingMessage:
         job = dict(record.headers or ()).get(JOB_ID_HEADER)
         with tracer.start_as_current_span(
             "stance label",
             context=extract_context(record.headers),
             kind=SpanKind.CONSUMER,
+            links=[Link(batch)],
             attributes={TWEET_ID: tweet.id, "messaging.source": record.topic, "messaging.offset": record.offset},
         ):
             event = build_label_event(

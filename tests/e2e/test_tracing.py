@@ -99,6 +99,10 @@ def test_one_tweet_is_followed_across_every_service(traced_stack: Stack, tmp_pat
     tagged = [s for s in spans.values() if {"key": "tweet.id", "type": "string", "value": tweet_id} in s["tags"]]
     assert {trace["processes"][s["processID"]]["serviceName"] for s in tagged} >= PIPELINE_SERVICES
 
+    for operation in ("emotion label", "stance label"):
+        [span] = [s for s in spans.values() if s["operationName"] == operation]
+        assert any(r["refType"] == "FOLLOWS_FROM" for r in span["references"]), f"{operation} links to its batch"
+
     detail = httpx.get(f"{stack.api}/tweets/{tweet_id}", timeout=10).json()
     assert detail["trace_url"].endswith(f"/trace/{trace['traceID']}")
 
