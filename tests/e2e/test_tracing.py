@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ PIPELINE_SERVICES = {"ingestor", "emotion", "stance", "gateway-indexer"}
 
 
 def _dataset(path: Path, n: int) -> Path:
+    # Fresh ids every run: Jaeger keeps the traces of earlier runs, which must not match.
+    base = 1_000_000_000_000_000_000 + secrets.randbelow(10**17) * 100
     lines = []
     for i in range(n):
         lines.append(
             json.dumps(
                 {
-                    "id": str(1_800_000_000_000_000_000 + i),
+                    "id": str(base + i),
                     "user": {"username": f"Tracer {i}", "handle": f"@tracer{i}", "verified": True},
                     "meta": {"created_at": f"2024-07-0{1 + i}T10:00:00Z", "hashtags": ["#otel"]},
                     "payload": {"tweet": {"content": f"Tracing tweet {i}: I fully support the new bike lanes!"}},
@@ -46,7 +49,7 @@ def _trace_for(tweet_id: str) -> dict[str, Any] | None:
         return None
     full = httpx.get(f"{JAEGER}/api/traces/{found[0]['traceID']}", timeout=10).json()["data"][0]
     services = {p["serviceName"] for p in full["processes"].values()}
-    return full if PIPELINE_SERVICES <= services else None
+    return full if services >= PIPELINE_SERVICES else None
 
 
 def _metrics(port: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
