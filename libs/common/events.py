@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -17,9 +17,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
+
+from common.errors import PermanentError
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_TWEET_ID = 2**63 - 1  # Twitter snowflake ids are signed 64-bit integers.
@@ -173,3 +176,19 @@ class DeadLetter(BaseModel):
     error_class: str
     detail: str = ""
     failed_at: datetime = Field(default_factory=_utcnow)
+
+
+Event = TypeVar("Event", bound=BaseModel)
+
+
+def decode_event(model: type[Event], value: bytes | None, kind: str) -> Event:
+    """Parse a Kafka value as ``model``; what cannot be parsed is a :class:`PermanentError` whose
+    reason (``empty_message`` / ``invalid_<kind>:<first bad field>``) ends up on the dead letter."""
+    if not value:
+        raise PermanentError("empty_message", "tombstone or empty value")
+    try:
+        return model.model_validate_json(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "message"
+        raise PermanentError(f"invalid_{kind}:{where}", str(exc)[:2000]) from exc

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pydantic import ValidationError
-
-from common.errors import PermanentError
-from common.events import EMOTION_LABELS, LabelEvent, TweetRecord
+from common.events import EMOTION_LABELS, LabelEvent, TweetRecord, decode_event
 
 # Valence weight of each emotion. The score is the expected valence under the model's
 # distribution: sum(p(e) * w(e)), which lies in [-1, 1]. Joy is the only clearly pleasant
@@ -27,14 +24,7 @@ VALENCE_WEIGHTS: Mapping[str, float] = {
 
 
 def decode_tweet(value: bytes | None) -> TweetRecord:
-    if not value:
-        raise PermanentError("empty_message")
-    try:
-        return TweetRecord.model_validate_json(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise PermanentError(f"invalid_tweet:{where}", str(exc)) from exc
+    return decode_event(TweetRecord, value, "tweet")
 
 
 def valence(scores: Mapping[str, float]) -> float:

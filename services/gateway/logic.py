@@ -16,10 +16,8 @@ from enum import Enum
 from typing import Any
 
 from opentelemetry import trace
-from pydantic import ValidationError
 
-from common.errors import PermanentError
-from common.events import LabelEvent, TweetRecord
+from common.events import LabelEvent, TweetRecord, decode_event
 from common.telemetry import extract_context
 
 TWEET_FIELDS = ("id", "author", "created_at", "text", "hashtags", "metrics", "lang", "source", "ingested_at")
@@ -41,25 +39,11 @@ RETRY_ON_CONFLICT = 5
 
 
 def decode_tweet(value: bytes | None) -> TweetRecord:
-    if value is None:
-        raise PermanentError("empty_message", "tombstone or null value")
-    try:
-        return TweetRecord.model_validate_json(value)
-    except ValidationError as exc:
-        raise PermanentError("invalid_tweet_record", _summarise(exc)) from exc
+    return decode_event(TweetRecord, value, "tweet")
 
 
 def decode_label(value: bytes | None) -> LabelEvent:
-    if value is None:
-        raise PermanentError("empty_message", "tombstone or null value")
-    try:
-        return LabelEvent.model_validate_json(value)
-    except ValidationError as exc:
-        raise PermanentError("invalid_label_event", _summarise(exc)) from exc
-
-
-def _summarise(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
+    return decode_event(LabelEvent, value, "label")
 
 
 def span_context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> trace.SpanContext:

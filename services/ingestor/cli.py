@@ -131,8 +131,15 @@ async def _replay(
 
     try:
         return await run_replay(
-            path, settings, fmt=fmt, columns=columns, limit=limit, rate=rate, follow=follow,
-            stopping=stopping, on_progress=on_progress,
+            path,
+            settings,
+            fmt=fmt,
+            columns=columns,
+            limit=limit,
+            rate=rate,
+            follow=follow,
+            stopping=stopping,
+            on_progress=on_progress,
         )
     finally:
         progress.stop()

@@ -66,8 +66,12 @@ async def replay(
 
         log.info(
             "replay started",
-            extra={"path": path, "format": source.format, "topic": kafka.topics.raw,
-                   "bootstrap": kafka.bootstrap_servers},
+            extra={
+                "path": path,
+                "format": source.format,
+                "topic": kafka.topics.raw,
+                "bootstrap": kafka.bootstrap_servers,
+            },
         )
         run = Replay(
             source=source,

@@ -9,24 +9,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from pydantic import ValidationError
-
-from common.errors import PermanentError
-from common.events import STANCE_LABELS, LabelEvent, TweetRecord
+from common.events import STANCE_LABELS, LabelEvent, TweetRecord, decode_event
 
 _ANSWER_DECORATION = " \t\r\n.,;:!?\"'`*_()[]{}<>"
 _LABEL_WORD = re.compile(r"\b(SUPPORT|OPPOSE|NEUTRAL)\b", re.IGNORECASE)
 
 
 def decode_tweet(value: bytes | None) -> TweetRecord:
-    if not value:
-        raise PermanentError("empty_message")
-    try:
-        return TweetRecord.model_validate_json(value)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise PermanentError(f"invalid_tweet:{where}", str(exc)) from exc
+    return decode_event(TweetRecord, value, "tweet")
 
 
 def validate_answer(answer: str) -> str | None:

@@ -83,8 +83,7 @@ def detect(name: str, head: bytes) -> str:
     if shape is None:
         looks = "neither JSON nor a CSV with a known header" if container == "csv" else container
         raise SourceFormatError(
-            f"cannot tell the format of {name} (looks like {looks}); "
-            f"pass --format with one of: {supported()}"
+            f"cannot tell the format of {name} (looks like {looks}); " f"pass --format with one of: {supported()}"
         )
     return shape
 
@@ -97,9 +96,7 @@ def _shape(value: Any) -> str | None:
     if "payload" in value or "meta" in value:
         return "jsonl"
     user = value.get("user")
-    if {"id_str", "full_text", "extended_tweet"} & value.keys() or (
-        isinstance(user, dict) and "screen_name" in user
-    ):
+    if {"id_str", "full_text", "extended_tweet"} & value.keys() or (isinstance(user, dict) and "screen_name" in user):
         return "twitter-v1"
     return None
 

@@ -130,9 +130,12 @@ def _tweet(cells: Mapping[str, str], hashtags: list[str]) -> dict[str, Any]:
             "text": cells.get("text"),
             "hashtags": hashtags,
             "metrics": prune(
-                {"retweets": count(cells.get("retweets"), "metrics.retweets"),
-                 "likes": count(cells.get("likes"), "metrics.likes")}
-            ) or None,
+                {
+                    "retweets": count(cells.get("retweets"), "metrics.retweets"),
+                    "likes": count(cells.get("likes"), "metrics.likes"),
+                }
+            )
+            or None,
             "lang": cells.get("lang") or None,
         }
     )

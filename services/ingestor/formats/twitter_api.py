@@ -34,8 +34,7 @@ def map_twitter_v1(record: Any) -> dict[str, Any]:
             "created_at": parse_datetime(record.get("created_at")),
             "text": text,
             "hashtags": entity_tags(entities, "text", "entities"),
-            "metrics": prune({"retweets": record.get("retweet_count"), "likes": record.get("favorite_count")})
-            or None,
+            "metrics": prune({"retweets": record.get("retweet_count"), "likes": record.get("favorite_count")}) or None,
             "lang": record.get("lang"),
         }
     )
@@ -76,8 +75,7 @@ def map_twitter_v2(item: Any) -> dict[str, Any]:
             "created_at": parse_datetime(tweet.get("created_at")),
             "text": note.get("text", tweet.get("text")),
             "hashtags": entity_tags(tweet.get("entities"), "tag", "entities"),
-            "metrics": prune({"retweets": metrics.get("retweet_count"), "likes": metrics.get("like_count")})
-            or None,
+            "metrics": prune({"retweets": metrics.get("retweet_count"), "likes": metrics.get("like_count")}) or None,
             "lang": tweet.get("lang"),
         }
     )

@@ -65,7 +65,7 @@ async def test_undecodable_message_is_dead_lettered_and_the_rest_is_written() ->
     (letter,) = dead
     assert letter.topic == TOPICS.dlq(TOPICS.raw)
     event = DeadLetter.model_validate_json(letter.value)
-    assert (event.offset, event.reason, event.key, event.value) == (7, "invalid_tweet_record", "k", "{broken")
+    assert (event.offset, event.reason, event.key, event.value) == (7, "invalid_tweet:message", "k", "{broken")
     assert ("error-class", b"PermanentError") in letter.headers
 
 

@@ -22,9 +22,9 @@ def test_decode_tweet_round_trips_and_keeps_64_bit_id() -> None:
     ("value", "reason"),
     [
         (None, "empty_message"),
-        (b"not json", "invalid_tweet_record"),
-        (b'{"id": 1.5}', "invalid_tweet_record"),
-        (b"\xff\xfe", "invalid_tweet_record"),
+        (b"not json", "invalid_tweet:message"),
+        (b'{"id": 1.5}', "invalid_tweet:id"),
+        (b"\xff\xfe", "invalid_tweet:message"),
     ],
 )
 def test_decode_tweet_rejects_garbage_with_a_reason(value: bytes | None, reason: str) -> None:
@@ -37,7 +37,7 @@ def test_decode_label_rejects_a_label_of_the_wrong_task() -> None:
     bad = emotion().model_dump(mode="json") | {"label": "SUPPORT"}
     with pytest.raises(PermanentError) as caught:
         logic.decode_label(json.dumps(bad).encode())
-    assert caught.value.reason == "invalid_label_event"
+    assert caught.value.reason.startswith("invalid_label:")
     assert "SUPPORT" in caught.value.detail
 
 
