@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from common.settings import KafkaSettings
 
@@ -15,10 +21,32 @@ SAMPLE_DATASET = REPO / "data" / "sample_tweets.json"
 SHARED_DATASET = REPO.parent / "shared" / "data" / "tweets_dataset.json"
 
 
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if mine:
+                await admin.delete_topics(mine)
+        finally:
+            await admin.close()
+
+    # Its own thread and loop: the tests' session event loop must stay untouched.
+    worker = threading.Thread(target=asyncio.run, args=(delete(),))
+    worker.start()
+    worker.join(60)
+
+
 @pytest.fixture
-def topic_prefix() -> str:
-    """A unique topic namespace per test, so tests never see each other's messages."""
-    return f"test-{uuid.uuid4().hex[:10]}."
+def topic_prefix() -> Iterator[str]:
+    """A unique topic namespace per test, so tests never see each other's messages.
+
+    The topics are deleted afterwards, so repeated runs don't pile up thousands of them."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}."
+    yield prefix
+    with contextlib.suppress(Exception):  # a test that never reached Kafka leaves nothing behind
+        _delete_topics(KafkaSettings().bootstrap_servers, prefix)
 
 
 @pytest.fixture
@@ -32,8 +60,11 @@ def es_url() -> str:
 
 
 @pytest.fixture
-def index_name() -> str:
-    return f"test-tweets-{uuid.uuid4().hex[:10]}"
+def index_name(es_url: str) -> Iterator[str]:
+    name = f"test-tweets-{uuid.uuid4().hex[:10]}"
+    yield name
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.delete(f"{es_url}/{name},{name}-jobs", params={"ignore_unavailable": "true"}, timeout=30)
 
 
 @pytest.fixture(scope="session")

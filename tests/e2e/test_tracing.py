@@ -48,8 +48,10 @@ def _trace_for(tweet_id: str) -> dict[str, Any] | None:
     if not found:
         return None
     full = httpx.get(f"{JAEGER}/api/traces/{found[0]['traceID']}", timeout=10).json()["data"][0]
-    services = {p["serviceName"] for p in full["processes"].values()}
-    return full if services >= PIPELINE_SERVICES else None
+    # Services export in batches on their own schedules: wait until the tweet's last stage
+    # (the indexer's span for each label) has arrived before judging the trace's shape.
+    indexed = [s for s in full["spans"] if s["operationName"] == "gateway.index"]
+    return full if len(indexed) >= 3 else None
 
 
 def _metrics(port: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
