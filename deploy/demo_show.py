@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--jaeger", default="http://127.0.0.1:16686")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     deadline = time.monotonic() + args.timeout
     with httpx.Client(base_url=args.url, timeout=30) as client, console.status("waiting for labels...") as status:
         while True:
@@ -46,8 +46,11 @@ def main() -> int:
                 return 1
             time.sleep(1)
     table = Table(title=f"{len(items)} tweets indexed and labelled (showing 8)", show_lines=True)
-    for column in ("id", "author", "text", "emotion", "valence", "stance"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("author", no_wrap=True)
+    table.add_column("text", overflow="fold", max_width=70)
+    for column in ("emotion", "valence", "stance"):
+        table.add_column(column, no_wrap=True)
     for tweet in items[:8]:
         emotion, stance = tweet["emotion"], tweet["stance"]
         assert isinstance(emotion, dict) and isinstance(stance, dict)
