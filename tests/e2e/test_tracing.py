@@ -23,7 +23,7 @@ PIPELINE_SERVICES = {"ingestor", "emotion", "stance", "gateway-indexer"}
 
 def _dataset(path: Path, n: int) -> Path:
     # Fresh ids every run: Jaeger keeps the traces of earlier runs, which must not match.
-    base = 1_000_000_000_000_000_000 + secrets.randbelow(10**17) * 100
+    base = 1_000_000_000_000_000_000 + secrets.randbelow(10**15) * 1000  # stays below 2**63
     lines = []
     for i in range(n):
         lines.append(
