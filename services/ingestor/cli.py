@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 
 from common.logging import configure_logging
+from common.metrics import start_metrics_server
 from common.telemetry import configure_tracing, shutdown_tracing
 from ingestor.errors import KafkaUnavailableError, SourceFormatError
 from ingestor.formats import FORMATS
@@ -76,6 +77,7 @@ def replay(
     settings = IngestorSettings()
     configure_logging("ingestor", settings.telemetry.log_level)
     configure_tracing("ingestor", settings.telemetry)
+    start_metrics_server(settings.metrics_port, "ingestor")
     try:
         summary = asyncio.run(_replay(path, settings, format_, columns, limit, rate, follow))
     except SourceFormatError as exc:

@@ -18,6 +18,7 @@ from opentelemetry import trace
 
 from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
+from common.metrics import PRODUCED, REJECTED
 from common.telemetry import TWEET_ID, inject_headers
 from common.topics import Topics
 from ingestor.logic import Outcome, ReplaySummary, SeenIds, SourceItem, duplicate, to_outcome
@@ -25,6 +26,7 @@ from ingestor.source import Idle, Source
 
 log = logging.getLogger("ingestor")
 tracer = trace.get_tracer("ingestor")
+SERVICE = "ingestor"
 
 Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
 ProgressCallback = Callable[[ReplaySummary, Source], None]
@@ -122,6 +124,7 @@ class Replay:
             # Only a broken JSON document yields an unparseable "record N": the rest is lost.
             summary.errors.append(f"{item.position}: {item.error}")
         summary.count_reject(outcome.reason)
+        REJECTED.labels(SERVICE, outcome.reason).inc()
         if summary.rejected <= LOGGED_REJECTS:
             log.warning(
                 "rejected record",
@@ -140,6 +143,8 @@ class Replay:
         batch, self._batch = self._batch, []
         await self.publish(batch)
         self.summary.published += sum(1 for message in batch if message.topic == self.topics.raw)
+        for message in batch:
+            PRODUCED.labels(SERVICE, message.topic).inc()
 
 
 def _pacer(rate: float) -> AsyncLimiter:

@@ -96,3 +96,19 @@ async def test_publish_failures_propagate() -> None:
     else:
         raise AssertionError("a failed publish must not be swallowed")
     assert replay.summary.published == 0
+
+
+async def test_prometheus_counters_follow_the_summary() -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"service": "ingestor", **labels}) or 0.0
+
+    before = (
+        sample("pipeline_records_produced_total", topic="m.tweets.raw"),
+        sample("pipeline_records_rejected_total", reason="duplicate_id"),
+    )
+    await Replay(open_source(str(SAMPLE)), RecordingPublisher(), Topics("m."), batch_size=8).run()
+    assert sample("pipeline_records_produced_total", topic="m.tweets.raw") - before[0] == 40
+    assert sample("pipeline_records_rejected_total", reason="duplicate_id") - before[1] == 1
+    assert sample("pipeline_records_produced_total", topic="m.tweets.rejected") >= 5
