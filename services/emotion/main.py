@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import sys
 
-from common.errors import ModelUnavailableError
 from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
-from common.logging import configure_logging
-from common.metrics import start_metrics_server
-from common.telemetry import configure_tracing, shutdown_tracing
+from common.worker import run_worker
 from emotion.handlers import EmotionHandler
 from emotion.model import load_classifier
 from emotion.settings import EmotionSettings
@@ -54,20 +49,4 @@ async def run(settings: EmotionSettings, stopping: asyncio.Event | None = None) 
 
 def main() -> None:
     settings = EmotionSettings()
-    configure_logging("emotion", settings.telemetry.log_level)
-    configure_tracing("emotion", settings.telemetry)
-    start_metrics_server(settings.metrics_port, "emotion")
-    stopping = asyncio.Event()
-
-    async def _serve() -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
-        await run(settings, stopping)
-
-    try:
-        asyncio.run(_serve())
-    except ModelUnavailableError as exc:
-        log.error(str(exc))
-        sys.exit(2)
-    finally:
-        shutdown_tracing()
+    run_worker("emotion", settings.telemetry, settings.metrics_port, lambda stopping: run(settings, stopping))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from datetime import UTC, datetime
 
@@ -18,9 +17,7 @@ from aiokafka import ConsumerRecord
 
 from common.errors import TransientError
 from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
-from common.logging import configure_logging
-from common.metrics import start_metrics_server
-from common.telemetry import configure_tracing, shutdown_tracing
+from common.worker import run_worker
 from gateway.handlers import SERVICE, IndexBatchHandler
 from gateway.search import TweetSearch, make_client
 from gateway.settings import GatewaySettings
@@ -104,22 +101,9 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
         await client.close()
 
 
-async def _main() -> None:
-    settings = GatewaySettings()
-    configure_logging(SERVICE, settings.telemetry.log_level)
-    configure_tracing(SERVICE, settings.telemetry)
-    start_metrics_server(settings.metrics_port, SERVICE)
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
-    try:
-        await run_indexer(settings, stopping)
-    finally:
-        shutdown_tracing()
-
-
 def main() -> None:
-    asyncio.run(_main())
+    settings = GatewaySettings()
+    run_worker(SERVICE, settings.telemetry, settings.metrics_port, lambda stopping: run_indexer(settings, stopping))
 
 
 if __name__ == "__main__":

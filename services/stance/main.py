@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import sys
 
-from common.errors import ModelUnavailableError
 from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
-from common.logging import configure_logging
-from common.metrics import start_metrics_server
-from common.telemetry import configure_tracing, shutdown_tracing
+from common.worker import run_worker
 from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
 from stance.handlers import StanceHandler
@@ -89,20 +84,4 @@ async def run(settings: StanceSettings, stopping: asyncio.Event | None = None) -
 
 def main() -> None:
     settings = StanceSettings()
-    configure_logging("stance", settings.telemetry.log_level)
-    configure_tracing("stance", settings.telemetry)
-    start_metrics_server(settings.metrics_port, "stance")
-    stopping = asyncio.Event()
-
-    async def _serve() -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
-        await run(settings, stopping)
-
-    try:
-        asyncio.run(_serve())
-    except ModelUnavailableError as exc:
-        log.error(str(exc))
-        sys.exit(2)
-    finally:
-        shutdown_tracing()
+    run_worker("stance", settings.telemetry, settings.metrics_port, lambda stopping: run(settings, stopping))
