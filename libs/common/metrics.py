@@ -26,9 +26,9 @@ CONSUMER_LAG = Gauge(
 RETRIES = Counter("pipeline_batch_retries", "Batches retried after a transient failure", ["service"])
 
 
-def start_metrics_server(port: int | None, service: str) -> None:
-    """Expose /metrics on 127.0.0.1:port (port 0 or None: no server)."""
+def start_metrics_server(port: int | None, service: str, host: str = "127.0.0.1") -> None:
+    """Expose /metrics on host:port (port 0 or None: no server). Containers set 0.0.0.0."""
     if not port:
         return
-    start_http_server(port, addr="127.0.0.1")
-    log.info("metrics server started", extra={"port": port, "service": service})
+    start_http_server(port, addr=host)
+    log.info("metrics server started", extra={"host": host, "port": port, "service": service})

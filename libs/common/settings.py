@@ -36,3 +36,4 @@ class TelemetrySettings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None  # e.g. http://127.0.0.1:4318
     otel_traces_sampler_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     log_level: str = "INFO"
+    metrics_host: str = "127.0.0.1"  # where workers serve /metrics; 0.0.0.0 inside containers

@@ -29,7 +29,7 @@ def run_worker(
     """
     configure_logging(service, telemetry.log_level)
     configure_tracing(service, telemetry)
-    start_metrics_server(metrics_port, service)
+    start_metrics_server(metrics_port, service, telemetry.metrics_host)
     stopping = asyncio.Event()
 
     async def _serve() -> None:

@@ -77,7 +77,7 @@ def replay(
     settings = IngestorSettings()
     configure_logging("ingestor", settings.telemetry.log_level)
     configure_tracing("ingestor", settings.telemetry)
-    start_metrics_server(settings.metrics_port, "ingestor")
+    start_metrics_server(settings.metrics_port, "ingestor", settings.telemetry.metrics_host)
     try:
         summary = asyncio.run(_replay(path, settings, format_, columns, limit, rate, follow))
     except SourceFormatError as exc:
