@@ -21,7 +21,7 @@ async def run(settings: EmotionSettings, stopping: asyncio.Event | None = None) 
     await ensure_topics(settings.kafka, topics.all())
     consumer = make_consumer(
         settings.kafka,
-        settings.group_id,
+        settings.kafka.group(settings.group_id),
         topics.raw,
         topics.requests("emotion"),
         max_poll_records=settings.batch_size,

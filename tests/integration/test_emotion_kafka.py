@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from common.events import Author, DeadLetter, LabelEvent, TweetRecord
 from common.kafka import ensure_topics
 from common.settings import KafkaSettings
 from emotion.main import run
 from emotion.settings import EmotionSettings
+from tests.support.kafka_probe import committed_and_ends, read_all
 from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.model]
@@ -31,22 +32,6 @@ def _tweets(n: int) -> list[TweetRecord]:
         )
         for i in range(n)
     ]
-
-
-async def _read_all(settings: KafkaSettings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        out: list[tuple[bytes | None, bytes]] = []
-        while True:
-            polled = await consumer.getmany(timeout_ms=1000)
-            if not polled:
-                return out
-            out.extend((r.key, r.value) for rs in polled.values() for r in rs)
-    finally:
-        await consumer.stop()
 
 
 async def test_every_tweet_gets_one_label_and_garbage_is_dead_lettered(
@@ -67,7 +52,7 @@ async def test_every_tweet_gets_one_label_and_garbage_is_dead_lettered(
     service = asyncio.create_task(run(settings, stopping))
 
     async def labels() -> list[LabelEvent]:
-        return [LabelEvent.model_validate_json(v) for _, v in await _read_all(kafka_settings, topics.labels)]
+        return [LabelEvent.model_validate_json(v) for _, v in await read_all(kafka_settings, topics.labels)]
 
     events = await wait_until(labels, lambda e: len(e) >= len(tweets), what="25 label events")
     stopping.set()
@@ -75,17 +60,10 @@ async def test_every_tweet_gets_one_label_and_garbage_is_dead_lettered(
 
     assert Counter(e.tweet_id for e in events) == Counter(t.id for t in tweets)
     assert all(e.task == "emotion" and e.model == str(tiny_emotion_model) for e in events)
-    [(key, value)] = await _read_all(kafka_settings, topics.dlq(topics.raw))
+    [(key, value)] = await read_all(kafka_settings, topics.dlq(topics.raw))
     letter = DeadLetter.model_validate_json(value)
     assert key == b"poison" and letter.reason == "invalid_tweet:message" and letter.value == "{broken"
 
     # Offsets were committed for everything, including the dead-lettered message.
-    check = AIOKafkaConsumer(bootstrap_servers=kafka_settings.bootstrap_servers, group_id="emotion")
-    await check.start()
-    try:
-        partitions = [TopicPartition(topics.raw, p) for p in range(kafka_settings.partitions)]
-        ends = await check.end_offsets(partitions)
-        committed = {tp: await check.committed(tp) or 0 for tp in partitions}
-        assert committed == ends
-    finally:
-        await check.stop()
+    committed, ends = await committed_and_ends(kafka_settings, kafka_settings.group("emotion"), [topics.raw])
+    assert committed == ends

@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from common.events import Author, DeadLetter, LabelEvent, TweetRecord
@@ -20,6 +20,7 @@ from stance.main import run
 from stance.model import packaged_gemma_gguf
 from stance.settings import StanceSettings
 from tests.fakes.fake_llm_api import running_fake_api
+from tests.support.kafka_probe import committed_and_ends, read_all
 from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -49,37 +50,8 @@ async def _produce(settings: KafkaSettings, messages: list[tuple[str, bytes, byt
         await producer.stop()
 
 
-async def _read_all(settings: KafkaSettings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        out: list[tuple[bytes | None, bytes]] = []
-        while True:
-            polled = await consumer.getmany(timeout_ms=1000)
-            if not polled:
-                return out
-            out.extend((r.key, r.value) for rs in polled.values() for r in rs)
-    finally:
-        await consumer.stop()
-
-
-async def _committed_and_ends(
-    settings: KafkaSettings, group_id: str, topics: list[str]
-) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    check = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group_id)
-    await check.start()
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
-        ends = await check.end_offsets(partitions)
-        return {tp: await check.committed(tp) or 0 for tp in partitions}, ends
-    finally:
-        await check.stop()
-
-
 async def _labels(settings: KafkaSettings) -> list[LabelEvent]:
-    return [LabelEvent.model_validate_json(v) for _, v in await _read_all(settings, settings.topics.labels)]
+    return [LabelEvent.model_validate_json(v) for _, v in await read_all(settings, settings.topics.labels)]
 
 
 @pytest.mark.model
@@ -115,7 +87,7 @@ async def test_real_gguf_labels_every_tweet_and_request_and_dead_letters_garbage
         )
         sources = [topics.raw, topics.requests("stance")]
         committed, ends = await wait_until(
-            lambda: _committed_and_ends(kafka_settings, kafka_settings.group(group), sources),
+            lambda: committed_and_ends(kafka_settings, kafka_settings.group(group), sources),
             lambda c: c[0] == c[1],
             what="offsets committed up to the end of both source topics",
         )
@@ -131,7 +103,7 @@ async def test_real_gguf_labels_every_tweet_and_request_and_dead_letters_garbage
         assert set(event.scores) == {"SUPPORT", "OPPOSE", "NEUTRAL"}
         assert abs(sum(event.scores.values()) - 1.0) < 1e-4 and event.score == event.scores[event.label]
     assert sorted(e.job_id or "" for e in events if e.tweet_id == relabel.id) == ["", "job-7"]
-    [(key, value)] = await _read_all(kafka_settings, topics.dlq(topics.raw))
+    [(key, value)] = await read_all(kafka_settings, topics.dlq(topics.raw))
     letter = DeadLetter.model_validate_json(value)
     assert key == b"poison" and letter.reason == "invalid_tweet:message" and letter.service == "stance"
 
@@ -185,7 +157,7 @@ async def test_api_outage_pauses_consumption_without_commits_then_everything_is_
             probes = logged("circuit half-open: sending a probe")
             assert logged("transient failure, retrying batch") >= 1  # BatchLoop paused and backed off
             assert await _labels(kafka_settings) == []
-            committed, _ = await _committed_and_ends(kafka_settings, kafka_settings.group(group), [topics.raw])
+            committed, _ = await committed_and_ends(kafka_settings, kafka_settings.group(group), [topics.raw])
             assert sum(committed.values()) == 0
             # No retry storm: once open, only the probes reached the API.
             assert len(api.requests) <= threshold + concurrency + probes + 1
@@ -195,7 +167,7 @@ async def test_api_outage_pauses_consumption_without_commits_then_everything_is_
                 lambda: _labels(kafka_settings), lambda e: len(e) >= len(tweets), what="10 label events"
             )
             await wait_until(
-                lambda: _committed_and_ends(kafka_settings, kafka_settings.group(group), [topics.raw]),
+                lambda: committed_and_ends(kafka_settings, kafka_settings.group(group), [topics.raw]),
                 lambda c: c[0] == c[1],
                 what="offsets committed after recovery",
             )
@@ -207,4 +179,4 @@ async def test_api_outage_pauses_consumption_without_commits_then_everything_is_
     expected = {t.id: ("SUPPORT", "OPPOSE", "NEUTRAL")[i % 3] for i, t in enumerate(tweets)}
     assert {e.tweet_id: e.label for e in events} == expected
     assert all(e.provider == "openai" and e.model == "fake" for e in events)
-    assert await _read_all(kafka_settings, topics.dlq(topics.raw)) == []
+    assert await read_all(kafka_settings, topics.dlq(topics.raw)) == []
