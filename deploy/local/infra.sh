@@ -13,7 +13,9 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TWEETPIPE_HOME="${TWEETPIPE_HOME:-$HOME/.cache/tweet-pipeline}"
 DOWNLOADS_DIR="$TWEETPIPE_HOME/downloads"
 BIN_DIR="$TWEETPIPE_HOME/bin"
-RUN_DIR="$TWEETPIPE_HOME/run"
+# A private instance (the fault tests start one beside the shared servers) sets its own run dir
+# (data, logs, pids) and ports, and reuses the cached downloads.
+RUN_DIR="${TWEETPIPE_RUN_DIR:-$TWEETPIPE_HOME/run}"
 
 MAVEN_CENTRAL="${TWEETPIPE_MAVEN_URL:-https://repo.maven.apache.org/maven2}"
 KAFKA_VERSION="3.9.1"  # pinned in deploy/local/kafka/pom.xml too
@@ -442,9 +444,11 @@ main() {
   ((${#components[@]})) || components=("${ALL_COMPONENTS[@]}")
   if [[ "$command" == up || "$command" == down ]] && command -v flock >/dev/null 2>&1; then
     # Two concurrent `up`s (two terminals, a test run) must not start a server twice.
-    mkdir -p "$TWEETPIPE_HOME"
-    exec 9>"$TWEETPIPE_HOME/.infra.lock"
-    flock -w "$((WAIT_SECONDS * 3))" 9 || die "another infra.sh holds $TWEETPIPE_HOME/.infra.lock"
+    local lock="$TWEETPIPE_HOME/.infra.lock"
+    [[ -n "${TWEETPIPE_RUN_DIR:-}" ]] && lock="$RUN_DIR/.infra.lock"  # a private instance locks only itself
+    mkdir -p "$(dirname "$lock")"
+    exec 9>"$lock"
+    flock -w "$((WAIT_SECONDS * 3))" 9 || die "another infra.sh holds $lock"
   fi
   case "$command" in
     up)
