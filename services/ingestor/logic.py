@@ -4,36 +4,24 @@ detection, and the running summary whose counts reconcile (read = published + re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
-from ingestor.formats.fields import RecordError
+from common.records import (  # validation is part of the contract, shared with POST /ingest
+    MAX_RAW_CHARS,
+    NOT_JSON,
+    Adapter,
+    Outcome,
+    SourceItem,
+    reason_for,
+    reject,
+    to_outcome,
+)
 
-# Kafka's default message limit is 1 MB; a reject keeps enough of the raw record to find it.
-MAX_RAW_CHARS = 100_000
 DUPLICATE_ID = "duplicate_id"
-NOT_JSON = "not_json"
-
-Adapter = Callable[[Any], dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class SourceItem:
-    """One record as read: parsed ``value``, or ``error`` when the bytes could not be parsed."""
-
-    position: str  # "record 3" (JSON array), "line 3" (JSON Lines), "row 3" (CSV)
-    raw: str
-    value: Any = None
-    error: str | None = None
-    reason: str = NOT_JSON  # the reject category when ``error`` is set
-
-
-Outcome = TweetRecord | RejectedRecord
 
 
 class ReplaySummary(BaseModel):
@@ -84,55 +72,9 @@ class SeenIds:
         return True
 
 
-def to_outcome(item: SourceItem, adapter: Adapter, source: str) -> Outcome:
-    """Validate one source item against the strict model; never raises for bad data."""
-    if item.error is not None:
-        issue = ValidationIssue(loc="", msg=item.error, type=item.reason)
-        return reject(item, source, item.reason, [issue])
-    try:
-        fields = adapter(item.value)
-        return TweetRecord.model_validate({**fields, "source": source})
-    except RecordError as exc:
-        return reject(item, source, exc.reason, exc.issues)
-    except ValidationError as exc:
-        issues = [
-            ValidationIssue(loc=_loc(error["loc"]), msg=error["msg"], type=error["type"])
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        return reject(item, source, reason_for(issues[0]), issues)
-    except (TypeError, ValueError, AttributeError) as exc:
-        # A shape no adapter rule anticipated is still one bad record, not a reason to stop.
-        issue = ValidationIssue(loc="", msg=f"{type(exc).__name__}: {exc}", type="unmappable")
-        return reject(item, source, "unmappable", [issue])
-
-
-def reason_for(issue: ValidationIssue) -> str:
-    """A short category for the first validation error, e.g. ``missing_field:text``."""
-    kind = issue.type
-    if kind == "missing":
-        category = "missing_field"
-    elif "datetime" in kind or "timezone" in kind or "date" in kind:
-        category = "invalid_date"
-    elif kind == "string_too_short" or kind == "too_short":
-        category = "empty_field"
-    elif kind in {"string_too_long", "too_long"}:
-        category = "too_long"
-    elif kind.endswith("_type") or kind in {"is_instance_of", "model_attributes_type"}:
-        category = "invalid_type"
-    else:
-        category = "invalid_value"
-    return f"{category}:{issue.loc}" if issue.loc else category
-
-
 def duplicate(item: SourceItem, source: str, tweet: TweetRecord) -> RejectedRecord:
     issue = ValidationIssue(loc="id", msg=f"id {tweet.id} already appeared earlier in {source}", type=DUPLICATE_ID)
     return reject(item, source, DUPLICATE_ID, [issue])
-
-
-def reject(item: SourceItem, source: str, reason: str, issues: list[ValidationIssue]) -> RejectedRecord:
-    return RejectedRecord(
-        source=source, position=item.position, reason=reason, errors=issues, raw=item.raw[:MAX_RAW_CHARS]
-    )
 
 
 def raw_json(value: Any) -> str:
@@ -146,5 +88,17 @@ def _exact_number(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _loc(parts: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in parts)
+__all__ = [
+    "MAX_RAW_CHARS",
+    "NOT_JSON",
+    "Adapter",
+    "Outcome",
+    "ReplaySummary",
+    "SeenIds",
+    "SourceItem",
+    "duplicate",
+    "raw_json",
+    "reason_for",
+    "reject",
+    "to_outcome",
+]
