@@ -38,6 +38,7 @@ class StanceSettings(BaseSettings):
 
     # openai (any OpenAI-compatible chat-completions API)
     api_base_url: str = "https://api.x.ai/v1"
+    allow_insecure_api_url: bool = False  # http:// sends the API key in clear: local fakes only
     api_key: SecretStr | None = None
     api_model: str = "grok-3-mini"
     api_logprobs: bool = True
@@ -60,6 +61,11 @@ class StanceSettings(BaseSettings):
             raise ValueError(f"prompt_version must be one of {', '.join(PROMPT_VERSIONS)}")
         if self.provider == "openai" and self.api_key is None:
             raise ValueError("STANCE_API_KEY is required when STANCE_PROVIDER=openai")
+        if not self.api_base_url.lower().startswith("https://") and not self.allow_insecure_api_url:
+            raise ValueError(
+                f"STANCE_API_BASE_URL must be https:// (got {self.api_base_url!r}); the API key would travel "
+                "in clear. Set STANCE_ALLOW_INSECURE_API_URL=true only for a local test server"
+            )
         return self
 
     @property

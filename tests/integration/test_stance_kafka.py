@@ -131,6 +131,7 @@ async def test_api_outage_pauses_consumption_without_commits_then_everything_is_
             provider="openai",
             api_key=SecretStr("test-key"),
             api_base_url=api.base_url,
+            allow_insecure_api_url=True,  # the fake API listens on http://127.0.0.1
             api_model="fake",
             kafka=kafka_settings,
             group_id=group,

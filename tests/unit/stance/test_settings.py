@@ -39,3 +39,16 @@ def test_openai_needs_a_key_and_never_shows_it(monkeypatch: pytest.MonkeyPatch) 
 def test_unknown_prompt_versions_are_refused() -> None:
     with pytest.raises(ValidationError, match="prompt_version"):
         StanceSettings(prompt_version="v42")
+
+
+def test_the_api_url_must_be_https_unless_insecure_is_allowed_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANCE_PROVIDER", "openai")
+    monkeypatch.setenv("STANCE_API_KEY", "xai-secret-value")
+    monkeypatch.setenv("STANCE_API_BASE_URL", "http://api.example.com/v1")
+    with pytest.raises(ValidationError, match="must be https"):
+        StanceSettings()
+    monkeypatch.setenv("STANCE_ALLOW_INSECURE_API_URL", "true")
+    assert StanceSettings().api_base_url == "http://api.example.com/v1"
+    monkeypatch.setenv("STANCE_ALLOW_INSECURE_API_URL", "false")
+    monkeypatch.setenv("STANCE_API_BASE_URL", "https://api.example.com/v1")
+    assert StanceSettings().api_base_url == "https://api.example.com/v1"
