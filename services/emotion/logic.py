@@ -68,3 +68,22 @@ def build_label_events(
             )
         )
     return events
+
+
+def length_buckets(lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Group indices into padded batches: sorted by length, each bucket at most ``max_rows`` rows
+    and ``rows * longest`` ≤ ``max_tokens`` padded tokens (a text longer than the token budget
+    still gets a bucket of its own). Every index appears exactly once."""
+    if max_rows < 1 or max_tokens < 1:
+        raise ValueError("max_rows and max_tokens must be positive")
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        # ascending order: lengths[i] is the longest row of the bucket once added
+        if current and (len(current) >= max_rows or (len(current) + 1) * lengths[i] > max_tokens):
+            buckets.append(current)
+            current = []
+        current.append(i)
+    if current:
+        buckets.append(current)
+    return buckets

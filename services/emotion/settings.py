@@ -31,7 +31,18 @@ class EmotionSettings(BaseSettings):
     batch_size: int = Field(default=32, ge=1, le=1024)
     max_wait_ms: int = Field(default=200, ge=1)
     max_length: int = Field(default=128, ge=8, le=512)
-    threads: int | None = Field(default=None, ge=1)
+    # Length-bucketed batching: a poll's tweets are sorted by token length and run in padded
+    # buckets of at most bucket_size rows and bucket_tokens padded tokens; output keeps input order.
+    bucket_size: int = Field(default=16, ge=1, le=1024)
+    bucket_tokens: int = Field(default=4096, ge=64)
+    # CPU budget (deploy/local/cpu_budget.py sets these from the cores and the replicas on the
+    # host): torch intra-op and inter-op threads, applied before the model loads. Unset = torch's.
+    torch_threads: int | None = Field(
+        default=None, ge=1, validation_alias=AliasChoices("EMOTION_TORCH_THREADS", "EMOTION_THREADS", "torch_threads")
+    )
+    torch_interop_threads: int | None = Field(default=None, ge=1)
+    # torch (default) or ONNX Runtime on a model exported once at start; int8 = dynamic quantization.
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
     metrics_port: int | None = Field(default=9102, ge=0, le=65535)  # 0 disables /metrics
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

@@ -6,7 +6,7 @@ import pytest
 
 from common.errors import PermanentError
 from common.events import EMOTION_LABELS, Author, LabelEvent, TweetRecord
-from emotion.logic import build_label_events, decode_tweet, normalise_scores, valence
+from emotion.logic import build_label_events, decode_tweet, length_buckets, normalise_scores, valence
 
 
 def _tweet(tweet_id: str = "1850000000000000001", text: str = "hello") -> TweetRecord:
@@ -71,3 +71,24 @@ def test_decode_tweet_roundtrip_and_reasons() -> None:
     with pytest.raises(PermanentError) as missing:
         decode_tweet(b'{"id": "1", "author": {"handle": "a"}, "created_at": "2024-01-01T00:00:00Z", "source": "x"}')
     assert missing.value.reason == "invalid_tweet:text"
+
+
+def test_length_buckets_cover_every_index_once_sorted_by_length() -> None:
+    lengths = [30, 5, 12, 5, 60, 7, 30, 9]
+    buckets = length_buckets(lengths, max_rows=3, max_tokens=10_000)
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    assert all(len(b) <= 3 for b in buckets)
+    flat = [lengths[i] for b in buckets for i in b]
+    assert flat == sorted(lengths)
+
+
+def test_length_buckets_respect_the_padded_token_budget() -> None:
+    lengths = [10, 10, 10, 40, 40, 200]
+    buckets = length_buckets(lengths, max_rows=64, max_tokens=80)
+    for bucket in buckets:
+        assert len(bucket) * max(lengths[i] for i in bucket) <= 80 or len(bucket) == 1
+    assert [5] in buckets  # longer than the budget on its own: still classified, alone
+
+
+def test_length_buckets_of_nothing_is_empty() -> None:
+    assert length_buckets([], max_rows=8, max_tokens=100) == []

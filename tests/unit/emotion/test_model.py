@@ -29,6 +29,22 @@ def test_tiny_model_loads_through_production_path(tiny_model: Path) -> None:
         assert sum(row.values()) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_bucketed_batch_matches_one_by_one_in_input_order(tiny_model: Path) -> None:
+    classifier = load_classifier(EmotionSettings(model=str(tiny_model), bucket_size=2))
+    texts = ["short", "a much longer tweet about the council budget vote " * 3, "mid length tweet here", "ok", "x " * 90]
+    batched = classifier.classify(texts)
+    for text, row in zip(texts, batched, strict=True):
+        [alone] = classifier.classify([text])
+        assert row == pytest.approx(alone, abs=1e-5)
+
+
+def test_thread_settings_are_applied_before_loading(tiny_model: Path) -> None:
+    import torch
+
+    load_classifier(EmotionSettings(model=str(tiny_model), EMOTION_TORCH_THREADS=1))
+    assert torch.get_num_threads() == 1
+
+
 def test_missing_hub_model_fails_with_the_command_to_run(tmp_path: Path) -> None:
     settings = EmotionSettings(model="j-hartmann/emotion-english-distilroberta-base", MODEL_CACHE_DIR=tmp_path)
     with pytest.raises(ModelUnavailableError, match="make models"):
