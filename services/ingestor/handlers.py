@@ -120,8 +120,8 @@ class Replay:
                 return OutgoingMessage(self.topics.raw, outcome.id, outcome.model_dump_json().encode(), headers)
             summary.duplicates += 1
             outcome = duplicate(item, self.source.name, outcome)
-        if item.error is not None and item.position.startswith("record"):
-            # Only a broken JSON document yields an unparseable "record N": the rest is lost.
+        if item.error is not None and item.position.startswith(("record", "response")):
+            # Only a broken JSON document yields an unparseable "record/response N": the rest is lost.
             summary.errors.append(f"{item.position}: {item.error}")
         summary.count_reject(outcome.reason)
         REJECTED.labels(SERVICE, outcome.reason).inc()

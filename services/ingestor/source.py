@@ -23,12 +23,14 @@ from typing import IO, Any, Final
 
 import ijson
 
+from ingestor import pages
 from ingestor.errors import SourceFormatError
-from ingestor.formats import JSON_ADAPTERS, Adapter, check_format, detect, json_container
+from ingestor.formats import JSON_ADAPTERS, Adapter, Container, check_format, detect, json_container
 from ingestor.formats.tabular import csv_row_mapper, map_sentiment140, parse_column_overrides
 from ingestor.logic import SourceItem, raw_json
 
 HEAD_BYTES = 64 * 1024
+MAX_FIRST_LINE = 64 * 1024 * 1024  # a first line longer than this is not a JSON Lines record
 csv.field_size_limit(16 * 1024 * 1024)  # a quoted field may hold a long thread; the model bounds text
 
 
@@ -134,18 +136,35 @@ def _read_as(source: Source, handle: IO[bytes], head: bytes, fmt: str, columns: 
             source.use(fmt, map_sentiment140)
         source.items = _csv_rows(reader)
         return
-    container = json_container(head)
+    container = _container(handle, head)
     if container == "csv":
         raise SourceFormatError(f"--format {fmt} expects JSON, but {source.name} does not start with [ or {{")
     source.use(fmt, JSON_ADAPTERS[fmt])
     if container == "json-array":
-        if fmt == "twitter-v2":
-            raise SourceFormatError("twitter-v2 expects one response object, or one response per line")
-        source.items = json_array_items(handle)
+        source.items = pages.array_of_responses(handle) if fmt == "twitter-v2" else json_array_items(handle)
     elif container == "json-object" and fmt == "twitter-v2":
-        source.items = _v2_object(handle)
+        source.items = pages.concatenated_responses(handle)
     else:  # a JSON Lines file whose first line is broken still reads line by line
         source.items = json_lines_items(iter(handle), source)
+
+
+def _container(handle: IO[bytes], head: bytes) -> Container:
+    """The container, reading the whole first line when it is longer than the head: a
+    response page of 100 tweets easily exceeds 64 KB, and its file is still JSON Lines."""
+    container = json_container(head)
+    if container == "json-object" and b"\n" not in head.rstrip(b"\r\n"):
+        first = handle.readline(MAX_FIRST_LINE)
+        handle.seek(0)
+        if _is_object(first):
+            container = "json-lines"
+    return container
+
+
+def _is_object(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line, parse_float=Decimal), dict)
+    except ValueError:
+        return False
 
 
 def json_array_items(handle: IO[bytes]) -> Iterator[SourceItem]:
@@ -154,25 +173,6 @@ def json_array_items(handle: IO[bytes]) -> Iterator[SourceItem]:
         for value in ijson.items(handle, "item"):
             count += 1
             yield SourceItem(f"record {count}", raw_json(value), value)
-    except ijson.JSONError as exc:
-        yield _broken_tail(count, exc)
-
-
-def _v2_object(handle: IO[bytes]) -> Iterator[SourceItem]:
-    """Two streaming passes: ``includes.users`` (it usually comes last), then ``data``."""
-    users: dict[str, Any] = {}
-    try:
-        for user in ijson.items(handle, "includes.users.item"):
-            if isinstance(user, dict):
-                users[str(user.get("id"))] = user
-    except ijson.JSONError:
-        pass  # the data pass below reports where the document breaks
-    handle.seek(0)
-    count = 0
-    try:
-        for tweet in ijson.items(handle, "data.item"):
-            count += 1
-            yield SourceItem(f"record {count}", raw_json(tweet), _joined(tweet, users))
     except ijson.JSONError as exc:
         yield _broken_tail(count, exc)
 
@@ -203,7 +203,7 @@ def json_lines_items(lines: Iterable[bytes | Idle], source: Source) -> Iterator[
         if source.format is None:
             _detect_first_line(source, line)
         if source.format == "twitter-v2":
-            yield from _v2_response(value, f"line {number}", raw)
+            yield from pages.response_items(value, f"line {number}", raw)
         else:
             yield SourceItem(f"line {number}", raw, value)
 
@@ -211,24 +211,6 @@ def json_lines_items(lines: Iterable[bytes | Idle], source: Source) -> Iterator[
 def _detect_first_line(source: Source, line: bytes) -> None:
     fmt = detect(source.name, line)
     source.use(fmt, JSON_ADAPTERS[fmt])
-
-
-def _v2_response(response: Any, position: str, raw: str) -> Iterator[SourceItem]:
-    data = response.get("data") if isinstance(response, dict) else None
-    if data is None:
-        if isinstance(response, dict) and "errors" not in response:
-            return  # an empty page (result_count 0) holds no tweets
-        yield SourceItem(position, raw, error="a twitter-v2 response without data", reason="missing_field:data")
-        return
-    users = (response.get("includes") or {}).get("users") or []
-    by_id = {str(user.get("id")): user for user in users if isinstance(user, dict)}
-    for index, tweet in enumerate(data if isinstance(data, list) else [data]):
-        yield SourceItem(f"{position} data[{index}]", raw_json(tweet), _joined(tweet, by_id))
-
-
-def _joined(tweet: Any, users: dict[str, Any]) -> dict[str, Any]:
-    author_id = tweet.get("author_id") if isinstance(tweet, dict) else None
-    return {"tweet": tweet, "author": users.get(str(author_id)) if author_id is not None else None}
 
 
 def _csv_rows(reader: Any) -> Iterator[SourceItem]:

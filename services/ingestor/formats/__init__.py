@@ -30,8 +30,9 @@ FORMATS: dict[str, str] = {
     "nested": "the spec's nested JSON array (id, user, meta, payload.tweet.content, metrics)",
     "jsonl": "JSON Lines of the nested shape",
     "twitter-v1": "Twitter API v1.1 tweet objects, as a JSON array or JSON Lines",
-    "twitter-v2": "Twitter API v2 responses (data[] + includes.users[]), one per line or one object",
-    "csv": "CSV with a header (Kaggle-style; columns mapped by name, see --columns)",
+    "twitter-v2": "Twitter API v2 response pages (data[] + includes.users[]): one per line (twarc2), "
+    "a JSON array of them, or one or more objects",
+    "csv": "CSV with a header (Kaggle-style or twarc-csv; columns mapped by name, see --columns)",
     "sentiment140": "headerless CSV: target,id,date,flag,user,text",
 }
 JSON_ADAPTERS: dict[str, Adapter] = {
@@ -113,15 +114,17 @@ def _array_shape(text: bytes) -> str | None:
     try:
         first = next(ijson.items(io.BytesIO(text), "item"), None)
     except ijson.JSONError:
-        return None  # the first element is longer than the peeked head, or broken
+        # The first element is longer than the peeked head (a page of v2 responses), or broken.
+        return "twitter-v2" if _top_level_keys(text, "item") & {"data", "includes"} else None
     return _shape(first)
 
 
-def _top_level_keys(text: bytes) -> set[str]:
+def _top_level_keys(text: bytes, container: str = "") -> set[str]:
+    """Keys of the top-level object (or of the first array element, ``container="item"``)."""
     keys: set[str] = set()
     try:
         for prefix, event, value in ijson.parse(io.BytesIO(text)):
-            if prefix == "" and event == "map_key":
+            if prefix == container and event == "map_key":
                 keys.add(value)
     except ijson.JSONError:
         pass  # the head is cut mid-document; the keys seen so far are enough

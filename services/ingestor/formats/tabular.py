@@ -2,7 +2,10 @@
 
 Header names are matched case-insensitively against :data:`DEFAULT_COLUMNS`; the first name
 in each tuple that the header has wins. ``--columns text=body,id=tweet_key`` overrides any of
-them. Without a ``hashtags`` column, hashtags are taken from the text. Rows are numbered like
+them. Without a ``hashtags`` column, hashtags are taken from the text. twarc-csv's flattened
+Twitter v2 tweets (``twarc2 csv``: ``author.username``, ``public_metrics.like_count``,
+``entities.hashtags`` as a JSON list of ``"#tag"``) map with the same table; its text has
+newlines escaped as a literal ``\n``, which becomes a space like any other line break. Rows are numbered like
 a spreadsheet: ``row N`` is the physical line the row starts on (the header is row 1).
 
 Cells that are not valid UTF-8 (Sentiment140 is Latin-1/CP1252) arrive as surrogate escapes
@@ -32,11 +35,11 @@ DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "text": ("text", "content", "tweet", "full_text"),
     "created_at": ("created_at", "date", "tweet_created", "timestamp"),
     # Handle-like names first: a display name ("name") is only a fallback for the handle.
-    "author": ("screen_name", "username", "user_name", "user", "author", "name"),
-    "user_id": ("user_id", "author_id"),
-    "likes": ("likes", "like_count", "favorite_count", "favorites"),
-    "retweets": ("retweets", "retweet_count"),
-    "hashtags": ("hashtags",),
+    "author": ("screen_name", "username", "user_name", "user", "author", "author.username", "name"),
+    "user_id": ("user_id", "author_id", "author.id"),
+    "likes": ("likes", "like_count", "favorite_count", "favorites", "public_metrics.like_count"),
+    "retweets": ("retweets", "retweet_count", "public_metrics.retweet_count"),
+    "hashtags": ("hashtags", "entities.hashtags"),
     "lang": ("lang", "language"),
 }
 REQUIRED_COLUMNS = ("id", "text", "created_at", "author")
@@ -92,11 +95,14 @@ def resolve_columns(header: Sequence[str], overrides: Mapping[str, str] | None =
 def csv_row_mapper(header: Sequence[str], overrides: Mapping[str, str] | None = None) -> RowMapper:
     columns = resolve_columns(header, overrides)
     width = len(header)
+    escaped_newlines = any(name.startswith("__twarc.") for name in header)  # twarc-csv writes \n
 
     def map_row(row: Any) -> dict[str, Any]:
         if len(row) != width:
             raise RecordError("malformed_row", f"expected {width} fields, got {len(row)}", loc="row")
         cells = {field: _decoded(row[index]) for field, index in columns.items()}
+        if escaped_newlines and "text" in cells:
+            cells["text"] = cells["text"].replace("\\n", " ")
         text = cells.get("text")
         hashtags = cells.get("hashtags")
         return _tweet(

@@ -72,11 +72,11 @@ def test_twitter_v1_array_and_lines() -> None:
     assert lines["rejected"] == [("line 3", "not_json"), ("line 5", "missing_field:id")]  # line 2 is blank
 
 
-def test_twitter_v2_single_response_streams_users_then_data() -> None:
+def test_twitter_v2_single_response_joins_users_defined_after_data() -> None:
     result = summary(FIXTURES / "v2_response.json")
     assert result["format"] == "twitter-v2"
     assert [tweet_id for _, tweet_id in result["ok"]] == ["1445880548472328192", "1445880548472328193"]
-    assert result["rejected"] == [("record 3", "unresolved_author:author_id")]
+    assert result["rejected"] == [("response 1 data[2]", "unresolved_author:author_id")]
 
 
 def test_twitter_v2_responses_per_line() -> None:
