@@ -21,8 +21,14 @@ install: ## create .venv from the pinned requirements (cached; cheap when unchan
 up-infra: ## download (cached) and start Kafka, Elasticsearch and Jaeger; wait until ready
 	@bash $(INFRA) up
 
-up: install up-infra ## start infrastructure and every service in the background; return when ready
-	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) bash $(SERVICES) up
+# Replicas per worker under supervisord: make up EMOTION_REPLICAS=3 STANCE_REPLICAS=2 INDEXER_REPLICAS=2
+EMOTION_REPLICAS ?= 1
+STANCE_REPLICAS ?= 1
+INDEXER_REPLICAS ?= 1
+
+up: install up-infra ## start infrastructure and every service (supervised replicas) in the background
+	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) EMOTION_REPLICAS=$(EMOTION_REPLICAS) STANCE_REPLICAS=$(STANCE_REPLICAS) \
+		INDEXER_REPLICAS=$(INDEXER_REPLICAS) bash $(SERVICES) up
 
 down: ## stop the services and the infrastructure
 	@bash $(SERVICES) down
@@ -38,7 +44,8 @@ demo: up ## everything above, then replay the sample dataset and show labelled t
 models: install ## download the production models (needs internet)
 	@$(PY) deploy/fetch_models.py
 
-status: install ## per-stage counts and consumer lag
+status: install ## supervised processes, per-stage counts, consumer lag and group members
+	@bash $(SERVICES) status || true
 	@$(PY) deploy/pipeline_status.py
 
 test: install up-infra ## everything the tests need, then all tests and static checks

@@ -13,6 +13,7 @@ import sys
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from rich.console import Console
 from rich.table import Table
 
@@ -33,7 +34,25 @@ async def topic_sizes(consumer: AIOKafkaConsumer, topics: list[str]) -> dict[str
     return sizes
 
 
-async def gather(settings: KafkaSettings, es_url: str, index: str) -> tuple[Table, Table]:
+async def group_members(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> Table:
+    """Each consumer group's state and members (one per running replica) with their partitions."""
+    table = Table(title="Consumer group members (one per replica)")
+    for column in ("group", "state", "member", "host", "partitions"):
+        table.add_column(column)
+    for name in GROUPS:
+        # One group per request: aiokafka 0.12 misparses a DescribeGroups response with several.
+        (response,) = await admin.describe_consumer_groups([settings.group(name)])
+        for group in response.to_object()["groups"]:
+            if not group["members"]:
+                table.add_row(group["group"], group["state"], "-", "-", "-")  # Dead: never existed or expired
+            for member in sorted(group["members"], key=lambda m: m["member_id"]):
+                assigned = ConsumerProtocolMemberAssignment.decode(member["member_assignment"]).assignment
+                partitions = " ".join(f"{topic}[{','.join(map(str, sorted(ps)))}]" for topic, ps in assigned)
+                table.add_row(group["group"], group["state"], member["member_id"], member["client_host"], partitions)
+    return table
+
+
+async def gather(settings: KafkaSettings, es_url: str, index: str) -> tuple[Table, Table, Table]:
     t = settings.topics
     names = [t.raw, t.labels, t.rejected, t.dlq(t.raw), t.dlq(t.labels)]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
@@ -57,6 +76,7 @@ async def gather(settings: KafkaSettings, es_url: str, index: str) -> tuple[Tabl
                 done = sum(committed[tp].offset for tp in ends if tp in committed and committed[tp].offset >= 0)
                 end = sum(ends.values())
                 lag.add_row(group, topic, str(done), str(end), str(end - done))
+        members = await group_members(admin, settings)
     finally:
         await admin.close()
         await consumer.stop()
@@ -71,7 +91,7 @@ async def gather(settings: KafkaSettings, es_url: str, index: str) -> tuple[Tabl
             counts[label] = response.json().get("count", 0) if response.status_code == 200 else "n/a"
     for label, value in counts.items():
         stages.add_row(f"elasticsearch {index}: {label}", str(value))
-    return stages, lag
+    return stages, lag, members
 
 
 def main() -> int:
@@ -80,12 +100,13 @@ def main() -> int:
     es_url = os.environ.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
     index = os.environ.get("GATEWAY_INDEX", "tweets")
     try:
-        stages, lag = asyncio.run(gather(settings, es_url, index))
+        stages, lag, members = asyncio.run(gather(settings, es_url, index))
     except Exception as exc:  # a status command reports, it does not crash
         console.print(f"[red]cannot read pipeline status: {exc!r}. Is the stack running? (`make up`)[/red]")
         return 1
     console.print(stages)
     console.print(lag)
+    console.print(members)
     return 0
 
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Starts/stops the pipeline's own processes in the background (the servers they need are
-# started by infra.sh). Logs and pid files live in $TWEETPIPE_HOME/run/services.
+# Starts/stops the pipeline's own processes in the background under supervisord (the servers
+# they need are started by infra.sh). Config, socket, logs: $TWEETPIPE_HOME/run/services.
 #
-#   services.sh up | down | status | logs [name]
+#   services.sh up | down | status | logs [program]
+#
+# EMOTION_REPLICAS, STANCE_REPLICAS, INDEXER_REPLICAS (default 1) set the replicas; running `up`
+# again with other counts adds or removes replicas and leaves the unchanged ones running.
+# Each replica gets REPLICA_ID and its own metrics port (deploy/local/supervisor_conf.py).
 #
 # Model choice is explicit: the configured models are used when present. When they are
 # missing and the Hugging Face hub is unreachable (as on an offline machine), `up` falls back
@@ -12,15 +16,18 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 home="${TWEETPIPE_HOME:-$HOME/.cache/tweet-pipeline}"
 run="$home/run/services"
 py="$root/.venv/bin/python"
-models="${MODEL_CACHE_DIR:-$home/models}"
-gateway_url="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8000}"
+conf="$run/supervisord.conf"
 mkdir -p "$run"
 [[ -f "$root/.env" ]] && set -a && source "$root/.env" && set +a
+# Read only after .env, which may set them.
+models="${MODEL_CACHE_DIR:-$home/models}"
+gateway_url="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8000}"
 
-names=(gateway-indexer emotion stance gateway)
-declare -A module=([gateway-indexer]=gateway.indexer [emotion]=emotion [stance]=stance [gateway]=gateway.api)
+ctl() { "$root/.venv/bin/supervisorctl" -c "$conf" "$@"; }
 
-running() { [[ -f "$run/$1.pid" ]] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+supervisor_running() {
+  [[ -f "$run/supervisord.pid" ]] && kill -0 "$(cat "$run/supervisord.pid")" 2>/dev/null
+}
 
 hub_reachable() { curl -s -m 5 -o /dev/null https://huggingface.co/api/models/"$1" 2>/dev/null; }
 
@@ -55,23 +62,56 @@ banner() {
   printf '\033[1;33m%s\033[0m\n\n' "################################################################"
 }
 
+# Thread budget for the inference replicas on this host (issue 8's cpu_budget.py): it prints
+# exports only for what the environment does not set, so explicit settings always win.
+cpu_budget() {
+  [[ -f "$root/deploy/local/cpu_budget.py" ]] || return 0
+  local stance=$STANCE_REPLICAS
+  [[ "${STANCE_PROVIDER:-llamacpp}" == llamacpp ]] || stance=0
+  "$py" "$root/deploy/local/cpu_budget.py" --emotion "$EMOTION_REPLICAS" --stance "$stance"
+}
+
+write_conf() {
+  local sets=() line
+  while IFS= read -r line; do
+    [[ "$line" == export\ * ]] && sets+=(--set "${line#export }")
+  done < <(cpu_budget)
+  "$py" "$root/deploy/local/supervisor_conf.py" --run "$run" --python "$py" \
+    --replicas "emotion=$EMOTION_REPLICAS" --replicas "stance=$STANCE_REPLICAS" \
+    --replicas "gateway-indexer=$INDEXER_REPLICAS" "${sets[@]}" >"$conf.new"
+  mv "$conf.new" "$conf"
+}
+
 up() {
+  : "${EMOTION_REPLICAS:=1}" "${STANCE_REPLICAS:=1}" "${INDEXER_REPLICAS:=1}"
+  stop_legacy
   choose_models
-  for name in "${names[@]}"; do
-    if running "$name"; then echo "$name already running (pid $(cat "$run/$name.pid"))"; continue; fi
-    setsid nohup "$py" -m "${module[$name]}" >>"$run/$name.log" 2>&1 < /dev/null &
-    echo $! > "$run/$name.pid"
-    echo "started $name (pid $!, log $run/$name.log)"
-  done
+  # The workers create missing topics and add partitions up to KAFKA_PARTITIONS; do it once
+  # here so that replicas starting together don't race and `make status` sees the final count.
+  "$py" -c 'import asyncio; from common.kafka import ensure_topics; from common.settings import KafkaSettings; s = KafkaSettings(); asyncio.run(ensure_topics(s, s.topics.all()))'
+  write_conf
+  if supervisor_running; then
+    ctl update  # adds/removes replicas whose configuration changed, leaves the rest running
+  else
+    # supervisord daemonises; the services inherit this environment (.env, OTEL endpoint, models).
+    "$root/.venv/bin/supervisord" -c "$conf"
+  fi
+  echo "supervisord: config $conf, logs $run/<program>.log"
   wait_ready
+  ctl status || true
 }
 
 wait_ready() {
-  local deadline=$((SECONDS + ${SERVICES_READY_TIMEOUT:-180}))
+  local deadline=$((SECONDS + ${SERVICES_READY_TIMEOUT:-180})) failed
   until curl -sf "$gateway_url/readyz" >/dev/null; do
-    for name in "${names[@]}"; do
-      running "$name" || { echo "ERROR: $name exited; last log lines:" >&2; tail -n 30 "$run/$name.log" >&2; exit 1; }
-    done
+    failed="$(ctl status 2>/dev/null | awk '$2 == "FATAL" || $2 == "EXITED" {print $1}' || true)"
+    if [[ -n "$failed" ]]; then
+      for name in $failed; do
+        echo "ERROR: $name exited; last log lines:" >&2
+        tail -n 30 "$run/$name.log" >&2
+      done
+      exit 1
+    fi
     ((SECONDS < deadline)) || { echo "ERROR: gateway not ready at $gateway_url/readyz" >&2; exit 1; }
     sleep 1
   done
@@ -79,28 +119,34 @@ wait_ready() {
 }
 
 down() {
-  for name in "${names[@]}"; do
-    if running "$name"; then
-      local pid; pid="$(cat "$run/$name.pid")"
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -KILL "$pid" 2>/dev/null || true
-      echo "stopped $name"
-    fi
-    rm -f "$run/$name.pid"
+  stop_legacy
+  supervisor_running || { echo "services: not running"; return 0; }
+  local pid; pid="$(cat "$run/supervisord.pid")"
+  ctl stop all >/dev/null || true  # each gets SIGTERM, then SIGKILL after stopwaitsecs
+  ctl shutdown >/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  echo "services: stopped"
+}
+
+# Processes started by the earlier pid-file version of this script.
+stop_legacy() {
+  local file pid
+  for file in "$run"/*.pid; do
+    [[ -f "$file" && "$file" != "$run/supervisord.pid" ]] || continue
+    pid="$(cat "$file")"
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; echo "stopped $(basename "$file" .pid) (pid $pid)"; fi
+    rm -f "$file"
   done
 }
 
 status() {
-  for name in "${names[@]}"; do
-    if running "$name"; then echo "$name: running (pid $(cat "$run/$name.pid"))"; else echo "$name: stopped"; fi
-  done
+  if supervisor_running; then ctl status; else echo "services: not running"; return 3; fi
 }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  logs) tail -n 50 "$run/${2:-gateway}.log" ;;
-  *) echo "usage: $0 up|down|status|logs [name]" >&2; exit 2 ;;
+  logs) tail -n 50 "$run/${2:-gateway-0}.log" ;;
+  *) echo "usage: $0 up|down|status|logs [program]" >&2; exit 2 ;;
 esac

@@ -88,12 +88,18 @@ class ChatCompletionsClient:
             limits=httpx.Limits(max_connections=limits.max_concurrent),
             transport=transport,
         )
-        # Capacity 1 refilled every 1/rate s: requests are spaced, never bursted, so any
-        # 1-second window holds at most `requests_per_second` of them. The headroom keeps it
-        # so on the provider's clock too, where network jitter can bunch arrivals up.
-        spacing_s = (1.0 + limits.rate_headroom) / limits.requests_per_second
-        self._limiter = AsyncLimiter(1, spacing_s)
+        self.set_requests_per_second(limits.requests_per_second)
         self._slots = asyncio.Semaphore(limits.max_concurrent)
+
+    def set_requests_per_second(self, rate: float) -> None:
+        """The rate limit; stance.quota lowers it to this replica's share of the group's quota.
+
+        Capacity 1 refilled every 1/rate s: requests are spaced, never bursted, so any
+        1-second window holds at most ``rate`` of them. The headroom keeps it so on the
+        provider's clock too, where network jitter can bunch arrivals up. A request already
+        waiting for the old limiter keeps the old spacing once.
+        """
+        self._limiter = AsyncLimiter(1, (1.0 + self._limits.rate_headroom) / rate)
 
     async def aclose(self) -> None:
         await self._http.aclose()

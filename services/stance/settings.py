@@ -44,7 +44,9 @@ class StanceSettings(BaseSettings):
     api_logprobs: bool = True
     connect_timeout_s: float = Field(default=5.0, gt=0)
     total_timeout_s: float = Field(default=30.0, gt=0)
+    # The provider's quota for the whole stance group: each replica takes its share (stance.quota).
     requests_per_second: float = Field(default=5.0, gt=0)
+    quota_refresh_s: float = Field(default=10.0, gt=0)  # how often a replica re-reads the group's members
     max_concurrent_requests: int = Field(default=4, ge=1)
     max_attempts: int = Field(default=4, ge=1, le=20)
     backoff_base_s: float = Field(default=0.5, gt=0)
