@@ -1,4 +1,9 @@
-"""Error taxonomy: permanent errors are dead-lettered and committed, transient ones retried."""
+"""Error taxonomy: permanent errors are dead-lettered and committed, transient ones retried,
+configuration errors end the process (the only errors that do)."""
+
+from __future__ import annotations
+
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 
 class ServiceError(Exception):
@@ -18,5 +23,23 @@ class TransientError(ServiceError):
     """The dependency may recover (broker, Elasticsearch or API unavailable): retry, do not commit."""
 
 
-class ModelUnavailableError(ServiceError):
+class ConfigurationError(ServiceError):
+    """The process cannot work as configured (bad settings, a fenced producer id): exit, non-zero."""
+
+
+class ModelUnavailableError(ConfigurationError):
     """A configured model is not on disk; the message says which command fetches it."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether waiting and retrying can help: a dependency unavailable, overloaded or too slow.
+
+    Our own :class:`TransientError` (adapters translate their client's errors into it, e.g.
+    ``gateway.search`` for Elasticsearch), timeouts, refused or reset connections, and Kafka
+    client errors the client marks retriable (``KafkaConnectionError``, ``RequestTimedOutError``,
+    ``NotLeaderForPartitionError``, ...) plus ``KafkaTimeoutError`` (a send that was never
+    acknowledged). Anything else is treated as a bug or a poison record by the caller.
+    """
+    if isinstance(exc, TransientError | TimeoutError | ConnectionError | KafkaConnectionError | KafkaTimeoutError):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.topics import Topics
@@ -18,6 +18,12 @@ class KafkaSettings(BaseSettings):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     request_timeout_ms: int = Field(default=30_000, ge=1000)
+    # Emotion and stance write label events and commit offsets in one transaction (exactly once).
+    transactions: bool = True
+    transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    # Which replica of its service this process is (set per process by the supervisor); it
+    # makes the transactional id stable across restarts. Unset: host name and pid.
+    replica_id: str = Field(default="", validation_alias=AliasChoices("replica_id", "REPLICA_ID"))
 
     @property
     def topics(self) -> Topics:

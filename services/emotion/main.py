@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
-from common.worker import run_worker
+from common.delivery import group_loop
+from common.kafka import ensure_topics
+from common.worker import load_settings, run_worker
 from emotion.handlers import EmotionHandler
 from emotion.model import load_classifier
 from emotion.settings import EmotionSettings
@@ -19,34 +20,29 @@ async def run(settings: EmotionSettings, stopping: asyncio.Event | None = None) 
     classifier = await asyncio.to_thread(load_classifier, settings)
     topics = settings.kafka.topics
     await ensure_topics(settings.kafka, topics.all())
-    consumer = make_consumer(
+    sources = [topics.raw, topics.requests("emotion")]
+    loop = group_loop(
         settings.kafka,
         settings.kafka.group(settings.group_id),
-        topics.raw,
-        topics.requests("emotion"),
-        max_poll_records=settings.batch_size,
-    )
-    producer = make_producer(settings.kafka, client_id=settings.group_id)
-    await producer.start()
-    await consumer.start()
-    loop = BatchLoop(
-        consumer=consumer,
-        producer=producer,
-        handle=EmotionHandler(classifier, topics.labels),
-        max_records=settings.batch_size,
-        max_wait_ms=settings.max_wait_ms,
+        sources,
+        EmotionHandler(classifier, topics.labels),
         service="emotion",
-        stopping=stopping or asyncio.Event(),
+        batch_size=settings.batch_size,
+        max_wait_ms=settings.max_wait_ms,
+        transactional=settings.kafka.transactions,
+        stopping=stopping,
     )
-    log.info("emotion service started", extra={"model": classifier.model_id, "topics": [topics.raw]})
     try:
-        await loop.run()
+        async with loop:
+            log.info(
+                "emotion service started",
+                extra={"model": classifier.model_id, "topics": sources, "transactions": loop.transactional},
+            )
+            await loop.run()
     finally:
-        await consumer.stop()
-        await producer.stop()
         log.info("emotion service stopped")
 
 
 def main() -> None:
-    settings = EmotionSettings()
+    settings = load_settings("emotion", EmotionSettings)
     run_worker("emotion", settings.telemetry, settings.metrics_port, lambda stopping: run(settings, stopping))

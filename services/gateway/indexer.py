@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
+from common.delivery import group_loop
 from common.errors import TransientError
-from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
-from common.worker import run_worker
+from common.kafka import ensure_topics
+from common.worker import load_settings, run_worker
 from gateway.handlers import SERVICE, IndexBatchHandler
+from gateway.quality_search import QualitySearch
 from gateway.search import TweetSearch, make_client
 from gateway.settings import GatewaySettings
 
@@ -52,15 +54,8 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
         await ensure_topics(
             settings.kafka, [topics.raw, topics.labels, topics.dlq(topics.raw), topics.dlq(topics.labels)]
         )
-        consumer = make_consumer(
-            settings.kafka,
-            settings.indexer_group_id,
-            topics.raw,
-            topics.labels,
-            max_poll_records=settings.indexer_batch_size,
-        )
-        producer = make_producer(settings.kafka, client_id=settings.indexer_group_id)
-        handler = IndexBatchHandler(search, settings.index, topics, clock=lambda: datetime.now(UTC))
+        quality = QualitySearch(client, settings.index, settings.quality_thresholds)  # quality.flags
+        handler = IndexBatchHandler(search, settings.index, topics, clock=lambda: datetime.now(UTC), quality=quality)
         started = time.monotonic()
 
         def progress(batch: list[ConsumerRecord]) -> None:
@@ -75,34 +70,33 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
                 },
             )
 
-        loop = BatchLoop(
-            consumer,
-            producer,
+        # Elasticsearch writes cannot join a Kafka transaction: at least once, absorbed by
+        # upserts keyed by tweet id. It reads labels read_committed like every consumer.
+        loop = group_loop(
+            settings.kafka,
+            settings.indexer_group_id,
+            [topics.raw, topics.labels],
             handler,
-            max_records=settings.indexer_batch_size,
-            max_wait_ms=settings.indexer_max_wait_ms,
             service=SERVICE,
-            on_committed=progress,
+            batch_size=settings.indexer_batch_size,
+            max_wait_ms=settings.indexer_max_wait_ms,
+            transactional=False,
             stopping=stopping,
+            on_committed=progress,
         )
-        await producer.start()
-        try:
-            await consumer.start()
+        async with loop:
             try:
                 log.info("indexer started", extra={"index": settings.index, "topics": [topics.raw, topics.labels]})
                 await loop.run()
             finally:
-                await consumer.stop()
                 stats = handler.stats
                 log.info("indexer stopped", extra={"indexed": stats.indexed, "dead_lettered": stats.dead_lettered})
-        finally:
-            await producer.stop()
     finally:
         await client.close()
 
 
 def main() -> None:
-    settings = GatewaySettings()
+    settings = load_settings(SERVICE, GatewaySettings)
     run_worker(SERVICE, settings.telemetry, settings.metrics_port, lambda stopping: run_indexer(settings, stopping))
 
 

@@ -3,34 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
-from common.kafka import BatchLoop, ensure_topics, make_consumer, make_producer
-from common.worker import run_worker
+from aiokafka.admin import AIOKafkaAdminClient
+
+from common.delivery import group_loop
+from common.kafka import ensure_topics
+from common.worker import load_settings, run_worker
 from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
 from stance.handlers import StanceHandler
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.model import StanceScorer, require_gguf
 from stance.openai_scorer import OpenAIScorer
+from stance.quota import SharedQuota
 from stance.settings import StanceSettings
 
 log = logging.getLogger("stance")
 
 
-async def build_scorer(settings: StanceSettings) -> StanceScorer:
+def build_api_client(settings: StanceSettings) -> ChatCompletionsClient:
+    limits = ApiLimits(
+        requests_per_second=settings.requests_per_second,
+        max_concurrent=settings.max_concurrent_requests,
+        max_attempts=settings.max_attempts,
+        connect_timeout_s=settings.connect_timeout_s,
+        total_timeout_s=settings.total_timeout_s,
+        backoff_base_s=settings.backoff_base_s,
+        backoff_max_s=settings.backoff_max_s,
+    )
+    breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_timeout_s)
+    return ChatCompletionsClient(settings.api_base_url, settings.api_key, limits, breaker)
+
+
+async def build_scorer(settings: StanceSettings, client: ChatCompletionsClient | None = None) -> StanceScorer:
     if settings.provider == "openai":
-        limits = ApiLimits(
-            requests_per_second=settings.requests_per_second,
-            max_concurrent=settings.max_concurrent_requests,
-            max_attempts=settings.max_attempts,
-            connect_timeout_s=settings.connect_timeout_s,
-            total_timeout_s=settings.total_timeout_s,
-            backoff_base_s=settings.backoff_base_s,
-            backoff_max_s=settings.backoff_max_s,
-        )
-        breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_timeout_s)
-        client = ChatCompletionsClient(settings.api_base_url, settings.api_key, limits, breaker)
+        client = client or build_api_client(settings)
         return OpenAIScorer(client, settings.api_model, settings.prompt_version, settings.api_logprobs)
     path = require_gguf(settings.resolved_gguf_path)
 
@@ -43,45 +53,69 @@ async def build_scorer(settings: StanceSettings) -> StanceScorer:
 
 async def run(settings: StanceSettings, stopping: asyncio.Event | None = None) -> None:
     """Run the service until ``stopping`` is set (tests drive it in-process through this)."""
-    scorer = await build_scorer(settings)
+    client = build_api_client(settings) if settings.provider == "openai" else None
+    scorer = await build_scorer(settings, client)
     topics = settings.kafka.topics
     sources = [topics.raw, topics.requests("stance")]
     try:
         await ensure_topics(settings.kafka, topics.all())
-        consumer = make_consumer(
-            settings.kafka, settings.kafka.group(settings.group_id), *sources, max_poll_records=settings.batch_size
-        )
-        producer = make_producer(settings.kafka, client_id=settings.group_id)
-        await producer.start()
-        await consumer.start()
-        loop = BatchLoop(
-            consumer=consumer,
-            producer=producer,
-            handle=StanceHandler(scorer, topics.labels),
-            max_records=settings.batch_size,
-            max_wait_ms=settings.max_wait_ms,
+        loop = group_loop(
+            settings.kafka,
+            settings.kafka.group(settings.group_id),
+            sources,
+            StanceHandler(scorer, topics.labels),
             service="stance",
-            stopping=stopping or asyncio.Event(),
+            batch_size=settings.batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            transactional=settings.kafka.transactions,
+            stopping=stopping,
         )
-        log.info(
-            "stance service started",
-            extra={
-                "provider": scorer.provider,
-                "model": scorer.model,
-                "prompt_version": scorer.prompt_version,
-                "topics": sources,
-            },
-        )
-        try:
-            await loop.run()
-        finally:
-            await consumer.stop()
-            await producer.stop()
+        async with loop:
+            log.info(
+                "stance service started",
+                extra={
+                    "provider": scorer.provider,
+                    "model": scorer.model,
+                    "prompt_version": scorer.prompt_version,
+                    "topics": sources,
+                    "transactions": loop.transactional,
+                },
+            )
+            async with shared_quota(settings, client):
+                await loop.run()
     finally:
         await scorer.aclose()
         log.info("stance service stopped")
 
 
+@contextlib.asynccontextmanager
+async def shared_quota(settings: StanceSettings, client: ChatCompletionsClient | None) -> AsyncIterator[None]:
+    """With an API provider, keep this replica's rate at its share of the group's quota."""
+    if client is None:
+        yield
+        return
+    group = settings.kafka.group(settings.group_id)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+
+    async def count_members() -> int:
+        # One group per request: aiokafka 0.12 misparses a DescribeGroups response with several.
+        (response,) = await admin.describe_consumer_groups([group])
+        return sum(len(g["members"]) for g in response.to_object()["groups"])
+
+    quota = SharedQuota(
+        settings.requests_per_second, count_members, client.set_requests_per_second, settings.quota_refresh_s
+    )
+    done = asyncio.Event()
+    task = asyncio.create_task(quota.run(done))
+    try:
+        yield
+    finally:
+        done.set()
+        await task
+        await admin.close()
+
+
 def main() -> None:
-    settings = StanceSettings()
+    settings = load_settings("stance", StanceSettings)
     run_worker("stance", settings.telemetry, settings.metrics_port, lambda stopping: run(settings, stopping))

@@ -8,9 +8,14 @@ from common.settings import KafkaSettings
 
 
 async def read_all(settings: KafkaSettings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    """Every (key, value) on ``topic`` from the beginning, until a second passes with nothing new."""
+    """Every committed (key, value) on ``topic`` from the beginning, until a second passes with
+    nothing new. Records of aborted or still open transactions are not read (read_committed)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap_servers, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     try:

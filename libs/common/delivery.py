@@ -1,0 +1,386 @@
+"""The consume → handle → deliver → commit loop every Kafka worker runs.
+
+Invariants (tests/unit/common/test_delivery*.py and tests/integration/test_delivery_*.py):
+
+- Every fetched record is committed, or its partition is rewound to it (``seek``), or its
+  partition was revoked (the next owner starts from the committed offset). Nothing fetched is
+  ever skipped.
+- Offsets are committed only after the batch's output is durable: acknowledged by Kafka (or
+  Elasticsearch, for the indexer), or in the same Kafka transaction as the output.
+- A revoked partition is never committed. On revoke, a batch being delivered finishes first;
+  a batch still being handled gets ``revoke_grace_s`` to finish, after which it is abandoned:
+  nothing of it is published or committed.
+- Failures: transient ones (see :func:`common.errors.is_transient`) rewind the batch and pause
+  the whole assignment, newly assigned partitions included, for a capped exponential backoff.
+  Anything else the handler raises is bisected to the poison records, which are dead-lettered.
+  Only :class:`common.errors.ConfigurationError` (e.g. a fenced transactional producer) and
+  non-retriable client errors outside a batch end the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, ProducerFenced
+
+from common.errors import ConfigurationError, TransientError, is_transient
+from common.kafka import OutgoingMessage, make_consumer, make_producer, publish_all, transactional_id
+from common.metrics import BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, RETRIES
+from common.poison import BatchHandler, isolate_poison
+from common.settings import KafkaSettings
+from common.topics import DLQ_SUFFIX
+
+log = logging.getLogger(__name__)
+
+
+def next_offsets(batch: Iterable[ConsumerRecord]) -> dict[TopicPartition, int]:
+    """The offsets to commit once ``batch`` is done: one past its last record, per partition."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in batch:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
+
+
+def first_offsets(batch: Iterable[ConsumerRecord]) -> dict[TopicPartition, int]:
+    """Where to rewind to so that ``batch`` is fetched again: its first record, per partition."""
+    offsets: dict[TopicPartition, int] = {}
+    for record in batch:
+        tp = TopicPartition(record.topic, record.partition)
+        offsets[tp] = min(offsets.get(tp, record.offset), record.offset)
+    return offsets
+
+
+@dataclass
+class Backoff:
+    """Capped exponential delays: first, 2·first, 4·first, ... up to ``cap``; ``reset`` on success."""
+
+    first: float = 0.5
+    cap: float = 30.0
+    _next: float = 0.0
+
+    def next(self) -> float:
+        delay = self._next or self.first
+        self._next = min(delay * 2, self.cap)
+        return min(delay, self.cap)
+
+    def reset(self) -> None:
+        self._next = 0.0
+
+
+class Fence:
+    """Decides whether a batch may still be delivered: only within the assignment it was fetched in.
+
+    The loop calls :meth:`begin` when it starts a batch, :meth:`enter_delivery` (synchronous, so
+    no rebalance can slip in between the check and the delivery) before publishing, and
+    :meth:`end` when done. The rebalance listener calls :meth:`revoke`, which waits for a
+    delivery under way, gives a batch still being handled ``grace`` seconds, and then moves to a
+    new generation: whatever is still in flight can no longer be delivered.
+    """
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._not_delivering = asyncio.Event()
+        self._not_delivering.set()
+
+    def begin(self) -> int:
+        self._idle.clear()
+        return self.generation
+
+    def enter_delivery(self, generation: int) -> bool:
+        if generation != self.generation:
+            return False
+        self._not_delivering.clear()
+        return True
+
+    def end(self) -> None:
+        self._not_delivering.set()
+        self._idle.set()
+
+    async def revoke(self, grace: float) -> None:
+        if not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        await self._not_delivering.wait()  # a delivery under way always completes (or fails) first
+        self.generation += 1
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: BatchLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._loop.on_revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._loop.on_assigned(set(assigned))
+
+
+@dataclass
+class BatchLoop:
+    """Consume in batches, hand each batch to ``handle``, deliver what it returns, then commit.
+
+    With ``transactional=True`` the producer must have a transactional id: the output and the
+    offsets are committed in one Kafka transaction (for ``group_id``), so ``read_committed``
+    readers see each batch's output exactly once even across crashes and rebalances.
+    Without it, output is published (idempotent, ``acks=all``) and then the offsets committed:
+    at least once, made idempotent downstream by keys and document ids.
+    Builds its rebalance listener and subscribes the consumer to its topics with it: construct
+    the loop before starting the consumer.
+    """
+
+    consumer: AIOKafkaConsumer
+    producer: AIOKafkaProducer | None
+    handle: BatchHandler
+    service: str = "unknown"  # the metrics label
+    max_records: int = 64
+    max_wait_ms: int = 200
+    max_backoff_s: float = 30.0
+    transactional: bool = False
+    group_id: str | None = None  # needed for transactions
+    revoke_grace_s: float = 30.0
+    systemic_retries: int = 3  # times a batch on which every record fails is retried before dead-lettering
+    on_committed: Callable[[list[ConsumerRecord]], None] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    fence: Fence = field(default_factory=Fence)
+
+    def __post_init__(self) -> None:
+        if self.transactional and (self.producer is None or not self.group_id):
+            raise ConfigurationError("a transactional BatchLoop needs a transactional producer and a group id")
+        self._backoff = Backoff(cap=self.max_backoff_s)
+        self._resume_at: float | None = None
+        self._systemic_strikes = 0
+        topics = sorted(self.consumer.subscription())
+        if topics:
+            self.consumer.subscribe(topics, listener=_Listener(self))
+
+    async def __aenter__(self) -> BatchLoop:
+        if self.producer is not None:
+            await self.producer.start()
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.consumer.stop()
+        finally:
+            if self.producer is not None:
+                await self.producer.stop()
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            if self._resume_at is not None:
+                await self._idle()
+                continue
+            try:
+                polled = await self.consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._pause_for(exc)
+                continue
+            batch = [record for records in polled.values() for record in records]
+            if batch:
+                await self._process(batch)
+
+    # -- rebalance listener ------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.fence.revoke(self.revoke_grace_s)
+        log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
+
+    def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._resume_at is not None and assigned:
+            # Still backing off: a fresh assignment starts unpaused, so pause it too.
+            self.consumer.pause(*assigned)
+        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def _process(self, batch: list[ConsumerRecord]) -> None:
+        BATCH_SIZE.labels(self.service).observe(len(batch))
+        generation = self.fence.begin()
+        try:
+            try:
+                outgoing = await self._outputs(batch)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._retry_later(batch, generation, exc)
+                return
+            if not self.fence.enter_delivery(generation):
+                log.warning("batch abandoned: its partitions were revoked while it was handled")
+                return
+            try:
+                await self._deliver(batch, outgoing)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced under us: the next owner replays from the committed offset.
+                log.warning("commit refused after a rebalance; records will be replayed", extra={"error": str(exc)})
+                self._rewind(batch, generation)
+                return
+            except ProducerFenced as exc:
+                raise ConfigurationError(
+                    "transactional producer fenced: another live process uses this transactional id "
+                    "(give every replica its own REPLICA_ID)"
+                ) from exc
+            except Exception as exc:
+                # Whatever else failed while delivering: retrying the batch is always safe.
+                self._retry_later(batch, generation, exc)
+                return
+        finally:
+            self.fence.end()
+        self._backoff.reset()
+        for record in batch:
+            CONSUMED.labels(self.service, record.topic).inc()
+        if self.on_committed is not None:
+            self.on_committed(batch)
+
+    async def _outputs(self, batch: list[ConsumerRecord]) -> list[OutgoingMessage]:
+        """The handler's output for ``batch``; poison records isolated and dead-lettered."""
+        try:
+            outgoing = await self.handle(batch)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.error("handler failed on a whole batch; bisecting it", exc_info=exc, extra={"records": len(batch)})
+            isolated = await isolate_poison(batch, self.handle, self.service)
+            if len(isolated.poison) == len(batch) > 1 and self._systemic_strikes < self.systemic_retries:
+                # Every record fails alone too: more likely the handler's dependency than the data.
+                self._systemic_strikes += 1
+                raise TransientError(f"every record of a {len(batch)}-record batch failed: {exc!r}") from exc
+            outgoing = isolated.outgoing
+        self._systemic_strikes = 0
+        return outgoing
+
+    async def _deliver(self, batch: list[ConsumerRecord], outgoing: list[OutgoingMessage]) -> None:
+        offsets = next_offsets(batch)
+        if outgoing and self.producer is None:
+            raise ConfigurationError("the handler produced messages but the loop has no producer")
+        if self.transactional:
+            assert self.producer is not None and self.group_id is not None
+            await self._deliver_in_transaction(self.producer, self.group_id, outgoing, offsets)
+        else:
+            if outgoing:
+                assert self.producer is not None
+                await publish_all(self.producer, outgoing)
+            await self.consumer.commit(offsets)
+        self._count(outgoing, offsets)
+
+    @staticmethod
+    async def _deliver_in_transaction(
+        producer: AIOKafkaProducer, group_id: str, outgoing: list[OutgoingMessage], offsets: dict[TopicPartition, int]
+    ) -> None:
+        await producer.begin_transaction()
+        try:
+            if outgoing:
+                await publish_all(producer, outgoing)
+            await producer.send_offsets_to_transaction(offsets, group_id)
+            await producer.commit_transaction()
+        except BaseException as exc:
+            if not isinstance(exc, ProducerFenced) and not producer._txn_manager.is_fatal_error():
+                with contextlib.suppress(Exception):
+                    await producer.abort_transaction()
+            raise
+
+    # -- failures ------------------------------------------------------------------------------
+
+    def _retry_later(self, batch: list[ConsumerRecord], generation: int, exc: BaseException) -> None:
+        self._rewind(batch, generation)
+        RETRIES.labels(self.service).inc()
+        self._pause_for(exc)
+
+    def _rewind(self, batch: list[ConsumerRecord], generation: int) -> None:
+        """Seek back to the batch's first records, unless its partitions changed hands meanwhile."""
+        if generation != self.fence.generation:
+            return  # revoked: positions of a new assignment start from the committed offsets
+        assigned = self.consumer.assignment()
+        for tp, offset in first_offsets(batch).items():
+            if tp in assigned:
+                self.consumer.seek(tp, offset)
+
+    def _pause_for(self, exc: BaseException) -> None:
+        delay = self._backoff.next()
+        log.warning(
+            "transient failure; pausing consumption",
+            extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay},
+        )
+        self._resume_at = time.monotonic() + delay
+
+    async def _idle(self) -> None:
+        """Back off while still polling (paused), so the group does not evict this member.
+
+        Anything a poll returns meanwhile (a partition assigned between the listener and the
+        pause) is rewound, never dropped.
+        """
+        assert self._resume_at is not None
+        self.consumer.pause(*self.consumer.assignment())
+        wait_ms = max(0, min(int((self._resume_at - time.monotonic()) * 1000), self.max_wait_ms))
+        try:
+            polled = await self.consumer.getmany(timeout_ms=wait_ms)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            polled = {}
+        generation = self.fence.generation
+        for records in polled.values():
+            self._rewind(records, generation)
+        if time.monotonic() >= self._resume_at:
+            self._resume_at = None
+            self.consumer.resume(*self.consumer.assignment())
+
+    def _count(self, outgoing: list[OutgoingMessage], offsets: dict[TopicPartition, int]) -> None:
+        for message in outgoing:
+            if message.topic.endswith(DLQ_SUFFIX):
+                reason = dict(message.headers).get("reason", b"unknown").decode()
+                DEAD_LETTERED.labels(self.service, message.topic, reason).inc()
+            else:
+                PRODUCED.labels(self.service, message.topic).inc()
+        for tp, offset in offsets.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, highwater - offset))
+
+
+def group_loop(
+    kafka: KafkaSettings,
+    group: str,
+    sources: Sequence[str],
+    handle: BatchHandler,
+    *,
+    service: str,
+    batch_size: int,
+    max_wait_ms: int,
+    transactional: bool,
+    stopping: asyncio.Event | None = None,
+    on_committed: Callable[[list[ConsumerRecord]], None] | None = None,
+) -> BatchLoop:
+    """A loop for consumer group ``group`` on ``sources``, with its consumer and producer
+    (transactional, one id per replica, when ``transactional``). ``async with`` starts them."""
+    consumer = make_consumer(kafka, group, *sources, max_poll_records=batch_size)
+    producer = make_producer(
+        kafka, client_id=group, transactional_id=transactional_id(kafka, group) if transactional else None
+    )
+    return BatchLoop(
+        consumer=consumer,
+        producer=producer,
+        handle=handle,
+        service=service,
+        max_records=batch_size,
+        max_wait_ms=max_wait_ms,
+        transactional=transactional,
+        group_id=group,
+        on_committed=on_committed,
+        stopping=stopping or asyncio.Event(),
+    )
