@@ -1,21 +1,27 @@
 """``python -m ingestor``: replay a dataset into Kafka with a progress bar and a summary.
 
 Human output (progress, table, errors) goes to stderr; stdout carries JSON log lines, the
-last of which is the summary, so ``python -m ingestor replay f.json | tail -1`` parses.
+last of which is the summary, so ``python -m ingestor replay f.json | tail -1`` parses. When
+stdout is a terminal too, log lines are rendered by the same rich console instead, above the
+progress bar, so they never cut through it or the summary table.
 Exit codes: 0 done (rejects are data, not failures), 1 the source broke off mid-file,
-2 unusable input or options, 3 Kafka unreachable.
+2 unusable input or options, 3 Kafka (or, with --skip-existing, Elasticsearch) unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -29,11 +35,12 @@ from rich.table import Table
 from common.logging import configure_logging
 from common.metrics import start_metrics_server
 from common.telemetry import configure_tracing, shutdown_tracing
-from ingestor.errors import KafkaUnavailableError, SourceFormatError
+from ingestor.errors import IndexUnavailableError, KafkaUnavailableError, SourceFormatError
 from ingestor.formats import FORMATS
 from ingestor.formats.tabular import DEFAULT_COLUMNS
 from ingestor.logic import ReplaySummary
 from ingestor.main import replay as run_replay
+from ingestor.main import watch as run_watch
 from ingestor.settings import IngestorSettings
 from ingestor.source import Source
 
@@ -70,24 +77,18 @@ def replay(
     columns: Annotated[
         str | None, typer.Option(help="csv column names, e.g. text=body,id=tweet_key (see `formats`)")
     ] = None,
-    follow: Annotated[bool, typer.Option(help="keep reading lines appended to a JSON Lines file")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(help="keep reading lines appended to a JSON Lines file; resumes from its checkpoint"),
+    ] = False,
+    skip_existing: Annotated[bool, typer.Option(help="do not publish tweets already indexed")] = False,
+    state_dir: Annotated[Path | None, typer.Option(help="checkpoints (default INGESTOR_STATE_DIR)")] = None,
     summary_json: Annotated[Path | None, typer.Option(help="also write the summary as JSON here")] = None,
 ) -> None:
     """Replay PATH into Kafka: valid tweets to tweets.raw, everything else to tweets.rejected."""
-    settings = IngestorSettings()
-    configure_logging("ingestor", settings.telemetry.log_level)
-    configure_tracing("ingestor", settings.telemetry)
-    start_metrics_server(settings.metrics_port, "ingestor", settings.telemetry.metrics_host)
-    try:
-        summary = asyncio.run(_replay(path, settings, format_, columns, limit, rate, follow))
-    except SourceFormatError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    except KafkaUnavailableError as exc:
-        console.print(f"[bold red]Kafka unavailable:[/] {exc}")
-        raise typer.Exit(3) from None
-    finally:
-        shutdown_tracing()
+    settings = _start(state_dir)
+    with _failures():
+        summary = asyncio.run(_replay(path, settings, format_, columns, limit, rate, follow, skip_existing))
     console.print(_summary_table(summary))
     if summary_json is not None:
         summary_json.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -98,6 +99,75 @@ def replay(
         raise typer.Exit(1)
 
 
+@app.command()
+def watch(
+    directory: Annotated[Path, typer.Argument(help="directory new dataset files arrive in")],
+    format_: Annotated[str | None, typer.Option("--format", "-f", help="default: detect per file")] = None,
+    columns: Annotated[str | None, typer.Option(help="csv column names (see `formats`)")] = None,
+    skip_existing: Annotated[bool, typer.Option(help="do not publish tweets already indexed")] = False,
+    state_dir: Annotated[Path | None, typer.Option(help="ledger and checkpoints (default INGESTOR_STATE_DIR)")] = None,
+) -> None:
+    """Replay every file that arrives in DIRECTORY, each exactly once across restarts, until stopped.
+
+    A file is picked up once its size has been stable for INGESTOR_WATCH_SETTLE_S; names like
+    *.tmp, *.part or .hidden are never read (write there, then rename).
+    """
+    settings = _start(state_dir)
+
+    def done(summary: ReplaySummary) -> None:
+        console.print(
+            f"[green]{summary.source}[/]: read {summary.read:,} · published {summary.published:,} · "
+            f"rejected {summary.rejected:,} · already indexed {summary.already_indexed:,}"
+        )
+
+    async def run() -> list[ReplaySummary]:
+        stopping = _stop_on_signals()
+        return await run_watch(directory, settings, fmt=format_, columns=columns, skip_existing=skip_existing,
+                               stopping=stopping, on_file=done)
+
+    with _failures():
+        summaries = asyncio.run(run())
+    log.info("watch stopped", extra={"files": len(summaries), "published": sum(s.published for s in summaries)})
+
+
+def _start(state_dir: Path | None) -> IngestorSettings:
+    settings = IngestorSettings()
+    if state_dir is not None:
+        settings = settings.model_copy(update={"state_dir": state_dir})
+    configure_logging("ingestor", settings.telemetry.log_level)
+    if sys.stdout.isatty():  # a person is watching: one console for logs, progress and the table
+        logging.getLogger().handlers[:] = [RichHandler(console=console, show_path=False)]
+    configure_tracing("ingestor", settings.telemetry)
+    start_metrics_server(settings.metrics_port, "ingestor", settings.telemetry.metrics_host)
+    return settings
+
+
+@contextlib.contextmanager
+def _failures() -> Iterator[None]:
+    """The expected failures as one clear line and an exit code, never a traceback."""
+    try:
+        yield
+    except SourceFormatError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except KafkaUnavailableError as exc:
+        console.print(f"[bold red]Kafka unavailable:[/] {exc}")
+        raise typer.Exit(3) from None
+    except IndexUnavailableError as exc:
+        console.print(f"[bold red]Elasticsearch unavailable:[/] {exc}")
+        raise typer.Exit(3) from None
+    finally:
+        shutdown_tracing()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)  # finish the batch in hand, then summarise
+    return stopping
+
+
 async def _replay(
     path: str,
     settings: IngestorSettings,
@@ -106,11 +176,9 @@ async def _replay(
     limit: int | None,
     rate: float | None,
     follow: bool,
+    skip_existing: bool,
 ) -> ReplaySummary:
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)  # finish the batch in hand, then summarise
+    stopping = _stop_on_signals()
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -140,6 +208,7 @@ async def _replay(
             limit=limit,
             rate=rate,
             follow=follow,
+            skip_existing=skip_existing,
             stopping=stopping,
             on_progress=on_progress,
         )
@@ -155,10 +224,12 @@ def _summary_table(summary: ReplaySummary) -> Table:
         ("duplicates within the file", f"{summary.duplicates:,}"),
         ("published to " + summary.topics.get("raw", "tweets.raw"), f"{summary.published:,}"),
         ("rejected to " + summary.topics.get("rejected", "tweets.rejected"), f"{summary.rejected:,}"),
+        *((("already indexed (--skip-existing)", f"{summary.already_indexed:,}"),) if summary.already_indexed else ()),
+        *((("follow", ", ".join(summary.follow_events)),) if summary.follow_events else ()),
         *((f"  {reason}", f"{n:,}") for reason, n in sorted(summary.rejected_by_reason.items())),
         ("elapsed", f"{summary.elapsed_s:.2f} s"),
         ("rate", f"{summary.rate_per_s:,.0f} records/s"),
-        ("reconciles (read = published + rejected)", "yes" if summary.reconciles else "[red]NO[/]"),
+        ("reconciles (read = published + rejected + already indexed)", "yes" if summary.reconciles else "[red]NO[/]"),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -11,3 +11,7 @@ class SourceFormatError(ServiceError, ValueError):
 
 class KafkaUnavailableError(TransientError):
     """The brokers could not be reached; the message names the address and how to start Kafka."""
+
+
+class IndexUnavailableError(TransientError):
+    """``--skip-existing`` cannot reach Elasticsearch; the message names the address."""

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 from opentelemetry import trace
@@ -21,6 +22,7 @@ from common.kafka import OutgoingMessage
 from common.metrics import PRODUCED, REJECTED
 from common.telemetry import TWEET_ID, inject_headers
 from common.topics import Topics
+from ingestor.checkpoint import Cursor, Mark
 from ingestor.logic import Outcome, ReplaySummary, SeenIds, SourceItem, duplicate, to_outcome
 from ingestor.source import Idle, Source
 
@@ -30,12 +32,21 @@ SERVICE = "ingestor"
 
 Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
 ProgressCallback = Callable[[ReplaySummary, Source], None]
+SaveCheckpoint = Callable[[Mark], None]
+
+
+class IndexedIds(Protocol):
+    """Which of these tweet ids are already indexed (``--skip-existing``; Elasticsearch in production)."""
+
+    async def __call__(self, ids: Sequence[str]) -> set[str]: ...
+
 LOGGED_REJECTS = 50  # every reject is on tweets.rejected; the log shows the first ones
 
 
 @dataclass
 class Chunk:
     items: list[tuple[SourceItem, Outcome]] = field(default_factory=list)
+    marks: dict[int, Mark] = field(default_factory=dict)  # item index → the mark after it (-1: before all)
     idle: bool = False
     exhausted: bool = False
 
@@ -51,6 +62,9 @@ def take(source: Source, limit: int) -> Chunk:
         if isinstance(item, Idle):
             chunk.idle = True
             break
+        if isinstance(item, Mark):
+            chunk.marks[len(chunk.items) - 1] = item
+            continue
         chunk.items.append((item, to_outcome(item, source.adapter, source.name)))
     return chunk
 
@@ -65,6 +79,12 @@ class Replay:
     rate: float | None = None  # tweets per second
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     on_progress: ProgressCallback | None = None
+    # Called with the resume point once everything before it is acknowledged by Kafka.
+    on_checkpoint: SaveCheckpoint | None = None
+    # Sources without marks (whole files): resume by counting items; ``skipped`` were sent before.
+    count_items: bool = False
+    skipped: int = 0
+    indexed: IndexedIds | None = None
     summary: ReplaySummary = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +94,8 @@ class Replay:
         self._seen = SeenIds()
         self._batch: list[OutgoingMessage] = []
         self._limiter = _pacer(self.rate) if self.rate else None
+        self._mark: Mark | None = None  # where to resume once the current batch is acknowledged
+        self._consumed = self.skipped
 
     async def run(self) -> ReplaySummary:
         started = time.monotonic()
@@ -94,12 +116,23 @@ class Replay:
                 return
             # Parsing and validation are CPU-bound: keep them off the loop the producer runs on.
             chunk = await asyncio.to_thread(take, self.source, wanted)
-            for item, outcome in chunk.items:
+            if -1 in chunk.marks:  # the mark of the previous chunk's last item
+                self._follows(chunk.marks[-1])
+            indexed = await self._already_indexed(chunk)
+            for index, (item, outcome) in enumerate(chunk.items):
                 if self._limiter is not None:
                     if self._batch and not self._limiter.has_capacity():
                         await self._flush()  # send what we have instead of holding it while throttled
                     await self._limiter.acquire()
-                self._batch.append(self._message(item, outcome))
+                message = self._message(item, outcome, indexed)
+                if message is not None:
+                    self._batch.append(message)
+                self._consumed += 1
+                mark = chunk.marks.get(index)
+                if mark is None and self.count_items:
+                    mark = Mark(Cursor(0, self._consumed))
+                if mark is not None:
+                    self._follows(mark)
                 if len(self._batch) >= self.batch_size:
                     await self._flush()
             if chunk.idle:
@@ -109,12 +142,28 @@ class Replay:
             if chunk.exhausted:
                 return
 
-    def _message(self, item: SourceItem, outcome: Outcome) -> OutgoingMessage:
+    def _follows(self, mark: Mark) -> None:
+        """``mark`` comes after the last item handled: save it now, or once its batch is acked."""
+        if self._batch:
+            self._mark = mark
+        elif self.on_checkpoint is not None:
+            self.on_checkpoint(mark)
+
+    async def _already_indexed(self, chunk: Chunk) -> set[str]:
+        if self.indexed is None:
+            return set()
+        ids = [outcome.id for _, outcome in chunk.items if isinstance(outcome, TweetRecord)]
+        return await self.indexed(ids) if ids else set()
+
+    def _message(self, item: SourceItem, outcome: Outcome, indexed: set[str]) -> OutgoingMessage | None:
         summary = self.summary
         summary.read += 1
         if isinstance(outcome, TweetRecord):
             summary.valid += 1
             if self._seen.add(outcome.id):
+                if outcome.id in indexed:
+                    summary.already_indexed += 1  # --skip-existing: labelled before, no inference again
+                    return None
                 with tracer.start_as_current_span("ingestor.publish", attributes={TWEET_ID: outcome.id}):
                     headers = inject_headers()
                 return OutgoingMessage(self.topics.raw, outcome.id, outcome.model_dump_json().encode(), headers)
@@ -145,6 +194,9 @@ class Replay:
         self.summary.published += sum(1 for message in batch if message.topic == self.topics.raw)
         for message in batch:
             PRODUCED.labels(SERVICE, message.topic).inc()
+        mark, self._mark = self._mark, None
+        if mark is not None and self.on_checkpoint is not None:
+            self.on_checkpoint(mark)  # only now: a crash before this line re-sends, never skips
 
 
 def _pacer(rate: float) -> AsyncLimiter:

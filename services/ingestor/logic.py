@@ -33,6 +33,9 @@ class ReplaySummary(BaseModel):
     published: int = 0  # distinct valid tweets acknowledged on tweets.raw
     rejected: int = 0  # invalid + duplicates, sent to tweets.rejected
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
+    already_indexed: int = 0  # --skip-existing: valid tweets found in Elasticsearch, not published
+    skipped_on_resume: int = 0  # published by an earlier run of the same input (checkpoint)
+    follow_events: list[str] = Field(default_factory=list)  # --follow: resumed, rotated, truncated
     errors: list[str] = Field(default_factory=list)  # stream-level problems, e.g. a truncated array
     elapsed_s: float = 0.0
     rate_per_s: float = 0.0  # records read per second
@@ -41,7 +44,8 @@ class ReplaySummary(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def reconciles(self) -> bool:
-        return self.read == self.published + self.rejected and self.valid - self.duplicates == self.published
+        published = self.published + self.already_indexed
+        return self.read == published + self.rejected and self.valid - self.duplicates == published
 
     def count_reject(self, reason: str) -> None:
         self.rejected += 1

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.settings import KafkaSettings, TelemetrySettings
 
 
 class IngestorSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INGESTOR_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="INGESTOR_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     client_id: str = "ingestor"
     batch_size: int = Field(default=500, ge=1, le=100_000)  # messages per acknowledged publish
@@ -17,5 +21,14 @@ class IngestorSettings(BaseSettings):
     # /metrics while a (long, e.g. --follow) replay runs; off by default for one-shot replays.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     csv_encoding: str = "utf-8"  # undecodable bytes fall back to CP1252 per cell (Sentiment140)
+    # Checkpoints (--follow) and the ledger of finished files (watch); outside the data on purpose.
+    state_dir: Path = Path.home() / ".cache" / "tweet-pipeline" / "state" / "ingestor"
+    watch_settle_s: float = Field(default=2.0, ge=0)  # a watched file is ready once unchanged this long
+    max_backoff_s: float = Field(default=30.0, gt=0)  # --follow / watch: retry Kafka up to this apart
+    # --skip-existing looks tweets up where the gateway indexes them (same variables as the gateway).
+    es_url: str = Field(
+        default="http://127.0.0.1:9200", validation_alias=AliasChoices("INGESTOR_ES_URL", "GATEWAY_ES_URL")
+    )
+    index: str = Field(default="tweets", validation_alias=AliasChoices("INGESTOR_INDEX", "GATEWAY_INDEX"))
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

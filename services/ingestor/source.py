@@ -15,7 +15,6 @@ import json
 import os
 import select
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import IO, Any, Final
 import ijson
 
 from ingestor import pages
+from ingestor.checkpoint import Mark
 from ingestor.errors import SourceFormatError
 from ingestor.formats import JSON_ADAPTERS, Adapter, Container, check_format, detect, json_container
 from ingestor.formats.tabular import csv_row_mapper, map_sentiment140, parse_column_overrides
@@ -39,7 +39,7 @@ class Idle:
 
 
 IDLE: Final = Idle()
-Item = SourceItem | Idle
+Item = SourceItem | Idle | Mark
 
 
 def _adapter_pending(value: Any) -> dict[str, Any]:
@@ -86,18 +86,16 @@ def open_source(
         check_format(fmt)
     parse_column_overrides(columns)  # a typo in --columns fails before anything is read
     if path == "-" or follow:
-        if fmt is not None and fmt not in JSON_ADAPTERS:
-            raise SourceFormatError(f"stdin and --follow read JSON Lines; --format {fmt} is not JSON")
+        check_lines_format(fmt)
         if path == "-":
             source = Source("stdin", None, None)
-            lines = fd_lines(sys.stdin.fileno(), poll_interval_s)
-        else:
-            handle = _open(path)
-            source = Source(Path(path).name, handle, None)
-            lines = _tail_lines(handle, poll_interval_s)
+            source.items = json_lines_items(fd_lines(sys.stdin.fileno(), poll_interval_s), source)
+        else:  # the caller (ingestor.tail) sets the items: a tail that resumes from a checkpoint
+            if not Path(path).is_file():
+                raise SourceFormatError(f"cannot open {path}: not a file")
+            source = Source(Path(path).name, None, None)
         if fmt is not None:
             source.use(fmt, JSON_ADAPTERS[fmt])
-        source.items = json_lines_items(lines, source)
         return source
 
     handle = _open(path)
@@ -114,6 +112,11 @@ def open_source(
         handle.close()
         raise
     return source
+
+
+def check_lines_format(fmt: str | None) -> None:
+    if fmt is not None and fmt not in JSON_ADAPTERS:
+        raise SourceFormatError(f"stdin and --follow read JSON Lines; --format {fmt} is not JSON")
 
 
 def _open(path: str) -> IO[bytes]:
@@ -192,20 +195,25 @@ def json_lines_items(lines: Iterable[bytes | Idle], source: Source) -> Iterator[
             yield line
             continue
         number += 1
-        if not line.strip():
-            continue
-        raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
-        try:
-            value = json.loads(line, parse_float=Decimal, parse_constant=_no_constants)
-        except (ValueError, UnicodeDecodeError) as exc:
-            yield SourceItem(f"line {number}", raw, error=f"not valid JSON: {exc}")
-            continue
-        if source.format is None:
-            _detect_first_line(source, line)
-        if source.format == "twitter-v2":
-            yield from pages.response_items(value, f"line {number}", raw)
-        else:
-            yield SourceItem(f"line {number}", raw, value)
+        yield from line_items(line, f"line {number}", source)
+
+
+def line_items(line: bytes, position: str, source: Source) -> Iterator[SourceItem]:
+    """The items of one JSON Lines line: none (blank, empty page), one, or a v2 page's tweets."""
+    if not line.strip():
+        return
+    raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
+    try:
+        value = json.loads(line, parse_float=Decimal, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError) as exc:
+        yield SourceItem(position, raw, error=f"not valid JSON: {exc}")
+        return
+    if source.format is None:
+        _detect_first_line(source, line)
+    if source.format == "twitter-v2":
+        yield from pages.response_items(value, position, raw)
+    else:
+        yield SourceItem(position, raw, value)
 
 
 def _detect_first_line(source: Source, line: bytes) -> None:
@@ -236,21 +244,6 @@ def _csv_line(row: list[str]) -> str:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _tail_lines(handle: IO[bytes], poll_interval_s: float) -> Iterator[bytes | Idle]:
-    """Lines of a growing file, forever; a line still being written is held until its newline."""
-    pending = b""
-    while True:
-        chunk = handle.readline()
-        if not chunk:
-            yield IDLE
-            time.sleep(poll_interval_s)  # runs in the reader thread, after the batch was flushed
-            continue
-        pending += chunk
-        if pending.endswith(b"\n"):
-            yield pending
-            pending = b""
 
 
 def fd_lines(fd: int, poll_interval_s: float) -> Iterator[bytes | Idle]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
 from common.topics import Topics
+from ingestor.checkpoint import Cursor, Mark
 from ingestor.handlers import Replay
 from ingestor.source import open_source
 
@@ -112,3 +116,50 @@ async def test_prometheus_counters_follow_the_summary() -> None:
     assert sample("pipeline_records_produced_total", topic="m.tweets.raw") - before[0] == 40
     assert sample("pipeline_records_rejected_total", reason="duplicate_id") - before[1] == 1
     assert sample("pipeline_records_produced_total", topic="m.tweets.rejected") >= 5
+
+
+class FailingPublisher(RecordingPublisher):
+    """Acknowledges ``ok`` batches, then fails like a broker that went away."""
+
+    def __init__(self, ok: int) -> None:
+        super().__init__()
+        self.ok = ok
+
+    async def __call__(self, messages: Sequence[OutgoingMessage]) -> None:
+        if len(self.batches) == self.ok:
+            raise ConnectionError("broker gone")
+        await super().__call__(messages)
+
+
+async def test_checkpoints_advance_only_past_acknowledged_batches() -> None:
+    publisher = FailingPublisher(ok=2)
+    saved: list[Mark] = []
+    run = Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=10, on_checkpoint=saved.append,
+                 count_items=True)
+    with pytest.raises(ConnectionError):
+        await run.run()
+    acknowledged = sum(len(batch) for batch in publisher.batches)
+    assert acknowledged == 20 and saved[-1].cursor == Cursor(0, 20)  # never past what Kafka acknowledged
+
+
+async def test_resume_by_count_publishes_only_the_rest() -> None:
+    source = open_source(str(SAMPLE))
+    source.items = itertools.islice(source.items, 20, None)
+    publisher = RecordingPublisher()
+    summary = await Replay(source, publisher, TOPICS, batch_size=10, count_items=True, skipped=20).run()
+    assert summary.read == 25 and summary.reconciles
+
+
+async def test_skip_existing_counts_indexed_tweets_and_publishes_the_rest() -> None:
+    indexed = {"1921567810453299200", "9007199254740993"}
+    asked: list[int] = []
+
+    async def lookup(ids: Sequence[str]) -> set[str]:
+        asked.append(len(ids))
+        return indexed & set(ids)
+
+    publisher = RecordingPublisher()
+    summary = await Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=100, indexed=lookup).run()
+    assert (summary.published, summary.already_indexed, summary.rejected) == (38, 2, 5)
+    assert summary.reconciles and asked == [41]  # one lookup for the chunk's valid tweets
+    assert not indexed & {m.key for m in publisher.on("t.tweets.raw")}
