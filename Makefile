@@ -9,8 +9,11 @@ FORMAT ?=
 GATEWAY_URL ?= http://127.0.0.1:8000
 # The stack `make up` starts sends traces to the local Jaeger; set it empty to turn tracing off.
 OTLP ?= http://127.0.0.1:4318
+# make evaluate: the gold CSV and where predictions come from (models in-process, or the running index).
+GOLD ?= data/labelled/test.csv
+SOURCE ?= models
 
-.PHONY: help install up-infra up down replay demo test test-unit lint models status bench clean
+.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,12 +58,18 @@ test-unit: install ## unit tests only (no servers)
 	@$(PY) -m pytest -q tests/unit
 
 lint: install ## ruff + mypy
-	@.venv/bin/ruff check libs services tests bench deploy
-	@.venv/bin/mypy libs/common services
+	@.venv/bin/ruff check libs services tests bench deploy evaluation
+	@.venv/bin/mypy libs/common services evaluation
 
 bench: install up-infra ## benchmarks (write bench/results/*.json)
 	@PYTHONPATH=. $(PY) bench/stance_bench.py
 	@PYTHONPATH=. $(PY) bench/pipeline_bench.py
+
+evaluate: install ## score a gold CSV: make evaluate [GOLD=data/labelled/test.csv] [SOURCE=models|index] [ARGS=...]
+	@$(PY) -m evaluation --gold $(GOLD) --source $(SOURCE) $(ARGS)
+
+report: install ## REPORT.md and docs/report/*.png: test-set metrics, sample-data labels, benchmark figures
+	@$(PY) -m evaluation.report $(ARGS)
 
 clean: down ## stop everything and delete local data (downloads stay cached)
 	@bash $(INFRA) clean || true

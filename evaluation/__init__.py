@@ -1,0 +1,1 @@
+"""Evaluation against hand-labelled gold sets, and the generated REPORT.md."""
