@@ -13,7 +13,7 @@ OTLP ?= http://127.0.0.1:4318
 GOLD ?= data/labelled/test.csv
 SOURCE ?= models
 
-.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean
+.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean browser
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ status: install ## supervised processes, per-stage counts, consumer lag and grou
 	@bash $(SERVICES) status || true
 	@$(PY) deploy/pipeline_status.py
 
-test: install up-infra ## everything the tests need, then all tests and static checks
+browser: ## Debian chromium + chromedriver for the review page browser test (apt; skipped when present)
+	@bash deploy/local/browser.sh
+
+test: install up-infra browser ## everything the tests need, then all tests and static checks
 	@bash deploy/local/run-tests.sh
 
 test-unit: install ## unit tests only (no servers)

@@ -65,6 +65,30 @@ TWEETS_MAPPING: dict[str, Any] = {
         "trace": {"properties": {"ingest": _KEYWORD, "index": _KEYWORD}},
         "emotion": _label_mapping(with_valence=True),
         "stance": _label_mapping(with_valence=False),
+        # quality checks (gateway.quality): the lexicon score of the text, the flags the
+        # indexer recomputes after every write, and a reviewer's verdict
+        "lexicon": {"properties": {"compound": {"type": "float"}, "model": _KEYWORD}},
+        "quality": {
+            "properties": {
+                "rules": _KEYWORD,
+                "flags": _KEYWORD,
+                "lexicon_polarity": _KEYWORD,
+                "model_polarity": _KEYWORD,
+                "lexicon_agrees": {"type": "boolean"},
+            }
+        },
+        "review": {
+            "properties": {
+                "status": _KEYWORD,
+                "emotion": _KEYWORD,
+                "stance": _KEYWORD,
+                "sentiment": _KEYWORD,
+                "reviewer": _KEYWORD,
+                "at": _DATE,
+                "shown_emotion": _KEYWORD,
+                "shown_stance": _KEYWORD,
+            }
+        },
     },
 }
 
