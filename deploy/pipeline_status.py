@@ -44,11 +44,15 @@ async def group_members(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> 
         (response,) = await admin.describe_consumer_groups([settings.group(name)])
         for group in response.to_object()["groups"]:
             if not group["members"]:
-                table.add_row(group["group"], group["state"], "-", "-", "-")  # Dead: never existed or expired
+                table.add_row(name, group["state"], "-", "-", "-")  # Dead: never existed, or expired
             for member in sorted(group["members"], key=lambda m: m["member_id"]):
                 assigned = ConsumerProtocolMemberAssignment.decode(member["member_assignment"]).assignment
-                partitions = " ".join(f"{topic}[{','.join(map(str, sorted(ps)))}]" for topic, ps in assigned)
-                table.add_row(group["group"], group["state"], member["member_id"], member["client_host"], partitions)
+                partitions = " ".join(
+                    f"{topic.removeprefix(settings.topic_prefix)}[{','.join(map(str, sorted(ps)))}]"
+                    for topic, ps in assigned
+                )
+                member_id = f"…{member['member_id'][-12:]}"  # <client id>-<uuid>: the uuid's tail tells them apart
+                table.add_row(name, group["state"], member_id, member["client_host"].lstrip("/"), partitions)
     return table
 
 
