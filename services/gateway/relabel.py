@@ -30,6 +30,7 @@ class RelabelPublisher:
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._ensured: set[str] = set()
 
     async def _started(self) -> AIOKafkaProducer:
         async with self._lock:
@@ -74,3 +75,15 @@ class RelabelPublisher:
             await publish_all(producer, messages)
         except KafkaError as exc:
             raise TransientError(f"kafka did not acknowledge the {task} requests: {exc}") from exc
+
+    async def publish_records(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish prepared messages (``POST /ingest``), creating their topics on first use."""
+        producer = await self._started()
+        missing = sorted({m.topic for m in messages} - self._ensured)
+        try:
+            if missing:
+                await ensure_topics(self.settings, missing)
+                self._ensured.update(missing)
+            await publish_all(producer, messages)
+        except (KafkaError, OSError) as exc:
+            raise TransientError(f"kafka did not acknowledge the ingested records: {exc}") from exc

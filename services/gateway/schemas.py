@@ -85,3 +85,35 @@ class JobPublic(JobCreatedPublic):
 class HealthPublic(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, Literal["ok", "unreachable"]] = Field(default_factory=dict)
+
+
+class RejectionPublic(BaseModel):
+    line: int = Field(description="1-based line of the request body")
+    reason: str = Field(description="Category, as on tweets.rejected: missing_field:text, invalid_date:created_at...")
+    field: str | None = Field(description="The field the first problem is about")
+    message: str
+
+
+class IngestResultPublic(BaseModel):
+    received: int = Field(description="Non-blank lines read")
+    published: int = Field(description="Valid tweets acknowledged on tweets.raw (keyed by id)")
+    rejected: int = Field(description="Lines sent to tweets.rejected, each listed in rejections")
+    rejections: list[RejectionPublic]
+
+
+class TraceStagePublic(BaseModel):
+    stage: Literal["ingested", "emotion", "stance", "indexed"]  # gateway.jaeger.StageName
+    service: str
+    operation: str
+    started_at: datetime
+    duration_ms: float
+    model: str | None = None
+    detail: str | None = Field(default=None, description="For indexed: which message was written (topic)")
+
+
+class TweetTracePublic(BaseModel):
+    tweet_id: str
+    trace_id: str
+    trace_url: str = Field(description="The same trace in the Jaeger UI (where the UI is installed)")
+    stages: list[TraceStagePublic] = Field(description="In time order; indexed appears once per message written")
+    total_ms: float = Field(description="From the first stage's start to the last stage's end")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.settings import KafkaSettings, TelemetrySettings
 
 
 class GatewaySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )  # hidden inputs: a malformed GATEWAY_API_KEYS must not print its keys
 
     es_url: str = "http://127.0.0.1:9200"
     es_request_timeout_s: float = Field(default=30.0, gt=0)
@@ -24,8 +26,28 @@ class GatewaySettings(BaseSettings):
     relabel_max_tweets: int = Field(default=10_000, ge=1, le=10_000)  # ES max_result_window
     jaeger_ui_url: str = "http://127.0.0.1:16686"
     metrics_port: int | None = Field(default=9104, ge=0, le=65535)  # the indexer's /metrics; 0 disables
+    # front door (gateway.api.security): "name:key,name2:key2"; unset = mutating routes are open
+    api_keys: SecretStr | None = None
+    rate_limit: float = Field(default=60, gt=0)  # mutating requests per client per rate_limit_period_s
+    rate_limit_period_s: float = Field(default=60.0, gt=0)
+    max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # any request body; 413 past it
+    ingest_max_records: int = Field(default=10_000, ge=1)  # JSON Lines per POST /ingest
+    jaeger_query_url: str = "http://127.0.0.1:16686"  # Jaeger's query API, for GET /tweets/{id}/trace
+    dlq_metrics_refresh_s: float = Field(default=30.0, gt=0)  # how often /metrics re-counts dead letters
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _named_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_api_keys(value)  # fails at start on a malformed list, naming the entry but not the key
+        return value
+
+    @property
+    def api_key_names(self) -> dict[str, str]:
+        """key → client name; empty when no key is configured."""
+        return parse_api_keys(self.api_keys) if self.api_keys is not None else {}
 
     @property
     def indexer_group_id(self) -> str:
@@ -35,3 +57,20 @@ class GatewaySettings(BaseSettings):
     @property
     def jobs_index(self) -> str:
         return f"{self.index}-jobs"
+
+
+def parse_api_keys(value: SecretStr) -> dict[str, str]:
+    """``"ci:k1,alice:k2"`` → ``{"k1": "ci", "k2": "alice"}``; blank entries are ignored."""
+    keys: dict[str, str] = {}
+    for number, entry in enumerate(value.get_secret_value().split(","), start=1):
+        if not entry.strip():
+            continue
+        name, sep, key = (part.strip() for part in entry.partition(":"))
+        if not sep or not name or len(key) < 8:
+            raise ValueError(f"GATEWAY_API_KEYS entry {number} must be name:key with a key of 8+ characters")
+        if key in keys:
+            raise ValueError(f"GATEWAY_API_KEYS entry {number} repeats the key of {keys[key]!r}")
+        keys[key] = name
+    if not keys:
+        raise ValueError("GATEWAY_API_KEYS is set but names no key; unset it to leave mutating routes open")
+    return keys

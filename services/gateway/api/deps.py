@@ -8,6 +8,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Request
 
 from common.events import TweetRecord
+from common.kafka import OutgoingMessage
 from gateway.query import TweetQuery
 from gateway.search import Job, TweetPage
 from gateway.settings import GatewaySettings
@@ -29,6 +30,15 @@ class RelabelQueue(Protocol):
     async def ping(self) -> bool: ...
 
 
+class IngestQueue(Protocol):
+    async def publish_records(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+
+class TraceStore(Protocol):
+    async def get_trace(self, trace_id: str) -> dict[str, Any] | None: ...
+    async def find_trace_id(self, tweet_id: str) -> str | None: ...
+
+
 def get_settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
@@ -44,6 +54,18 @@ def get_relabel_queue(request: Request) -> RelabelQueue:
     return queue
 
 
+def get_ingest_queue(request: Request) -> IngestQueue:
+    queue: IngestQueue = request.app.state.relabel_queue  # one Kafka producer serves both
+    return queue
+
+
+def get_trace_store(request: Request) -> TraceStore:
+    store: TraceStore = request.app.state.trace_store
+    return store
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 RepositoryDep = Annotated[TweetRepository, Depends(get_repository)]
 RelabelQueueDep = Annotated[RelabelQueue, Depends(get_relabel_queue)]
+IngestQueueDep = Annotated[IngestQueue, Depends(get_ingest_queue)]
+TraceStoreDep = Annotated[TraceStore, Depends(get_trace_store)]

@@ -6,12 +6,15 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI, Request
+import httpx
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
 from common.errors import TransientError
-from gateway.api.routes import health, jobs, tweets
+from gateway.api.routes import health, ingest, jobs, traces, tweets
+from gateway.api.security import BodyLimit, FrontDoor, front_door
+from gateway.jaeger import JaegerTraces
 from gateway.query import InvalidParameter
 from gateway.relabel import RelabelPublisher
 from gateway.search import TweetSearch, make_client
@@ -34,11 +37,14 @@ def _lifespan(settings: GatewaySettings) -> Callable[[FastAPI], AbstractAsyncCon
         await publisher.start()
         app.state.repository = search
         app.state.relabel_queue = publisher
+        jaeger_client = httpx.AsyncClient(timeout=10)
+        app.state.trace_store = JaegerTraces(jaeger_client, settings.jaeger_query_url)
         try:
             yield
         finally:
             await publisher.close()
             await client.close()
+            await jaeger_client.aclose()
 
     return lifespan
 
@@ -60,11 +66,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         description="Search emotion- and stance-labelled tweets; queue tweets for re-labelling.",
         version="0.1.0",
         lifespan=_lifespan(settings),
+        dependencies=[Depends(front_door)],  # API key + rate limit on every mutating route
     )
     app.state.settings = settings
+    app.state.front_door = FrontDoor(settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_exception_handler(InvalidParameter, _invalid_parameter)
     app.add_exception_handler(TransientError, _unavailable)
-    for router in (tweets.router, jobs.router, health.router):
+    for router in (tweets.router, traces.router, jobs.router, ingest.router, health.router):
         app.include_router(router)
     app.mount("/metrics", make_asgi_app())
     return app
