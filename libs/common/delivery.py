@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -32,6 +32,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, ProducerFenced
 
 from common.errors import ConfigurationError, TransientError, is_transient
+from common.fencing import Backoff, Fence, first_offsets, next_offsets
 from common.kafka import OutgoingMessage, make_consumer, make_producer, publish_all, transactional_id
 from common.metrics import BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, RETRIES
 from common.poison import BatchHandler, isolate_poison
@@ -39,80 +40,6 @@ from common.settings import KafkaSettings
 from common.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
-
-
-def next_offsets(batch: Iterable[ConsumerRecord]) -> dict[TopicPartition, int]:
-    """The offsets to commit once ``batch`` is done: one past its last record, per partition."""
-    offsets: dict[TopicPartition, int] = {}
-    for record in batch:
-        tp = TopicPartition(record.topic, record.partition)
-        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-    return offsets
-
-
-def first_offsets(batch: Iterable[ConsumerRecord]) -> dict[TopicPartition, int]:
-    """Where to rewind to so that ``batch`` is fetched again: its first record, per partition."""
-    offsets: dict[TopicPartition, int] = {}
-    for record in batch:
-        tp = TopicPartition(record.topic, record.partition)
-        offsets[tp] = min(offsets.get(tp, record.offset), record.offset)
-    return offsets
-
-
-@dataclass
-class Backoff:
-    """Capped exponential delays: first, 2·first, 4·first, ... up to ``cap``; ``reset`` on success."""
-
-    first: float = 0.5
-    cap: float = 30.0
-    _next: float = 0.0
-
-    def next(self) -> float:
-        delay = self._next or self.first
-        self._next = min(delay * 2, self.cap)
-        return min(delay, self.cap)
-
-    def reset(self) -> None:
-        self._next = 0.0
-
-
-class Fence:
-    """Decides whether a batch may still be delivered: only within the assignment it was fetched in.
-
-    The loop calls :meth:`begin` when it starts a batch, :meth:`enter_delivery` (synchronous, so
-    no rebalance can slip in between the check and the delivery) before publishing, and
-    :meth:`end` when done. The rebalance listener calls :meth:`revoke`, which waits for a
-    delivery under way, gives a batch still being handled ``grace`` seconds, and then moves to a
-    new generation: whatever is still in flight can no longer be delivered.
-    """
-
-    def __init__(self) -> None:
-        self.generation = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._not_delivering = asyncio.Event()
-        self._not_delivering.set()
-
-    def begin(self) -> int:
-        self._idle.clear()
-        return self.generation
-
-    def enter_delivery(self, generation: int) -> bool:
-        if generation != self.generation:
-            return False
-        self._not_delivering.clear()
-        return True
-
-    def end(self) -> None:
-        self._not_delivering.set()
-        self._idle.set()
-
-    async def revoke(self, grace: float) -> None:
-        if not self._idle.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
-        await self._not_delivering.wait()  # a delivery under way always completes (or fails) first
-        self.generation += 1
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -149,6 +76,7 @@ class BatchLoop:
     transactional: bool = False
     group_id: str | None = None  # needed for transactions
     revoke_grace_s: float = 30.0
+    offsets_visible_s: float = 10.0
     systemic_retries: int = 3  # times a batch on which every record fails is retried before dead-lettering
     on_committed: Callable[[list[ConsumerRecord]], None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -160,6 +88,10 @@ class BatchLoop:
         self._backoff = Backoff(cap=self.max_backoff_s)
         self._resume_at: float | None = None
         self._systemic_strikes = 0
+        self.revoking = False  # true while the rebalance listener holds the group's rebalance
+        # Offsets committed in transactions: the group coordinator applies them only when the
+        # transaction's marker reaches it, a moment after commit_transaction returns.
+        self._txn_offsets: dict[TopicPartition, int] = {}
         topics = sorted(self.consumer.subscription())
         if topics:
             self.consumer.subscribe(topics, listener=_Listener(self))
@@ -198,8 +130,34 @@ class BatchLoop:
     # -- rebalance listener ------------------------------------------------------------------
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self.fence.revoke(self.revoke_grace_s)
+        self.revoking = True
+        try:
+            await self.fence.revoke(self.revoke_grace_s)
+            await self._until_offsets_visible(revoked)
+        finally:
+            self.revoking = False
         log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
+
+    async def _until_offsets_visible(self, revoked: set[TopicPartition]) -> None:
+        """Hold the revoke until the group can read the offsets our transactions committed.
+
+        Otherwise the next owner may fetch the previous committed offset and handle (and
+        commit output for) the last batch a second time. Bounded: after ``offsets_visible_s``
+        we let go.
+        """
+        pending = {tp: offset for tp, offset in self._txn_offsets.items() if tp in revoked}
+        self._txn_offsets.clear()
+        deadline = time.monotonic() + self.offsets_visible_s
+        while pending:
+            for tp, offset in list(pending.items()):
+                with contextlib.suppress(Exception):
+                    if (await self.consumer.committed(tp) or 0) >= offset:
+                        del pending[tp]
+            if pending and time.monotonic() > deadline:
+                log.warning("committed offsets not visible yet; the next owner may replay", extra={"n": len(pending)})
+                return
+            if pending:
+                await asyncio.sleep(0.02)
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
         if self._resume_at is not None and assigned:
@@ -271,6 +229,7 @@ class BatchLoop:
         if self.transactional:
             assert self.producer is not None and self.group_id is not None
             await self._deliver_in_transaction(self.producer, self.group_id, outgoing, offsets)
+            self._txn_offsets.update(offsets)
         else:
             if outgoing:
                 assert self.producer is not None
