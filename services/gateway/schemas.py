@@ -117,3 +117,54 @@ class TweetTracePublic(BaseModel):
     trace_url: str = Field(description="The same trace in the Jaeger UI (where the UI is installed)")
     stages: list[TraceStagePublic] = Field(description="In time order; indexed appears once per message written")
     total_ms: float = Field(description="From the first stage's start to the last stage's end")
+
+
+class LowConfidenceModelPublic(BaseModel):
+    labelled: int
+    low: int
+    rate: float | None
+
+
+class LowConfidencePublic(LowConfidenceModelPublic):
+    threshold: float = Field(description="A top score below this is low confidence")
+    by_model: dict[str, LowConfidenceModelPublic]
+
+
+class LexiconAgreementPublic(BaseModel):
+    model: str = Field(description="The lexicon (VADER) and its version")
+    compared: int = Field(description="Documents with both a lexicon score and an emotion valence")
+    agreeing: int = Field(description="...whose polarities (negative/neutral/positive) are the same")
+    agreement: float | None
+    label_compared: int = Field(description="Documents whose emotion label has a polarity (all but surprise)")
+    label_agreeing: int
+    label_agreement: float | None
+
+
+class DriftDayPublic(BaseModel):
+    day: str
+    count: int
+    distribution: dict[str, float]
+    jsd: float | None = Field(description="Jensen-Shannon divergence (bits) from the baseline; null: too few")
+    drifted: bool
+
+
+class DriftPublic(BaseModel):
+    task: Literal["emotion", "stance"]
+    model: str
+    baseline_count: int
+    baseline: dict[str, float]
+    days: list[DriftDayPublic]
+
+
+class QualityPublic(BaseModel):
+    documents: int = Field(description="Indexed tweets")
+    checked: int = Field(description="...whose quality flags have been computed")
+    flags: dict[str, int] = Field(description="Documents carrying each quality flag")
+    low_confidence: dict[str, LowConfidencePublic]
+    lexicon: LexiconAgreementPublic
+    drift_threshold: float
+    drift_min_count: int
+    baseline_start: str | None = None
+    baseline_end: str | None = None
+    drift: list[DriftPublic]
+    reviews: dict[str, int] = Field(description="Reviewed tweets by verdict (accepted, corrected)")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
 from common.events import TweetRecord
 from common.kafka import OutgoingMessage
+from gateway.quality import QualityCounts
 from gateway.query import TweetQuery
 from gateway.search import Job, TweetPage
 from gateway.settings import GatewaySettings
@@ -39,6 +41,15 @@ class TraceStore(Protocol):
     async def find_trace_id(self, tweet_id: str) -> str | None: ...
 
 
+class QualityStore(Protocol):
+    async def counts(self, *, baseline_start: datetime | None, baseline_end: datetime | None) -> QualityCounts: ...
+    async def sample(
+        self, strata: Sequence[tuple[str, dict[str, Any]]], *, seed: int, per_stratum: int, status: str
+    ) -> list[tuple[str, dict[str, Any]]]: ...
+    async def save_review(self, tweet_id: str, review: dict[str, Any]) -> bool: ...
+    def reviewed(self, page_size: int = 500) -> AsyncIterator[list[dict[str, Any]]]: ...
+
+
 def get_settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
@@ -64,8 +75,14 @@ def get_trace_store(request: Request) -> TraceStore:
     return store
 
 
+def get_quality_store(request: Request) -> QualityStore:
+    store: QualityStore = request.app.state.quality
+    return store
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 RepositoryDep = Annotated[TweetRepository, Depends(get_repository)]
 RelabelQueueDep = Annotated[RelabelQueue, Depends(get_relabel_queue)]
 IngestQueueDep = Annotated[IngestQueue, Depends(get_ingest_queue)]
 TraceStoreDep = Annotated[TraceStore, Depends(get_trace_store)]
+QualityStoreDep = Annotated[QualityStore, Depends(get_quality_store)]

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
 from common.errors import TransientError
-from gateway.api.routes import health, ingest, jobs, traces, tweets
+from gateway.api.routes import health, ingest, jobs, quality, review, traces, tweets
 from gateway.api.security import BodyLimit, FrontDoor, front_door
 from gateway.jaeger import JaegerTraces
+from gateway.quality_search import QualitySearch
 from gateway.query import InvalidParameter
 from gateway.relabel import RelabelPublisher
 from gateway.search import TweetSearch, make_client
@@ -37,6 +38,7 @@ def _lifespan(settings: GatewaySettings) -> Callable[[FastAPI], AbstractAsyncCon
         await publisher.start()
         app.state.repository = search
         app.state.relabel_queue = publisher
+        app.state.quality = QualitySearch(client, settings.index, settings.quality_thresholds)
         jaeger_client = httpx.AsyncClient(timeout=10)
         app.state.trace_store = JaegerTraces(jaeger_client, settings.jaeger_query_url)
         try:
@@ -75,5 +77,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(TransientError, _unavailable)
     for router in (tweets.router, traces.router, jobs.router, ingest.router, health.router):
         app.include_router(router)
-    app.mount("/metrics", make_asgi_app())
+    app.include_router(quality.router)
+    app.include_router(review.router)
+    app.mount("/metrics", quality.QualityGauges(app, make_asgi_app()))
     return app
