@@ -213,7 +213,7 @@ class BatchLoop:
             if is_transient(exc):
                 raise
             log.error("handler failed on a whole batch; bisecting it", exc_info=exc, extra={"records": len(batch)})
-            isolated = await isolate_poison(batch, self.handle, self.service)
+            isolated = await isolate_poison(batch, self.handle, self.service, exc)
             if len(isolated.poison) == len(batch) > 1 and self._systemic_strikes < self.systemic_retries:
                 # Every record fails alone too: more likely the handler's dependency than the data.
                 self._systemic_strikes += 1

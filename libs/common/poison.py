@@ -32,21 +32,21 @@ class Isolated:
     poison: list[ConsumerRecord] = field(default_factory=list)
 
 
-async def isolate_poison(batch: list[ConsumerRecord], handle: BatchHandler, service: str) -> Isolated:
-    """Handle ``batch`` (which already failed as a whole) in halves, recursively.
+async def isolate_poison(batch: list[ConsumerRecord], handle: BatchHandler, service: str, error: Exception) -> Isolated:
+    """Handle ``batch``, which already failed as a whole with ``error``, in halves, recursively.
 
-    Transient errors propagate. Every other exception on a single record dead-letters that
+    Transient errors propagate. Any other exception of a single record dead-letters that
     record with reason ``unhandled_error`` and the exception in the detail.
     """
     result = Isolated()
-    await _split(batch, handle, service, result)
+    if len(batch) == 1:
+        _dead(batch[0], error, service, result)
+    else:
+        await _split(batch, handle, service, result)
     return result
 
 
 async def _split(batch: list[ConsumerRecord], handle: BatchHandler, service: str, result: Isolated) -> None:
-    if len(batch) == 1:
-        await _alone(batch[0], handle, service, result)
-        return
     middle = len(batch) // 2
     for half in (batch[:middle], batch[middle:]):
         try:
@@ -54,20 +54,18 @@ async def _split(batch: list[ConsumerRecord], handle: BatchHandler, service: str
         except Exception as exc:
             if is_transient(exc):
                 raise
-            await _split(half, handle, service, result)
+            if len(half) == 1:
+                _dead(half[0], exc, service, result)
+            else:
+                await _split(half, handle, service, result)
 
 
-async def _alone(record: ConsumerRecord, handle: BatchHandler, service: str, result: Isolated) -> None:
-    try:
-        result.outgoing += await handle([record])
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        log.error(
-            "dead-lettering a record the handler fails on",
-            exc_info=exc,
-            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
-        )
-        error = PermanentError(UNHANDLED, f"{type(exc).__name__}: {exc}")
-        result.outgoing.append(dead_letter(record, service, error))
-        result.poison.append(record)
+def _dead(record: ConsumerRecord, exc: Exception, service: str, result: Isolated) -> None:
+    log.error(
+        "dead-lettering a record the handler fails on",
+        exc_info=exc,
+        extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+    )
+    error = PermanentError(UNHANDLED, f"{type(exc).__name__}: {exc}")
+    result.outgoing.append(dead_letter(record, service, error))
+    result.poison.append(record)
