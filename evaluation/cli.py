@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -67,7 +68,8 @@ async def collect_runs(
     if source is SourceKind.INDEX:
         ids = [item.tweet_id for item in gold]
         if gateway_url:
-            documents = await fetch_from_gateway(gateway_url, ids)
+            async with httpx.AsyncClient(base_url=gateway_url.rstrip("/"), timeout=30) as client:
+                documents = await fetch_from_gateway(client, ids)
         else:
             documents = await fetch_from_elasticsearch(es_url, index, ids)
         runs = runs_from_documents(gold, documents)

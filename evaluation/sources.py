@@ -124,23 +124,22 @@ async def fetch_from_elasticsearch(
 
 
 async def fetch_from_gateway(
-    gateway_url: str, tweet_ids: Sequence[str], *, concurrency: int = 8
+    client: httpx.AsyncClient, tweet_ids: Sequence[str], *, concurrency: int = 8
 ) -> dict[str, dict[str, Any] | None]:
-    """``GET /tweets/{id}`` for each tweet; 404 means not in the index."""
+    """``GET /tweets/{id}`` for each tweet on ``client`` (based at the gateway); 404 = not indexed."""
     found: dict[str, dict[str, Any] | None] = {}
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=gateway_url.rstrip("/"), timeout=30) as client:
 
-        async def one(tweet_id: str) -> None:
-            async with gate:
-                response = await client.get(f"/tweets/{tweet_id}")
-            if response.status_code == 404:
-                found[tweet_id] = None
-                return
-            response.raise_for_status()
-            found[tweet_id] = response.json()
+    async def one(tweet_id: str) -> None:
+        async with gate:
+            response = await client.get(f"/tweets/{tweet_id}")
+        if response.status_code == 404:
+            found[tweet_id] = None
+            return
+        response.raise_for_status()
+        found[tweet_id] = response.json()
 
-        await asyncio.gather(*(one(t) for t in tweet_ids))
+    await asyncio.gather(*(one(t) for t in tweet_ids))
     return found
 
 
