@@ -9,6 +9,9 @@ FORMAT ?=
 GATEWAY_URL ?= http://127.0.0.1:8000
 # The stack `make up` starts sends traces to the local Jaeger; set it empty to turn tracing off.
 OTLP ?= http://127.0.0.1:4318
+# make bench: tweets replayed through the whole pipeline, and through the stack without the CPU budget.
+BENCH_TWEETS ?= 5000
+BENCH_UNBUDGETED_TWEETS ?= 300
 # make evaluate: the gold CSV and where predictions come from (models in-process, or the running index).
 GOLD ?= data/labelled/test.csv
 SOURCE ?= models
@@ -64,9 +67,12 @@ lint: install ## ruff + mypy
 	@.venv/bin/ruff check libs services tests bench deploy evaluation
 	@.venv/bin/mypy libs/common services evaluation
 
-bench: install up-infra ## benchmarks (write bench/results/*.json)
+bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_TWEETS=5000 for the pipeline)
 	@PYTHONPATH=. $(PY) bench/stance_bench.py
-	@PYTHONPATH=. $(PY) bench/pipeline_bench.py
+	@PYTHONPATH=. $(PY) bench/emotion_bench.py
+	@PYTHONPATH=. $(PY) bench/onnx_parity.py
+	@PYTHONPATH=. $(PY) bench/pipeline_bench.py --tweets $(BENCH_TWEETS) --unbudgeted-tweets $(BENCH_UNBUDGETED_TWEETS)
+	@mkdir -p docs/bench && cp bench/results/pipeline_rates.png bench/results/emotion_batch.png docs/bench/
 
 evaluate: install ## score a gold CSV: make evaluate [GOLD=data/labelled/test.csv] [SOURCE=models|index] [ARGS=...]
 	@$(PY) -m evaluation --gold $(GOLD) --source $(SOURCE) $(ARGS)

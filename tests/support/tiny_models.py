@@ -5,6 +5,7 @@ It is loaded by the service through exactly the production code path (EMOTION_MO
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from common.events import EMOTION_LABELS
@@ -21,6 +22,25 @@ _CORPUS = [
 
 
 def build_tiny_emotion_model(path: Path) -> Path:
+    """Two layers, hidden size 32: fast enough for every test that needs a real model."""
+    return _build(path, _CORPUS * 20, vocab_size=400, layers=2, hidden=32, heads=2, intermediate=64, positions=140)
+
+
+def build_distilroberta_shaped_emotion_model(path: Path, corpus: Iterable[str]) -> Path:
+    """The exact shape of distilroberta-base (the production emotion model's base), random weights.
+
+    6 layers, hidden 768, 12 heads, intermediate 3072, vocabulary 50,265, 514 positions: the
+    compute per token is the production model's. The tokenizer is a byte-level BPE trained
+    offline on ``corpus`` (the real one cannot be downloaded here); its vocabulary is smaller,
+    but the embedding matrix has the real size. Benchmarks only: labels are meaningless.
+    """
+    return _build(path, corpus, vocab_size=50265, layers=6, hidden=768, heads=12, intermediate=3072, positions=514)
+
+
+def _build(
+    path: Path, corpus: Iterable[str], *, vocab_size: int, layers: int, hidden: int, heads: int,
+    intermediate: int, positions: int,
+) -> Path:
     import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
@@ -29,9 +49,9 @@ def build_tiny_emotion_model(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        _CORPUS * 20, vocab_size=400, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     )
-    tokenizer = RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=128)
+    tokenizer = RobertaTokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=positions - 2)
     tokenizer.add_special_tokens(
         {
             "bos_token": "<s>",
@@ -44,12 +64,12 @@ def build_tiny_emotion_model(path: Path) -> Path:
         }
     )
     config = RobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=140,
+        vocab_size=max(vocab_size, len(tokenizer)),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=positions,
         pad_token_id=tokenizer.pad_token_id,
         num_labels=len(EMOTION_LABELS),
         id2label=dict(enumerate(EMOTION_LABELS)),

@@ -31,11 +31,28 @@ def test_tiny_model_loads_through_production_path(tiny_model: Path) -> None:
 
 def test_bucketed_batch_matches_one_by_one_in_input_order(tiny_model: Path) -> None:
     classifier = load_classifier(EmotionSettings(model=str(tiny_model), bucket_size=2))
-    texts = ["short", "a much longer tweet about the council budget vote " * 3, "mid length tweet here", "ok", "x " * 90]
+    texts = ["short", "a much longer tweet about the council budget vote " * 3, "mid length tweet", "ok", "x " * 90]
     batched = classifier.classify(texts)
     for text, row in zip(texts, batched, strict=True):
         [alone] = classifier.classify([text])
         assert row == pytest.approx(alone, abs=1e-5)
+
+
+def test_onnx_runtime_matches_torch_and_names_itself(tiny_model: Path) -> None:
+    texts = ["I love it", "the council vote is on Tuesday " * 4, "furious!!"]
+    torch_rows = load_classifier(EmotionSettings(model=str(tiny_model))).classify(texts)
+    onnx = load_classifier(EmotionSettings(model=str(tiny_model), runtime="onnx"))
+    for torch_row, onnx_row in zip(torch_rows, onnx.classify(texts), strict=True):
+        assert onnx_row == pytest.approx(torch_row, abs=1e-4)
+    assert onnx.revision is not None and onnx.revision.endswith("+onnx")
+
+
+def test_int8_runtime_returns_distributions_over_the_seven_labels(tiny_model: Path) -> None:
+    classifier = load_classifier(EmotionSettings(model=str(tiny_model), runtime="onnx-int8"))
+    for row in classifier.classify(["short", "a longer tweet about the budget and the schools"]):
+        assert sorted(row) == sorted(EMOTION_LABELS)
+        assert sum(row.values()) == pytest.approx(1.0, abs=1e-5)
+    assert classifier.revision is not None and classifier.revision.endswith("+onnx-int8")
 
 
 def test_thread_settings_are_applied_before_loading(tiny_model: Path) -> None:
