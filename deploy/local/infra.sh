@@ -323,11 +323,66 @@ elasticsearch_start() {
 # ---------------------------------------------------------------------------------------------
 # jaeger
 
-jaeger_bin() { printf '%s/jaeger-all-in-one-%s\n' "$BIN_DIR" "$JAEGER_VERSION"; }
+# The official release archive embeds the web UI; the Go module does not carry the UI's built
+# assets, so a build from it serves the query API (/api/traces) but no UI. The archive is tried
+# first with a short connect timeout; where it is unreachable the failure is remembered for a day
+# (no delay on every start) and the Go-module build of the same version is used instead.
+JAEGER_RELEASE_URL="${TWEETPIPE_JAEGER_RELEASE_URL:-https://github.com/jaegertracing/jaeger/releases/download}"
+JAEGER_RELEASE_CONNECT_TIMEOUT="${TWEETPIPE_JAEGER_RELEASE_CONNECT_TIMEOUT:-5}"
+JAEGER_RELEASE_RETRY_SECONDS="${TWEETPIPE_JAEGER_RELEASE_RETRY_SECONDS:-86400}"
+
+jaeger_release_bin() { printf '%s/jaeger-all-in-one-%s-release\n' "$BIN_DIR" "$JAEGER_VERSION"; }
+jaeger_built_bin() { printf '%s/jaeger-all-in-one-%s\n' "$BIN_DIR" "$JAEGER_VERSION"; }
+jaeger_bin() {
+  if [[ -x "$(jaeger_release_bin)" ]]; then jaeger_release_bin; else jaeger_built_bin; fi
+}
+
+jaeger_release_install() {
+  local bin arch name archive unreachable extract found
+  bin="$(jaeger_release_bin)"
+  [[ -x "$bin" ]] && return 0
+  case "$(uname -m)" in
+    x86_64) arch=amd64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) return 1 ;;
+  esac
+  name="jaeger-${JAEGER_VERSION#v}-linux-$arch"
+  archive="$DOWNLOADS_DIR/$name.tar.gz"
+  unreachable="$DOWNLOADS_DIR/$name.unreachable"
+  if [[ -f "$unreachable" ]] && (($(date +%s) - $(stat -c %Y "$unreachable") < JAEGER_RELEASE_RETRY_SECONDS)); then
+    return 1
+  fi
+  if [[ ! -s "$archive" ]]; then
+    log "jaeger: fetching the release archive (it embeds the web UI): $JAEGER_RELEASE_URL/$JAEGER_VERSION/$name.tar.gz"
+    if ! curl -fsSL --connect-timeout "$JAEGER_RELEASE_CONNECT_TIMEOUT" --max-time 600 \
+      -o "$archive.$$.tmp" "$JAEGER_RELEASE_URL/$JAEGER_VERSION/$name.tar.gz" 2>"$RUN_DIR/jaeger/release-download.log"; then
+      rm -f "$archive.$$.tmp"
+      touch "$unreachable"
+      log "jaeger: release archive unreachable ($(tail -n 1 "$RUN_DIR/jaeger/release-download.log" | cut -c1-160));" \
+        "not retried for ${JAEGER_RELEASE_RETRY_SECONDS}s"
+      return 1
+    fi
+    mv "$archive.$$.tmp" "$archive"
+  fi
+  extract="$DOWNLOADS_DIR/$name.$$.tmp"
+  rm -rf "$extract"
+  mkdir -p "$extract"
+  tar -xzf "$archive" -C "$extract" || { rm -rf "$extract" "$archive"; log "jaeger: corrupt release archive"; return 1; }
+  found="$(find "$extract" -type f -name jaeger-all-in-one | head -n 1)"
+  if [[ -z "$found" ]]; then
+    rm -rf "$extract"
+    log "jaeger: $name.tar.gz has no jaeger-all-in-one"
+    return 1
+  fi
+  mv "$found" "$bin.tmp.$$" && chmod +x "$bin.tmp.$$" && mv "$bin.tmp.$$" "$bin"
+  rm -rf "$extract"
+  log "jaeger: installed the release binary $bin (with the web UI)"
+}
 
 jaeger_install() {
   local bin module_dir work started=$SECONDS
-  bin="$(jaeger_bin)"
+  jaeger_release_install && return 0
+  bin="$(jaeger_built_bin)"
   [[ -x "$bin" ]] && return 0
   require go "to build Jaeger from its Go module"
   mkdir -p "$BIN_DIR"
@@ -338,15 +393,16 @@ jaeger_install() {
   module_dir="$(cd "$DOWNLOADS_DIR" && go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
     || die "go mod download of jaeger $JAEGER_VERSION failed"
-  work="$DOWNLOADS_DIR/jaeger-src-$JAEGER_VERSION.tmp"
+  # Per-process scratch names: two concurrent first starts must not remove each other's build.
+  work="$DOWNLOADS_DIR/jaeger-src-$JAEGER_VERSION.$$.tmp"
   rm -rf "$work"
   cp -r "$module_dir" "$work"
   chmod -R u+w "$work"
   local build_log="$RUN_DIR/jaeger/build.log"
   log "jaeger: building cmd/all-in-one (the first build takes a few minutes; log: $build_log)"
-  (cd "$work" && go build -trimpath -ldflags '-s -w' -o "$bin.tmp" ./cmd/all-in-one) >"$build_log" 2>&1 \
+  (cd "$work" && go build -trimpath -ldflags '-s -w' -o "$bin.tmp.$$" ./cmd/all-in-one) >"$build_log" 2>&1 \
     || { rm -rf "$work"; show_log_tail "$build_log"; die "jaeger build failed"; }
-  mv "$bin.tmp" "$bin"
+  mv "$bin.tmp.$$" "$bin"
   rm -rf "$work"
   log "jaeger: built $bin in $((SECONDS - started))s"
 }
@@ -356,7 +412,13 @@ jaeger_start() {
   bin="$(jaeger_bin)"
   mkdir -p "$run"
   rotate_logs "$run/jaeger.log"
-  log "jaeger: starting $JAEGER_VERSION all-in-one (in-memory) UI http://$BIND_HOST:$JAEGER_UI_PORT"
+  if [[ "$bin" == "$(jaeger_release_bin)" ]]; then
+    log "jaeger: starting $JAEGER_VERSION all-in-one (in-memory) UI http://$BIND_HOST:$JAEGER_UI_PORT"
+  else
+    log "jaeger: starting $JAEGER_VERSION all-in-one (in-memory), built from the Go module: the web UI is" \
+      "missing (its assets are not in the module); the query API http://$BIND_HOST:$JAEGER_UI_PORT/api/traces" \
+      "and the gateway's GET /tweets/{id}/trace work, and 'docker compose up' has the UI"
+  fi
   (cd "$run" && exec setsid env SPAN_STORAGE_TYPE=memory "$bin" \
     --memory.max-traces=100000 \
     --collector.otlp.enabled=true \
