@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from common.events import LabelEvent
+from common.settings import KafkaSettings
 from tests.conftest import SAMPLE_DATASET
 from tests.e2e.conftest import MakeStack
 from tests.e2e.stack import REPO, Stack
+from tests.support.kafka_probe import read_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.es, pytest.mark.model]
 
@@ -97,6 +102,10 @@ def test_emotion_crash_mid_replay_loses_nothing_and_duplicates_nothing(
     for name in ("gateway-indexer", "gateway", "emotion"):
         stack.start(name)
     stack.wait_ready()
+    # The replay must outlast the crash below: start it once emotion consumes (its model load
+    # alone can take longer than the replay on a busy machine).
+    emotion_log = stack.logs / "emotion.log"
+    wait_for(lambda: emotion_log.read_text(errors="replace"), lambda t: "partitions assigned" in t, stack, "emotion")
     replay = subprocess.Popen(
         [sys.executable, "-m", "ingestor", "replay", str(dataset), "--rate", "40"],
         cwd=REPO,
@@ -114,3 +123,9 @@ def test_emotion_crash_mid_replay_loses_nothing_and_duplicates_nothing(
     )
     assert len(items) == total
     assert sorted(int(item["id"]) for item in items) == [1_700_000_000_000_000_000 + i for i in range(total)]
+    # The crash replayed an uncommitted batch, yet tweets.labels holds exactly one committed
+    # emotion event per tweet: the killed process's transaction was never committed.
+    kafka = KafkaSettings(topic_prefix=stack.env["KAFKA_TOPIC_PREFIX"])
+    events = [LabelEvent.model_validate_json(v) for _, v in asyncio.run(read_all(kafka, kafka.topics.labels))]
+    per_tweet = Counter(e.tweet_id for e in events if e.task == "emotion")
+    assert per_tweet == Counter(item["id"] for item in items)

@@ -207,7 +207,9 @@ async def test_poison_messages_are_dead_lettered_and_never_block(settings: Gatew
     assert DeadLetter.model_validate_json(label_dlq[1]).reason.startswith("invalid_label:")
 
 
-async def test_restart_mid_stream_indexes_every_doc_exactly_once(settings: GatewaySettings, clean_index: None) -> None:
+async def test_hard_stop_mid_stream_then_restart_indexes_every_tweet(
+    settings: GatewaySettings, clean_index: None
+) -> None:
     total = 4000
     records = tweets(total)
     small_batches = settings.model_copy(update={"indexer_batch_size": 50})
