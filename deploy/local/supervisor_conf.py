@@ -4,7 +4,7 @@
 
 One ``[program:<service>-<n>]`` per replica (not ``numprocs``): supervisord's ``update`` then
 adds or removes only the replicas that changed when the counts change, and leaves the others
-running. Every replica gets ``REPLICA_ID=<n>`` and its own metrics port, the service's base
+running. Every replica gets ``REPLICA_ID=<host>-<n>`` and its own metrics port, the service's base
 port + 10 * n (emotion 9102, 9112, 9122…; stance 9103, 9113…; indexer 9104, 9114…), so
 replicas of different services never collide. ``--set`` adds variables to every worker (the
 CPU budget's thread counts). Exit status 0 and 2 (a configuration error such as a missing
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,7 +54,9 @@ def metrics_port(service: Service, replica: int, environ: Mapping[str, str]) -> 
 
 
 def replica_env(service: Service, replica: int, environ: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
-    env = {"REPLICA_ID": str(replica), **extra}
+    # The host name keeps the id unique when several hosts run replicas of one group (it names
+    # the replica's Kafka transactional id); the number keeps it stable across restarts.
+    env = {"REPLICA_ID": f"{socket.gethostname()}-{replica}", **extra}
     if service.port_variable is not None:
         env[service.port_variable] = str(metrics_port(service, replica, environ))
     return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import shlex
+import socket
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_replicas_get_their_own_program_replica_id_and_metrics_port(tmp_path: Pa
         ["emotion-0", "emotion-1", "emotion-2", "stance-0", "stance-1", "gateway-indexer-0", "gateway-indexer-1",
          "gateway-0"]
     )
-    assert environment(found["emotion-2"])["REPLICA_ID"] == "2"
+    assert environment(found["emotion-2"])["REPLICA_ID"] == f"{socket.gethostname()}-2"  # unique across hosts
     ports = [
         int(value) for section in found.values() for key, value in environment(section).items() if "METRICS_PORT" in key
     ]
