@@ -10,8 +10,10 @@ one emotion label event per tweet (seven scores, valence, model, trace id: the r
 - ``transactional``: begin, publish, ``send_offsets_to_transaction``, commit (exactly once).
 
 Timed from the first batch handled to the last batch committed (group join excluded), for
-each batch size, modes alternating and repeated. Prints a table; writes
-bench/results/transactions.json.
+each batch size, modes alternating and repeated. With a handler this cheap the ratio is the
+worst case; ``added_ms_per_batch`` is what a transaction adds to every batch, to be set against
+the batch's inference time (hundreds of ms for emotion, seconds for stance). Prints a table;
+writes bench/results/transactions.json.
 
     PYTHONPATH=. .venv/bin/python bench/transactions_bench.py [--tweets 4000] [--rounds 2]
 """
@@ -158,15 +160,21 @@ async def main(n: int, rounds: int, batch_sizes: list[int]) -> dict[str, object]
                 result = await one_run(base, records, transactional, batch_size)
                 rates["transactional" if transactional else "plain"].append(result["tweets_per_s"])
         plain, txn = statistics.median(rates["plain"]), statistics.median(rates["transactional"])
+        # What a transaction adds per batch: what it costs a worker whose handler is slower.
+        added_ms = batch_size * (1 / txn - 1 / plain) * 1000
         row = {
             "batch_size": batch_size,
             "plain_tweets_per_s": round(plain, 1),
             "transactional_tweets_per_s": round(txn, 1),
             "ratio": round(txn / plain, 3),
+            "added_ms_per_batch": round(added_ms, 1),
             "runs": rates,
         }
         rows.append(row)
-        print(f"batch {batch_size:>4}: plain {plain:8.1f}/s  transactional {txn:8.1f}/s  ratio {txn / plain:.3f}")
+        print(
+            f"batch {batch_size:>4}: plain {plain:8.1f}/s  transactional {txn:8.1f}/s  "
+            f"ratio {txn / plain:.3f}  +{added_ms:.1f} ms per batch"
+        )
     result: dict[str, object] = {
         "tweets": n,
         "rounds": rounds,

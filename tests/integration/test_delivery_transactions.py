@@ -9,9 +9,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from common.errors import ConfigurationError
 from common.kafka import ensure_topics, make_producer, transactional_id
 from common.settings import KafkaSettings
-from tests.support.delivery_rig import Recorder, Rig, running
+from tests.support.delivery_rig import Recorder, Rig, now, running
 from tests.support.kafka_probe import read_all
 from tests.support.polling import wait_until
 
@@ -82,3 +83,24 @@ async def test_a_plain_producer_reaches_a_read_committed_reader(kafka_settings: 
     finally:
         await producer.stop()
     assert await rig.output_keys() == {"k": 1}
+
+
+async def test_two_live_processes_with_one_replica_id_the_fenced_one_stops_with_a_configuration_error(
+    kafka_settings: KafkaSettings,
+) -> None:
+    rig = Rig(kafka_settings)
+    await rig.create_topics()
+    produced = keys(300)
+    first, second = Recorder(rig.output, delay=0.02), Recorder(rig.output, delay=0.02)
+    first_loop = rig.loop(first, replica="same", batch_size=10)
+    async with first_loop:
+        first_run = asyncio.create_task(first_loop.run())
+        await rig.produce(produced)
+        await wait_until(now(lambda: first.calls), lambda n: n >= 2, what="first process delivering")
+        async with running(rig.loop(second, replica="same", batch_size=10)):  # fences the first
+            with pytest.raises(ConfigurationError, match="REPLICA_ID"):
+                await asyncio.wait_for(first_run, 60)
+            await first_loop.consumer.stop()  # the fenced process exits: it leaves the group
+            await wait_until(rig.all_committed, bool, what="everything committed by the second")
+    outputs = await rig.output_keys()
+    assert set(outputs) == set(produced) and max(outputs.values()) == 1
