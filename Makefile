@@ -27,14 +27,10 @@ install: ## create .venv from the pinned requirements (cached; cheap when unchan
 up-infra: ## download (cached) and start Kafka, Elasticsearch and Jaeger; wait until ready
 	@bash $(INFRA) up
 
-# Replicas per worker under supervisord: make up EMOTION_REPLICAS=3 STANCE_REPLICAS=2 INDEXER_REPLICAS=2
-EMOTION_REPLICAS ?= 1
-STANCE_REPLICAS ?= 1
-INDEXER_REPLICAS ?= 1
-
+# Replicas per worker under supervisord (make exports command-line variables to the script):
+#   make up EMOTION_REPLICAS=3 STANCE_REPLICAS=2 INDEXER_REPLICAS=2 [KAFKA_PARTITIONS=6]
 up: install up-infra ## start infrastructure and every service (supervised replicas) in the background
-	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) EMOTION_REPLICAS=$(EMOTION_REPLICAS) STANCE_REPLICAS=$(STANCE_REPLICAS) \
-		INDEXER_REPLICAS=$(INDEXER_REPLICAS) bash $(SERVICES) up
+	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) bash $(SERVICES) up
 
 down: ## stop the services and the infrastructure
 	@bash $(SERVICES) down

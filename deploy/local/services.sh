@@ -18,7 +18,12 @@ run="$home/run/services"
 py="$root/.venv/bin/python"
 conf="$run/supervisord.conf"
 mkdir -p "$run"
+# Replica counts given on the command line (make up EMOTION_REPLICAS=3) win over .env's.
+given=("${EMOTION_REPLICAS:-}" "${STANCE_REPLICAS:-}" "${INDEXER_REPLICAS:-}")
 [[ -f "$root/.env" ]] && set -a && source "$root/.env" && set +a
+EMOTION_REPLICAS="${given[0]:-${EMOTION_REPLICAS:-1}}"
+STANCE_REPLICAS="${given[1]:-${STANCE_REPLICAS:-1}}"
+INDEXER_REPLICAS="${given[2]:-${INDEXER_REPLICAS:-1}}"
 # Read only after .env, which may set them.
 models="${MODEL_CACHE_DIR:-$home/models}"
 gateway_url="http://${GATEWAY_HOST:-127.0.0.1}:${GATEWAY_PORT:-8000}"
@@ -83,7 +88,6 @@ write_conf() {
 }
 
 up() {
-  : "${EMOTION_REPLICAS:=1}" "${STANCE_REPLICAS:=1}" "${INDEXER_REPLICAS:=1}"
   stop_legacy
   choose_models
   # The workers create missing topics and add partitions up to KAFKA_PARTITIONS; do it once
