@@ -16,7 +16,7 @@ BENCH_UNBUDGETED_TWEETS ?= 300
 GOLD ?= data/labelled/test.csv
 SOURCE ?= models
 
-.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean browser
+.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean browser dlq
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ models: install ## download the production models (needs internet)
 status: install ## supervised processes, per-stage counts, consumer lag and group members
 	@bash $(SERVICES) status || true
 	@$(PY) deploy/pipeline_status.py
+
+dlq: install ## dead letters: make dlq [CMD="list|show|redrive"] [ARGS="--reason R --service S --dry-run"]
+	@$(PY) -m gateway.deadletters $(or $(CMD),list) $(ARGS)
 
 browser: ## Debian chromium + chromedriver for the review page browser test (apt; skipped when present)
 	@bash deploy/local/browser.sh

@@ -111,7 +111,30 @@ def main() -> int:
     console.print(stages)
     console.print(lag)
     console.print(members)
+    console.print(dead_letter_table(settings))
     return 0
+
+
+def dead_letter_table(settings: KafkaSettings) -> Table:
+    """Messages held per dead-letter topic and in tweets.rejected (`make dlq` lists, shows, re-drives)."""
+    from gateway.dlq import DeadLetterStore
+
+    async def count() -> dict[str, int]:
+        store = DeadLetterStore(settings)
+        try:
+            return await store.sizes(await store.topics())
+        finally:
+            await store.close()
+
+    table = Table("dead letters (make dlq)", "messages")
+    try:
+        sizes = asyncio.run(count())
+    except Exception as exc:  # reported in the table, like the rest of this command
+        table.add_row("cannot count", repr(exc)[:60])
+        return table
+    for topic, messages in sizes.items():
+        table.add_row(topic.removeprefix(settings.topic_prefix), str(messages))
+    return table
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,6 +16,7 @@ from prometheus_client import make_asgi_app
 from common.errors import TransientError
 from gateway.api.routes import health, ingest, jobs, quality, review, traces, tweets
 from gateway.api.security import BodyLimit, FrontDoor, front_door
+from gateway.dlq import DeadLetterStore, refresh_forever
 from gateway.jaeger import JaegerTraces
 from gateway.quality_search import QualitySearch
 from gateway.query import InvalidParameter
@@ -41,9 +44,15 @@ def _lifespan(settings: GatewaySettings) -> Callable[[FastAPI], AbstractAsyncCon
         app.state.quality = QualitySearch(client, settings.index, settings.quality_thresholds)
         jaeger_client = httpx.AsyncClient(timeout=10)
         app.state.trace_store = JaegerTraces(jaeger_client, settings.jaeger_query_url)
+        dead_letters = DeadLetterStore(settings.kafka)  # pipeline_dead_letters gauges on /metrics
+        counting = asyncio.create_task(refresh_forever(dead_letters, settings.dlq_metrics_refresh_s))
         try:
             yield
         finally:
+            counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counting
+            await dead_letters.close()
             await publisher.close()
             await client.close()
             await jaeger_client.aclose()

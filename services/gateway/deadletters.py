@@ -1,0 +1,164 @@
+"""``python -m gateway.deadletters list|show|redrive`` (``make dlq``): the dead-letter tool.
+
+    list     every *.dlq topic and tweets.rejected: messages held, how many match the filters,
+             how many were re-driven already, and the top reasons
+    show     the dead letters themselves (newest last), as a table or JSON Lines
+    redrive  republish matching dead letters to their source topic (``--dry-run`` counts only);
+             running it again republishes nothing twice (see ``gateway.dlq``)
+
+Filters: ``--reason`` (a reason or its category: ``invalid_tweet`` matches ``invalid_tweet:text``)
+and ``--service`` (emotion, stance, gateway-indexer, ingestor, gateway-api), both repeatable;
+``--topic`` narrows to one topic. Kafka is ``KAFKA_BOOTSTRAP_SERVERS`` / ``KAFKA_TOPIC_PREFIX``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from common.settings import KafkaSettings
+from gateway.dlq import DeadLetterStore, Letter, matches
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+console = Console()
+T = TypeVar("T")
+
+Reason = Annotated[list[str] | None, typer.Option("--reason", "-r", help="reason or category; repeatable")]
+Service = Annotated[list[str] | None, typer.Option("--service", "-s", help="failing service; repeatable")]
+Topic = Annotated[str | None, typer.Option("--topic", "-t", help="one topic (prefix optional)")]
+
+
+def _run(work: Callable[[DeadLetterStore], Coroutine[Any, Any, T]]) -> T:
+    async def run() -> T:
+        store = DeadLetterStore(KafkaSettings())
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _selected(
+    store: DeadLetterStore, topic: str | None, reasons: list[str], services: list[str], *, rejected: bool = True
+) -> dict[str, list[Letter]]:
+    topics = await store.topics(rejected=rejected)
+    if topic is not None:
+        wanted = {topic, f"{store.settings.topic_prefix}{topic}"}
+        topics = [t for t in topics if t in wanted]
+        if not topics:
+            raise typer.BadParameter(f"no dead-letter topic {topic!r}", param_hint="--topic")
+    return {t: [letter async for letter in store.scan(t) if matches(letter, reasons, services)] for t in topics}
+
+
+@dataclass
+class TopicCount:
+    topic: str
+    messages: int  # held in the topic
+    matching: int  # of those, matching the filters
+    redriven: int | None  # of those, re-driven already (None: tweets.rejected, never re-driven)
+    reasons: dict[str, int]  # matching, by reason, most common first
+
+
+@app.command("list")
+def list_topics(
+    reason: Reason = None,
+    service: Service = None,
+    topic: Topic = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per topic")] = False,
+) -> None:
+    """Counts per dead-letter topic."""
+
+    async def work(store: DeadLetterStore) -> None:
+        selected = await _selected(store, topic, reason or [], service or [])
+        sizes = await store.sizes(selected)
+        done = await store.redriven()
+        rows = []
+        for name, letters in selected.items():
+            rejects = name == store.settings.topics.rejected
+            rows.append(
+                TopicCount(
+                    topic=name.removeprefix(store.settings.topic_prefix),
+                    messages=sizes.get(name, 0),
+                    matching=len(letters),
+                    redriven=None if rejects else sum(1 for letter in letters if letter.ref in done),
+                    reasons=dict(Counter(letter.reason for letter in letters).most_common()),
+                )
+            )
+        if as_json:
+            for row in rows:
+                console.out(json.dumps(asdict(row)), highlight=False)
+            return
+        table = Table("topic", "messages", "matching", "re-driven", "top reasons (matching)")
+        for row in rows:
+            redriven = "-" if row.redriven is None else str(row.redriven)
+            reasons = ", ".join(f"{r} x{n}" for r, n in list(row.reasons.items())[:3])
+            table.add_row(row.topic, str(row.messages), str(row.matching), redriven, reasons)
+        console.print(table)
+
+    _run(work)
+
+
+@app.command()
+def show(
+    reason: Reason = None,
+    service: Service = None,
+    topic: Topic = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many per topic (the newest)")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, whole values")] = False,
+) -> None:
+    """The dead letters themselves."""
+
+    async def work(store: DeadLetterStore) -> None:
+        selected = await _selected(store, topic, reason or [], service or [])
+        if as_json:
+            for letters in selected.values():
+                for letter in letters[-limit:]:
+                    console.out(json.dumps(asdict(letter), ensure_ascii=False), highlight=False)
+            return
+        table = Table("where", "service", "reason", "key", "failed at", "value")
+        for letters in selected.values():
+            for letter in letters[-limit:]:
+                at = (letter.failed_at or "")[:19]
+                table.add_row(letter.ref, letter.service, letter.reason, letter.key or "", at, letter.value[:80])
+        console.print(table)
+
+    _run(work)
+
+
+@app.command()
+def redrive(
+    reason: Reason = None,
+    service: Service = None,
+    topic: Topic = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="count what would be republished; publish nothing")
+    ] = False,
+) -> None:
+    """Republish matching dead letters to their source topic, each at most once."""
+
+    async def work(store: DeadLetterStore) -> None:
+        selected = await _selected(store, topic, reason or [], service or [], rejected=False)
+        letters = [letter for group in selected.values() for letter in group]
+        result = await store.redrive(letters, dry_run=dry_run)
+        verb = "would republish" if dry_run else "republished"
+        targets = ", ".join(f"{t.removeprefix(store.settings.topic_prefix)} x{n}" for t, n in result.by_target.items())
+        count = result.selected - result.already if dry_run else result.redriven
+        console.print(
+            f"{result.selected} matching dead letters; {result.already} re-driven earlier; "
+            f"{verb} {count}{f' ({targets})' if targets else ''}"
+        )
+
+    _run(work)
+
+
+if __name__ == "__main__":
+    app()
