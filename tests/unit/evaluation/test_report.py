@@ -1,0 +1,59 @@
+"""The report's figures and markdown from hand-made runs (no models)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from evaluation.evaluate import failures, report_for
+from evaluation.gold import parse_gold
+from evaluation.markdown import render
+from evaluation.report import ReportData, lexicon_figures
+from evaluation.sources import Prediction, Run
+
+GOLD = parse_gold(
+    io.StringIO(
+        "id,text,emotion,stance,sentiment\n"
+        "t1,I love the tram,joy,SUPPORT,positive\n"
+        "t2,Scrap the levy,anger,OPPOSE,negative\n"
+        "t3,Vote is at 5,neutral,NEUTRAL,neutral\n"
+        "t4,Terrible | awful,anger,OPPOSE,negative\n"
+    )
+)
+
+
+def _run(task: str, name: str, labels: dict[str, str], **meta: object) -> Run:
+    run = Run(task, name, dict(meta))
+    run.predictions = {k: Prediction(v, 0.9, {v: 0.9}, valence=0.5 if v == "joy" else -0.5) for k, v in labels.items()}
+    return run
+
+
+def test_lexicon_agreement_counts_polarity_and_sign() -> None:
+    emotion = _run("emotion", "emo", {"t1": "joy", "t2": "anger", "t3": "anger", "t4": "anger"})
+    compounds = {"t1": 0.6, "t2": 0.3, "t3": 0.0, "t4": -0.7}
+    figures = lexicon_figures(GOLD, emotion, compounds, threshold=0.2)
+    # polarity: t1 pos/pos, t2 neg/pos, t3 neg/neutral, t4 neg/neg -> 2 of 4; both polar: t1, t2, t4 -> 2 of 3 agree
+    assert figures["polarity_agreement"] == pytest.approx(0.5)
+    assert (figures["both_polar"], figures["sign_agreement_where_both_polar"]) == (3, pytest.approx(2 / 3))
+
+
+def test_render_states_figures_goal_and_failures(tmp_path: Path) -> None:
+    stance = _run("stance", "g · v4 · probe", {"t1": "SUPPORT", "t2": "OPPOSE", "t3": "NEUTRAL", "t4": "NEUTRAL"},
+                  prompt_version="v4", method="probe", default=True)
+    skewed = _run("stance", "g · v1", {g.id: "NEUTRAL" for g in GOLD}, prompt_version="v1", method="label-scoring")
+    data = ReportData(Path("data/labelled/test.csv"), Path("data/sample_tweets.json"), GOLD, [], 0.2)
+    data.runs = [stance, skewed]
+    data.reports = [r for r in (report_for(GOLD, run) for run in data.runs) if r is not None]
+    data.failures = {"stance: g · v4 · probe": failures(GOLD, stance)}
+    data.notes = ["fallback emotion model in use"]
+    data.lessons = "## Lessons learned\n\nSmall models need help."
+    text = render(data, tmp_path)
+    assert "| stance | g · v4 · probe | 4 | 0.750 |" in text
+    assert "| g · v4 · probe (service default) | 0.750 |" in text and "| 0.778 | 50% | yes |" in text
+    assert "| g · v1 | 0.250 |" in text and "| 100% | no |" in text  # every tweet NEUTRAL misses the goal
+    assert "| t4 | Terrible \\| awful | OPPOSE | NEUTRAL | 0.90 |" in text  # pipes in tweets are escaped
+    assert "**Note**: fallback emotion model in use" in text
+    assert "No `bench/results/pipeline.json` was found" in text
+    assert text.rstrip().endswith("Small models need help.")
