@@ -36,8 +36,8 @@ down: ## stop the services and the infrastructure
 	@bash $(SERVICES) down
 	@bash $(INFRA) down
 
-replay: install ## replay a dataset into the running stack: make replay FILE=path [FORMAT=csv]
-	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) $(PY) -m ingestor replay "$(FILE)" $(if $(FORMAT),--format $(FORMAT),)
+replay: install ## replay a dataset into the running stack: make replay FILE=path [FORMAT=csv] [ARGS="--follow --skip-existing"]
+	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) $(PY) -m ingestor replay "$(FILE)" $(if $(FORMAT),--format $(FORMAT),) $(ARGS)
 
 demo: up ## everything above, then replay the sample dataset and show labelled tweets
 	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) $(PY) -m ingestor replay data/sample_tweets.json
@@ -79,5 +79,6 @@ evaluate: install ## score a gold CSV: make evaluate [GOLD=data/labelled/test.cs
 report: install ## REPORT.md and docs/report/*.png: test-set metrics, sample-data labels, benchmark figures
 	@$(PY) -m evaluation.report $(ARGS)
 
-clean: down ## stop everything and delete local data (downloads stay cached)
-	@bash $(INFRA) clean || true
+clean: down ## stop everything and delete local data: broker, index, traces, logs, ingestor checkpoints (downloads stay)
+	@home="$${TWEETPIPE_HOME:-$$HOME/.cache/tweet-pipeline}"; run="$${TWEETPIPE_RUN_DIR:-$$home/run}"; \
+	  test -n "$$home" && rm -rf "$$run" "$$home/state" && echo "removed $$run and $$home/state (downloads in $$home kept)"

@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
@@ -124,7 +125,12 @@ async def _grow_partitions(admin: AIOKafkaAdminClient, topics: list[str], partit
 
 
 async def publish_all(producer: AIOKafkaProducer, messages: Sequence[OutgoingMessage]) -> None:
-    """Send every message and wait until the brokers acknowledged all of them.
+    """Send every message and wait until the brokers acknowledged all of them."""
+    await asyncio.gather(*await send_all(producer, messages))
+
+
+async def send_all(producer: AIOKafkaProducer, messages: Sequence[OutgoingMessage]) -> list[asyncio.Future[Any]]:
+    """Hand every message to the producer; one delivery future per message, in order.
 
     Each send is a producer span, child of the context the message's headers carry, and the
     headers are rewritten to carry that span on to the consumer.
@@ -143,7 +149,7 @@ async def publish_all(producer: AIOKafkaProducer, messages: Sequence[OutgoingMes
                     m.topic, value=m.value, key=m.key.encode() if m.key is not None else None, headers=traced
                 )
             )
-    await asyncio.gather(*futures)
+    return futures
 
 
 def dead_letter(record: ConsumerRecord, service: str, error: Exception) -> OutgoingMessage:

@@ -8,8 +8,10 @@ tweets to ``tweets.raw`` and rejects to ``tweets.rejected`` in acknowledged batc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -96,6 +98,11 @@ class Replay:
         self._limiter = _pacer(self.rate) if self.rate else None
         self._mark: Mark | None = None  # where to resume once the current batch is acknowledged
         self._consumed = self.skipped
+        self._taken = 0  # items read from the source so far (ahead of those handled: prefetch)
+        self._wanted = 0
+        self._counts = Counter[str]()  # per-tweet counts, folded into the summary once per chunk
+        # With no tracer provider configured, skip the per-tweet span and headers altogether.
+        self._traced = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
     async def run(self) -> ReplaySummary:
         started = time.monotonic()
@@ -103,44 +110,68 @@ class Replay:
             await self._loop()
             await self._flush()
         finally:
+            self._fold_counts()
             self.summary.format = self.source.format
             self.summary.elapsed_s = round(time.monotonic() - started, 3)
             if self.summary.elapsed_s > 0:
                 self.summary.rate_per_s = round(self.summary.read / self.summary.elapsed_s, 1)
         return self.summary
 
+    def _read_ahead(self) -> asyncio.Task[Chunk] | None:
+        """Parse and validate the next chunk in the reader thread (CPU-bound: off the loop the
+        producer runs on) while this one is published and acknowledged."""
+        wanted = self.batch_size if self.limit is None else min(self.batch_size, self.limit - self._taken)
+        if wanted <= 0:
+            return None
+        self._taken += wanted  # reserved; what a short chunk did not use is given back
+        self._wanted = wanted
+        return asyncio.create_task(asyncio.to_thread(take, self.source, wanted))
+
+    def _fold_counts(self) -> None:
+        for name, value in self._counts.items():
+            setattr(self.summary, name, getattr(self.summary, name) + value)
+        self._counts.clear()
+
     async def _loop(self) -> None:
-        while not self.stopping.is_set():
-            wanted = self.batch_size if self.limit is None else min(self.batch_size, self.limit - self.summary.read)
-            if wanted <= 0:
-                return
-            # Parsing and validation are CPU-bound: keep them off the loop the producer runs on.
-            chunk = await asyncio.to_thread(take, self.source, wanted)
-            if -1 in chunk.marks:  # the mark of the previous chunk's last item
-                self._follows(chunk.marks[-1])
-            indexed = await self._already_indexed(chunk)
-            for index, (item, outcome) in enumerate(chunk.items):
-                if self._limiter is not None:
-                    if self._batch and not self._limiter.has_capacity():
-                        await self._flush()  # send what we have instead of holding it while throttled
-                    await self._limiter.acquire()
-                message = self._message(item, outcome, indexed)
-                if message is not None:
-                    self._batch.append(message)
-                self._consumed += 1
-                mark = chunk.marks.get(index)
-                if mark is None and self.count_items:
-                    mark = Mark(Cursor(0, self._consumed))
-                if mark is not None:
-                    self._follows(mark)
-                if len(self._batch) >= self.batch_size:
-                    await self._flush()
-            if chunk.idle:
+        ahead = self._read_ahead()
+        try:
+            while ahead is not None and not self.stopping.is_set():
+                chunk = await ahead
+                self._taken += len(chunk.items) - self._wanted
+                ahead = None if chunk.exhausted else self._read_ahead()
+                await self._handle(chunk)
+                if chunk.exhausted:
+                    return
+        finally:
+            if ahead is not None:  # stopped: the chunk read ahead is dropped, never published
+                with contextlib.suppress(Exception):
+                    await ahead
+
+    async def _handle(self, chunk: Chunk) -> None:
+        if -1 in chunk.marks:  # the mark of the previous chunk's last item
+            self._follows(chunk.marks[-1])
+        indexed = await self._already_indexed(chunk)
+        for index, (item, outcome) in enumerate(chunk.items):
+            if self._limiter is not None:
+                if self._batch and not self._limiter.has_capacity():
+                    await self._flush()  # send what we have instead of holding it while throttled
+                await self._limiter.acquire()
+            message = self._message(item, outcome, indexed)
+            if message is not None:
+                self._batch.append(message)
+            self._consumed += 1
+            mark = chunk.marks.get(index)
+            if mark is None and self.count_items:
+                mark = Mark(Cursor(0, self._consumed))
+            if mark is not None:
+                self._follows(mark)
+            if len(self._batch) >= self.batch_size:
                 await self._flush()
-            if self.on_progress is not None:
-                self.on_progress(self.summary, self.source)
-            if chunk.exhausted:
-                return
+        if chunk.idle:
+            await self._flush()
+        self._fold_counts()
+        if self.on_progress is not None:
+            self.on_progress(self.summary, self.source)
 
     def _follows(self, mark: Mark) -> None:
         """``mark`` comes after the last item handled: save it now, or once its batch is acked."""
@@ -156,18 +187,20 @@ class Replay:
         return await self.indexed(ids) if ids else set()
 
     def _message(self, item: SourceItem, outcome: Outcome, indexed: set[str]) -> OutgoingMessage | None:
-        summary = self.summary
-        summary.read += 1
+        summary, counts = self.summary, self._counts
+        counts["read"] += 1
         if isinstance(outcome, TweetRecord):
-            summary.valid += 1
+            counts["valid"] += 1
             if self._seen.add(outcome.id):
                 if outcome.id in indexed:
-                    summary.already_indexed += 1  # --skip-existing: labelled before, no inference again
+                    counts["already_indexed"] += 1  # --skip-existing: labelled before, no inference again
                     return None
-                with tracer.start_as_current_span("ingestor.publish", attributes={TWEET_ID: outcome.id}):
-                    headers = inject_headers()
+                headers = []
+                if self._traced:  # one trace per tweet, sampled by OTEL_TRACES_SAMPLER_RATIO
+                    with tracer.start_as_current_span("ingestor.publish", attributes={TWEET_ID: outcome.id}):
+                        headers = inject_headers()
                 return OutgoingMessage(self.topics.raw, outcome.id, outcome.model_dump_json().encode(), headers)
-            summary.duplicates += 1
+            counts["duplicates"] += 1
             outcome = duplicate(item, self.source.name, outcome)
         if item.error is not None and item.position.startswith(("record", "response")):
             # Only a broken JSON document yields an unparseable "record/response N": the rest is lost.

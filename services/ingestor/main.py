@@ -7,13 +7,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from opentelemetry import trace
 
-from common.kafka import OutgoingMessage, ensure_topics, make_producer, publish_all
+from common.kafka import OutgoingMessage, ensure_topics, make_producer, send_all
 from common.settings import KafkaSettings
 from ingestor.checkpoint import Ledger, Mark, StateDir, read_identity
 from ingestor.errors import KafkaUnavailableError, SourceFormatError
@@ -29,9 +31,14 @@ log = logging.getLogger("ingestor")
 
 
 class KafkaOut:
-    """The producer. With ``retry`` (continuous modes) an unreachable or failing broker is retried
-    with capped exponential backoff until it comes back or the run is stopped; one attempt is
-    bounded by the producer's request timeout. A batch is never dropped: it is re-sent whole."""
+    """The producer (idempotent, acks=all). With ``retry`` (continuous modes) an unreachable
+    broker is retried with capped exponential backoff until it comes back or the run stops.
+
+    A message is never dropped and never handed to Kafka twice: once the producer holds it,
+    the idempotent producer retries it until the broker acknowledges it (aiokafka never expires
+    such a batch), so we keep waiting on its future instead of sending it again. Only a message
+    whose send failed before it left (no metadata, no leader) is sent again.
+    """
 
     def __init__(self, settings: IngestorSettings, *, retry: bool, stopping: asyncio.Event) -> None:
         self.kafka: KafkaSettings = settings.kafka
@@ -40,19 +47,55 @@ class KafkaOut:
         self._retry = retry
         self._stopping = stopping
         self._producer: AIOKafkaProducer | None = None
+        self._traced = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         self.retries = 0
 
     async def start(self) -> None:
-        await self._attempt("connect", self._connect)
+        backoff = 0.5
+        while True:
+            try:
+                await self._connect()
+                return
+            except (KafkaError, OSError) as exc:
+                backoff = await self._wait_or_fail("connect", exc, backoff)
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        async def send() -> None:
-            if self._producer is None:
-                await self._connect()
-            assert self._producer is not None
-            await asyncio.wait_for(publish_all(self._producer, messages), self.kafka.request_timeout_ms / 1000 + 10)
+        assert self._producer is not None, "start() first"
+        futures: list[asyncio.Future[Any] | None] = [None] * len(messages)
+        backoff = 0.5
+        while True:
+            failure: BaseException | None = None
+            try:
+                for index, message in enumerate(messages):
+                    if futures[index] is None:
+                        futures[index] = await self._send(self._producer, message)
+            except KafkaError as exc:
+                failure = exc  # this message (and those after it) never reached the producer
+            pending = [future for future in futures if future is not None and not future.done()]
+            if pending:  # healthy brokers answer in milliseconds; a silent one is waited out in rounds
+                await asyncio.wait(pending, timeout=self.kafka.request_timeout_ms / 1000 if self._retry else None)
+            for index, future in enumerate(futures):
+                error = future.exception() if future is not None and future.done() else None
+                if error is not None:
+                    permanent = isinstance(error, KafkaError) and not error.retriable
+                    if permanent and not isinstance(error, KafkaTimeoutError):  # e.g. a message too large
+                        raise KafkaUnavailableError(self._explain("publish", error)) from error
+                    failure, futures[index] = error, None  # it never left the producer: send it again
+            if all(future is not None and future.done() for future in futures):
+                return
+            backoff = await self._wait_or_fail("publish", failure or TimeoutError("no acknowledgement yet"), backoff)
 
-        await self._attempt("publish", send)
+    async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
+        if self._traced and not _sampled_out(message.headers):
+            return (await send_all(producer, [message]))[0]  # with its producer span
+        # Tracing off, or this tweet's trace was not sampled (its traceparent, flags 00, still
+        # travels so every service keeps the decision): no span to record, so skip the span and
+        # header work, a third of the per-tweet cost on the event loop (bench/ingest_bench.py).
+        key = message.key.encode() if message.key is not None else None
+        future: asyncio.Future[Any] = await producer.send(
+            message.topic, value=message.value, key=key, headers=message.headers or None
+        )
+        return future
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None
@@ -70,25 +113,17 @@ class KafkaOut:
             raise
         self._producer = producer
 
-    async def _attempt(self, what: str, action: Callable[[], Awaitable[None]]) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                await action()
-                return
-            except (KafkaError, OSError, TimeoutError) as exc:
-                failure = exc
-            if not self._retry or self._stopping.is_set():
-                raise KafkaUnavailableError(self._explain(what, failure)) from None
-            self.retries += 1
-            log.warning(
-                "Kafka unavailable, retrying",
-                extra={"during": what, "error": repr(failure), "retry_in_s": backoff},
-            )
-            await self.stop()  # a fresh producer for the next attempt: the old one may be wedged
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
-            backoff = min(backoff * 2, self._max_backoff_s)
+    async def _wait_or_fail(self, what: str, failure: BaseException, backoff: float) -> float:
+        """Back off before the next attempt, or raise when not retrying (or asked to stop)."""
+        if not self._retry or self._stopping.is_set():
+            raise KafkaUnavailableError(self._explain(what, failure)) from None
+        self.retries += 1
+        log.warning(
+            "Kafka unavailable, retrying", extra={"during": what, "error": repr(failure), "retry_in_s": backoff}
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), backoff)
+        return min(backoff * 2, self._max_backoff_s)
 
     def _explain(self, what: str, exc: BaseException) -> str:
         if what == "connect":
@@ -97,6 +132,10 @@ class KafkaOut:
                 "Start it with `make up` (or `bash deploy/local/infra.sh up kafka`)."
             )
         return f"publishing to Kafka at {self.kafka.bootstrap_servers} failed: {exc!r}"
+
+
+def _sampled_out(headers: Sequence[tuple[str, bytes]]) -> bool:
+    return any(key == "traceparent" and value.endswith(b"-00") for key, value in headers)
 
 
 def state_dir(settings: IngestorSettings) -> StateDir:

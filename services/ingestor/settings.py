@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -22,7 +23,8 @@ class IngestorSettings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     csv_encoding: str = "utf-8"  # undecodable bytes fall back to CP1252 per cell (Sentiment140)
     # Checkpoints (--follow) and the ledger of finished files (watch); outside the data on purpose.
-    state_dir: Path = Path.home() / ".cache" / "tweet-pipeline" / "state" / "ingestor"
+    # Default: $TWEETPIPE_HOME/state/ingestor, which `make clean` deletes along with Kafka's data.
+    state_dir: Path = Field(default_factory=lambda: _tweetpipe_home() / "state" / "ingestor")
     watch_settle_s: float = Field(default=2.0, ge=0)  # a watched file is ready once unchanged this long
     max_backoff_s: float = Field(default=30.0, gt=0)  # --follow / watch: retry Kafka up to this apart
     # --skip-existing looks tweets up where the gateway indexes them (same variables as the gateway).
@@ -32,3 +34,7 @@ class IngestorSettings(BaseSettings):
     index: str = Field(default="tweets", validation_alias=AliasChoices("INGESTOR_INDEX", "GATEWAY_INDEX"))
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+
+def _tweetpipe_home() -> Path:
+    return Path(os.environ.get("TWEETPIPE_HOME") or Path.home() / ".cache" / "tweet-pipeline")
