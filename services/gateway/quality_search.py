@@ -32,6 +32,10 @@ REFRESH_ROUNDS = 5
 TASKS = ("emotion", "stance")
 
 
+def _has_label(source: dict[str, Any]) -> bool:
+    return any(isinstance(source.get(task), dict) and source[task].get("label") for task in TASKS)
+
+
 def _buckets(agg: dict[str, Any]) -> list[dict[str, Any]]:
     buckets: list[dict[str, Any]] = agg.get("buckets", [])
     return buckets
@@ -70,8 +74,8 @@ class QualitySearch:
                 response = await self.client.mget(index=self.index, ids=pending, source_includes=QUALITY_INPUTS)
             operations: list[dict[str, Any]] = []
             for doc in response["docs"]:
-                if not doc.get("found"):
-                    continue
+                if not doc.get("found") or not _has_label(doc["_source"]):
+                    continue  # a tweet with no label yet has nothing to judge: saves a write per tweet
                 want = document_quality(doc["_source"], self.thresholds)
                 if doc["_source"].get("quality") == want:
                     continue

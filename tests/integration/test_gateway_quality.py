@@ -142,8 +142,8 @@ async def test_the_indexer_scores_the_lexicon_and_flags_documents_from_kafka(
         async def flags() -> dict[str, list[str]]:
             out = {}
             for r in records:
-                doc = await search.client.get(index=search.index, id=r.id)
-                if "lexicon" in doc["_source"] and "quality" in doc["_source"]:
+                doc = await search.client.options(ignore_status=404).get(index=search.index, id=r.id)
+                if doc["found"] and "lexicon" in doc["_source"] and "quality" in doc["_source"]:
                     out[r.id] = doc["_source"]["quality"]["flags"]
             return out
 
