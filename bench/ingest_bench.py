@@ -1,0 +1,308 @@
+"""Ingest at the broker's speed: the real ingestor vs a bare aiokafka producer, tracing overhead,
+and a 1,000,000-tweet replay in flat memory. One run, one machine, one broker.
+
+    PYTHONPATH=. .venv/bin/python bench/ingest_bench.py [--tweets 20000] [--million]
+
+- Input: generated tweets in the spec's nested layout with real tweet lengths (templates and
+  vocabulary from data/sample_tweets.json, as bench/workload.py does), streamed to a temporary
+  JSON Lines file; 64-bit ids.
+- ``bare``: a bare aiokafka producer with the ingestor's producer settings (acks=all,
+  idempotent, linger 5 ms, 256 KB batches) sends the very payloads the ingestor publishes (the
+  validated TweetRecord JSON, keyed by id), built before the clock starts: the broker's speed.
+- ``ingest``: ``ingestor.main.replay`` on the file: read, parse, validate, trace, publish, wait
+  for acknowledgements batch by batch. Tracing off (no OTLP endpoint), then on with
+  ``OTEL_TRACES_SAMPLER_RATIO`` 1.0 (one trace per tweet, the default), 0.1 and 0.01, exporting
+  OTLP/HTTP to a local sink that accepts and discards (the SDK's whole cost, independent of
+  Jaeger's health). Each run counts the ingestor spans that were sampled, which shows the
+  ratio is honoured.
+- ``--million``: 1,000,000 tweets generated into a nested JSON array file (the spec's layout,
+  streamed by ijson), replayed by the CLI in a child process whose RSS is sampled every 0.25 s.
+
+Every variant runs in its own process (tracing is process-global) under its own topic prefix;
+the topics are deleted afterwards. Writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bench.workload import sample_texts
+from tests.conftest import _delete_topics
+
+RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+ID_BASE = 1_750_000_000_000_000_000
+
+
+def tweets(n: int, seed: int = 84) -> Iterator[dict[str, Any]]:
+    """Nested-layout records, generated lazily: each keeps a sample tweet's word count (real
+    lengths) with about half its words swapped for others from the sample vocabulary."""
+    rng = random.Random(seed)
+    templates = [text.split() for text in sample_texts()]
+    vocabulary = sorted({word for words in templates for word in words})
+    for i in range(n):
+        words = templates[i % len(templates)]
+        text = " ".join(rng.choice(vocabulary) if rng.random() < 0.5 else w for w in words)
+        yield {
+            "id": str(ID_BASE + i),
+            "user": {"username": f"Bench {i % 997}", "handle": f"@bench{i % 997}", "verified": False},
+            "meta": {"created_at": f"2024-0{1 + i % 9}-{1 + i % 28:02d}T12:00:00Z", "hashtags": ["#bench"]},
+            "payload": {"tweet": {"content": text}},
+            "metrics": {"retweets": i % 13, "likes": i % 31},
+        }
+
+
+def write_lines(path: Path, n: int) -> None:
+    with path.open("w") as out:
+        for record in tweets(n):
+            out.write(json.dumps(record) + "\n")
+
+
+def write_array(path: Path, n: int) -> None:
+    with path.open("w") as out:
+        out.write("[")
+        for i, record in enumerate(tweets(n)):
+            out.write(("," if i else "") + json.dumps(record) + "\n")
+        out.write("]\n")
+
+
+# --- children: one measurement each, in its own process ---------------------------------------
+
+
+async def bare(path: Path, prefix: str) -> dict[str, Any]:
+    from common.events import TweetRecord
+    from common.kafka import make_producer
+    from common.records import map_nested
+    from common.settings import KafkaSettings
+
+    kafka = KafkaSettings(topic_prefix=prefix)
+    payloads = []
+    for line in path.open():
+        record = TweetRecord.model_validate({**map_nested(json.loads(line)), "source": path.name})
+        payloads.append((record.id.encode(), record.model_dump_json().encode()))
+    from common.kafka import ensure_topics
+
+    await ensure_topics(kafka, [kafka.topics.raw])
+    producer = make_producer(kafka, client_id="bench-bare")
+    await producer.start()
+    try:
+        start = time.perf_counter()
+        futures = [await producer.send(kafka.topics.raw, value, key=key) for key, value in payloads]
+        await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - start
+    finally:
+        await producer.stop()
+    return {"tweets": len(payloads), "elapsed_s": round(elapsed, 3), "tweets_per_s": round(len(payloads) / elapsed)}
+
+
+class SpanCounter:
+    """A span processor that counts the ingestor's per-tweet spans that were sampled."""
+
+    def __init__(self) -> None:
+        self.sampled = 0
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def on_end(self, span: Any) -> None:
+        if span.name == "ingestor.publish":
+            self.sampled += 1
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+async def ingest(path: Path, prefix: str) -> dict[str, Any]:
+    from opentelemetry import trace
+
+    from common.kafka import ensure_topics
+    from common.settings import KafkaSettings, TelemetrySettings
+    from common.telemetry import configure_tracing, shutdown_tracing
+    from ingestor.main import replay
+    from ingestor.settings import IngestorSettings
+
+    telemetry = TelemetrySettings()
+    configure_tracing("ingestor", telemetry)
+    counter = SpanCounter()
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "add_span_processor"):
+        provider.add_span_processor(counter)
+    settings = IngestorSettings(kafka=KafkaSettings(topic_prefix=prefix))
+    await ensure_topics(settings.kafka, settings.kafka.topics.all())  # as the bare run: not timed
+    start = time.perf_counter()
+    summary = await replay(str(path), settings)
+    elapsed = time.perf_counter() - start
+    flush_start = time.perf_counter()
+    shutdown_tracing()
+    return {
+        "tweets": summary.published,
+        "elapsed_s": round(elapsed, 3),
+        "tweets_per_s": round(summary.published / elapsed),
+        "reconciles": summary.reconciles,
+        "tracing": bool(telemetry.otel_exporter_otlp_endpoint),
+        "sampler_ratio": telemetry.otel_traces_sampler_ratio,
+        "sampled_tweet_spans": counter.sampled,
+        "span_flush_after_s": round(time.perf_counter() - flush_start, 3),
+    }
+
+
+def child(mode: str, path: Path, prefix: str) -> None:
+    result = asyncio.run(bare(path, prefix) if mode == "bare" else ingest(path, prefix))
+    print(json.dumps(result))
+
+
+# --- parent -----------------------------------------------------------------------------------
+
+
+class Sink(BaseHTTPRequestHandler):
+    """An OTLP/HTTP endpoint that accepts every export and discards it."""
+
+    received_bytes = 0
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        Sink.received_bytes += len(self.rfile.read(length))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def run_child(mode: str, path: Path, env: dict[str, str]) -> dict[str, Any]:
+    prefix = f"bench-ingest-{uuid.uuid4().hex[:8]}."
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--file", str(path), "--prefix", prefix],
+        env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'libs'}:{REPO / 'services'}", **env},
+        capture_output=True, text=True, check=False, timeout=3600,
+    )
+    delete_topics(prefix)
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} failed: {done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def delete_topics(prefix: str) -> None:
+    _delete_topics(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), prefix)
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def million(tmp: Path, count: int) -> dict[str, Any]:
+    path = tmp / "million.json"
+    started = time.perf_counter()
+    write_array(path, count)
+    generated_s = time.perf_counter() - started
+    prefix = f"bench-ingest-{uuid.uuid4().hex[:8]}."
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'libs'}:{REPO / 'services'}", "KAFKA_TOPIC_PREFIX": prefix,
+           "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    summary_file = tmp / "summary.json"
+    command = [sys.executable, "-m", "ingestor", "replay", str(path), "--summary-json", str(summary_file)]
+    samples: list[tuple[float, float]] = []
+    start = time.perf_counter()
+    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        while process.poll() is None:
+            rss = rss_mb(process.pid)
+            if rss is not None:
+                samples.append((round(time.perf_counter() - start, 2), round(rss, 1)))
+            time.sleep(0.25)
+    elapsed = time.perf_counter() - start
+    delete_topics(prefix)
+    if process.returncode != 0:
+        raise RuntimeError(f"the 1M replay exited {process.returncode}")
+    summary = json.loads(summary_file.read_text())
+    rss = [value for _, value in samples]
+    tenth = rss[len(rss) // 10 : len(rss) // 10 + 1] or rss[:1]
+    return {
+        "tweets": count,
+        "file_mb": round(path.stat().st_size / 2**20, 1),
+        "generate_s": round(generated_s, 1),
+        "published": summary["published"],
+        "reconciles": summary["reconciles"],
+        "elapsed_s": round(elapsed, 1),
+        "tweets_per_s": round(summary["published"] / elapsed),
+        "peak_rss_mb": max(rss),
+        "rss_at_10pct_time_mb": tenth[0],
+        "rss_at_end_mb": rss[-1],
+        "rss_samples": samples[:: max(1, len(samples) // 60)],  # about 60 points over the run
+        "goal_peak_rss_mb": 300,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tweets", type=int, default=20_000)
+    parser.add_argument("--million", action="store_true", help="also replay 1,000,000 generated tweets (minutes)")
+    parser.add_argument("--million-count", type=int, default=1_000_000, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["bare", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.file, args.prefix)
+        return
+
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    otlp = f"http://127.0.0.1:{sink.server_address[1]}"
+    off = {"OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    results: dict[str, Any] = {"tweets": args.tweets, "cpu_count": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
+        path = Path(tmp) / "tweets.jsonl"
+        write_lines(path, args.tweets)
+        results["file_mb"] = round(path.stat().st_size / 2**20, 2)
+        run_child("ingest", path, off)  # warm-up: page cache, broker, imports
+        results["bare_producer"] = run_child("bare", path, off)
+        results["ingest_tracing_off"] = run_child("ingest", path, off)
+        for ratio in ("1.0", "0.1", "0.01"):
+            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_TRACES_SAMPLER_RATIO": ratio}
+            results[f"ingest_tracing_ratio_{ratio}"] = run_child("ingest", path, env)
+        results["bare_producer_again"] = run_child("bare", path, off)  # drift check: same broker, later
+        bare_rate = (results["bare_producer"]["tweets_per_s"] + results["bare_producer_again"]["tweets_per_s"]) / 2
+        results["ratios_vs_bare"] = {
+            key.removeprefix("ingest_"): round(value["tweets_per_s"] / bare_rate, 3)
+            for key, value in results.items()
+            if key.startswith("ingest_")
+        }
+        results["goal_ratio"] = 0.5
+        results["otlp_sink_received_mb"] = round(Sink.received_bytes / 2**20, 2)
+        if args.million:
+            results["million"] = million(Path(tmp), args.million_count)
+    sink.shutdown()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
