@@ -37,6 +37,7 @@ class TailLine:
     start: int
     end: int
     file: FileIdentity
+    skip: int = 0  # records of this line already published before a restart
 
 
 class FollowedFile:
@@ -53,29 +54,29 @@ class FollowedFile:
 
     def lines(self) -> Iterator[TailLine | Idle]:
         checkpoint = self.resume
-        start = 0
+        start = skip = 0
         if checkpoint is not None:
             if checkpoint.file.same_file(self.path):
-                start = checkpoint.offset
+                start, skip = checkpoint.offset, checkpoint.skip
                 self._event("resumed", offset=start)
             else:
                 rotated = self._rotated_copy(checkpoint.file)
                 if rotated is not None:
                     self._event("rotated", while_down=True, finishing=str(rotated), offset=checkpoint.offset)
-                    yield from self._read(rotated, checkpoint.offset, follow=False)
+                    yield from self._read(rotated, checkpoint.offset, follow=False, skip=checkpoint.skip)
                 elif _same_inode(checkpoint.file, self.path):
                     self._event("truncated", while_down=True)
                 else:
                     self._event("checkpointed file is gone", expected=str(checkpoint.path))
-        yield from self._read(self.path, start, follow=True)
+        yield from self._read(self.path, start, follow=True, skip=skip)
 
-    def _read(self, path: Path, offset: int, *, follow: bool) -> Iterator[TailLine | Idle]:
+    def _read(self, path: Path, offset: int, *, follow: bool, skip: int = 0) -> Iterator[TailLine | Idle]:
         while True:
             handle = self._open(path)
             size = os.fstat(handle.fileno()).st_size
             if size < offset:
                 self._event("truncated", offset=offset, size=size)
-                offset = 0
+                offset = skip = 0
             handle.seek(offset)
             position = offset
             head = os.pread(handle.fileno(), min(FINGERPRINT_BYTES, offset), 0)
@@ -92,16 +93,16 @@ class FollowedFile:
                         head = os.pread(handle.fileno(), min(FINGERPRINT_BYTES, position), 0)
                         file = identity_of(handle, head)
                     if pending.endswith(b"\n"):
-                        yield TailLine(pending, pending_start, position, file)
-                        pending = b""
+                        yield TailLine(pending, pending_start, position, file, skip)
+                        pending, skip = b"", 0
                     continue
                 if not follow:
                     if pending:  # the last line of a rotated file never got its newline
-                        yield TailLine(pending, pending_start, position, file)
+                        yield TailLine(pending, pending_start, position, file, skip)
                     return
                 if os.fstat(handle.fileno()).st_size < position or os.pread(handle.fileno(), len(head), 0) != head:
                     self._event("truncated", offset=position)  # or rewritten: its first bytes changed
-                    offset = 0
+                    offset = skip = 0
                     break
                 if self._rotated_away(handle):
                     self._event("rotated", finished_bytes=position)
@@ -150,11 +151,9 @@ def _same_inode(file: FileIdentity, path: Path) -> bool:
     return (stat.st_dev, stat.st_ino) == (file.device, file.inode)
 
 
-def followed_items(lines: Iterator[TailLine | Idle], source: Source, skip: int = 0) -> Iterator[Item]:
-    """Items of each line, each followed by the mark to resume after it.
-
-    ``skip``: items of the first line that were already published before a restart.
-    """
+def followed_items(lines: Iterator[TailLine | Idle], source: Source) -> Iterator[Item]:
+    """Items of each line (less those already published before a restart), each followed by
+    the mark to resume after it."""
     for line in lines:
         if isinstance(line, Idle):
             yield line
@@ -162,15 +161,13 @@ def followed_items(lines: Iterator[TailLine | Idle], source: Source, skip: int =
         items = list(line_items(line.data, f"byte {line.start}", source))
         for index, item in enumerate(items):
             done = index + 1 == len(items)
-            if index >= skip:
+            if index >= line.skip:
                 yield item
                 yield Mark(Cursor(line.end) if done else Cursor(line.start, index + 1), line.file)
-        skip = 0
 
 
 def open_followed(source: Source, path: Path, poll_interval_s: float, resume: Checkpoint | None) -> FollowedFile:
     """Point ``source`` (opened with ``follow=True``) at a tail of ``path`` resuming at ``resume``."""
     followed = FollowedFile(path, poll_interval_s, resume)
-    skip = resume.skip if resume is not None and resume.file.same_file(path) else 0
-    source.items = followed_items(followed.lines(), source, skip)
+    source.items = followed_items(followed.lines(), source)
     return followed

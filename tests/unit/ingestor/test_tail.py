@@ -183,3 +183,20 @@ def test_checkpoints_are_written_atomically_and_scoped(tmp_path: Path) -> None:
     loaded = one.load("k")
     assert loaded is not None and loaded.cursor == follower.mark.cursor and loaded.file.inode == os.stat(path).st_ino
     assert [p.name for p in (tmp_path / "s").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_split_page_resumes_inside_the_page_in_its_rotated_copy(tmp_path: Path) -> None:
+    path = tmp_path / "pages.jsonl"
+    path.write_text(v2_page(range(10, 15)))
+    first = Follower(path, fmt=None)
+    assert first.ids(2) == [10, 11]
+    mark = next(first.items)
+    assert isinstance(mark, Mark) and mark.cursor == Cursor(0, 2)
+    first.mark = mark
+    checkpoint = first.checkpoint(tmp_path, path)
+    first.followed.close()
+    path.rename(tmp_path / "pages.jsonl.1")
+    path.write_text(v2_page(range(20, 22)))
+    second = Follower(path, checkpoint, fmt=None)
+    assert second.ids(5) == [12, 13, 14, 20, 21] and second.idle()
+    assert second.followed.events == ["rotated"]
