@@ -171,6 +171,7 @@ async def test_watch_replays_each_file_once_across_restarts(kafka_settings: Kafk
     assert keys == ids(range(55)) + ids(range(5))  # a, b, c, d exactly once each; d repeats 5 of a's tweets
 
 
+@pytest.mark.es
 async def test_skip_existing_publishes_only_tweets_not_indexed(
     kafka_settings: KafkaSettings, tmp_path: Path, es_url: str, index_name: str
 ) -> None:
