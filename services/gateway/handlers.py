@@ -112,9 +112,9 @@ class IndexBatchHandler:
                     doc["lexicon"] = lexicon_doc(compound, self.lexicon.model)
             try:
                 rejected = await self._write(operations, sources) if operations else []
-                if self.quality is not None and sources:
+                if self.quality is not None and operations:
                     # After the partial writes were acknowledged, so every part written so far is seen.
-                    await self.quality.refresh(sorted({r.key.decode(errors="replace") for r in sources if r.key}))
+                    await self.quality.refresh(sorted({op["update"]["_id"] for op in operations[::2]}))
             finally:
                 for message_span in per_message:
                     message_span.end()
