@@ -81,6 +81,9 @@ class BatchLoop:
     on_committed: Callable[[list[ConsumerRecord]], None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     fence: Fence = field(default_factory=Fence)
+    # Builds a fresh producer (same transactional id) when this one was fenced; None: never.
+    new_producer: Callable[[], AIOKafkaProducer] | None = None
+    fenced_window_s: float = 120.0  # fenced again within this: another live process has our id
 
     def __post_init__(self) -> None:
         if self.transactional and (self.producer is None or not self.group_id):
@@ -88,6 +91,9 @@ class BatchLoop:
         self._backoff = Backoff(cap=self.max_backoff_s)
         self._resume_at: float | None = None
         self._systemic_strikes = 0
+        self._fenced_at: float | None = None
+        self._producer_started = True  # the first producer is started by ``async with``
+        self._producer_unusable = False
         self.revoking = False  # true while the rebalance listener holds the group's rebalance
         # Offsets committed in transactions: the group coordinator applies them only when the
         # transaction's marker reaches it, a moment after commit_transaction returns.
@@ -188,13 +194,11 @@ class BatchLoop:
                 log.warning("commit refused after a rebalance; records will be replayed", extra={"error": str(exc)})
                 self._rewind(batch, generation)
                 return
-            except ProducerFenced as exc:
-                raise ConfigurationError(
-                    "transactional producer fenced: another live process uses this transactional id "
-                    "(give every replica its own REPLICA_ID)"
-                ) from exc
             except Exception as exc:
-                # Whatever else failed while delivering: retrying the batch is always safe.
+                # Whatever else failed while delivering: retrying the batch is always safe, with
+                # a fresh producer if this one can no longer run transactions.
+                if self.transactional and (isinstance(exc, ProducerFenced) or self._producer_unusable):
+                    await self._replace_producer(exc)
                 self._retry_later(batch, generation, exc)
                 return
         finally:
@@ -228,6 +232,8 @@ class BatchLoop:
             raise ConfigurationError("the handler produced messages but the loop has no producer")
         if self.transactional:
             assert self.producer is not None and self.group_id is not None
+            if not self._producer_started:
+                await self._start_producer(self.producer)
             await self._deliver_in_transaction(self.producer, self.group_id, outgoing, offsets)
             self._txn_offsets.update(offsets)
         else:
@@ -237,9 +243,12 @@ class BatchLoop:
             await self.consumer.commit(offsets)
         self._count(outgoing, offsets)
 
-    @staticmethod
     async def _deliver_in_transaction(
-        producer: AIOKafkaProducer, group_id: str, outgoing: list[OutgoingMessage], offsets: dict[TopicPartition, int]
+        self,
+        producer: AIOKafkaProducer,
+        group_id: str,
+        outgoing: list[OutgoingMessage],
+        offsets: dict[TopicPartition, int],
     ) -> None:
         await producer.begin_transaction()
         try:
@@ -248,12 +257,49 @@ class BatchLoop:
             await producer.send_offsets_to_transaction(offsets, group_id)
             await producer.commit_transaction()
         except BaseException as exc:
-            if not isinstance(exc, ProducerFenced) and not producer._txn_manager.is_fatal_error():
-                with contextlib.suppress(Exception):
+            # An error the client cannot abort from (fenced, or an error code it does not know,
+            # such as newer brokers' PRODUCER_FENCED) leaves it unable to begin another one.
+            self._producer_unusable = isinstance(exc, ProducerFenced) or producer._txn_manager.is_fatal_error()
+            if not self._producer_unusable:
+                try:
                     await producer.abort_transaction()
+                except Exception:
+                    self._producer_unusable = True
             raise
 
     # -- failures ------------------------------------------------------------------------------
+
+    async def _replace_producer(self, exc: Exception) -> None:
+        """A fenced (or otherwise broken) transactional producer is dead for good. Once in a
+        while that is the broker aborting a transaction that outlived the transaction timeout
+        (say, across a broker restart): take a fresh producer and retry. Again soon after:
+        another live process uses our transactional id, and one of the two must go."""
+        now = time.monotonic()
+        if self.new_producer is None or (self._fenced_at is not None and now - self._fenced_at < self.fenced_window_s):
+            raise ConfigurationError(
+                "transactional producer fenced: another live process uses this transactional id "
+                "(give every replica its own REPLICA_ID)"
+            ) from exc
+        self._fenced_at = now
+        log.warning("transactional producer fenced or broken; replacing it", extra={"error": repr(exc)})
+        old, self.producer, self._producer_started = self.producer, self.new_producer(), False
+        self._producer_unusable = False
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()
+
+    async def _start_producer(self, producer: AIOKafkaProducer) -> None:
+        """Start a replacement producer before its first use; if that fails, the next attempt
+        gets another fresh one (a half-started client cannot be started again)."""
+        try:
+            await producer.start()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            if self.new_producer is not None:
+                self.producer = self.new_producer()
+            raise
+        self._producer_started = True
 
     def _retry_later(self, batch: list[ConsumerRecord], generation: int, exc: BaseException) -> None:
         self._rewind(batch, generation)
@@ -328,12 +374,15 @@ def group_loop(
     """A loop for consumer group ``group`` on ``sources``, with its consumer and producer
     (transactional, one id per replica, when ``transactional``). ``async with`` starts them."""
     consumer = make_consumer(kafka, group, *sources, max_poll_records=batch_size)
-    producer = make_producer(
-        kafka, client_id=group, transactional_id=transactional_id(kafka, group) if transactional else None
-    )
+
+    def new_producer() -> AIOKafkaProducer:
+        return make_producer(
+            kafka, client_id=group, transactional_id=transactional_id(kafka, group) if transactional else None
+        )
+
     return BatchLoop(
         consumer=consumer,
-        producer=producer,
+        producer=new_producer(),
         handle=handle,
         service=service,
         max_records=batch_size,
@@ -342,4 +391,5 @@ def group_loop(
         group_id=group,
         on_committed=on_committed,
         stopping=stopping or asyncio.Event(),
+        new_producer=new_producer if transactional else None,
     )

@@ -125,8 +125,15 @@ async def _grow_partitions(admin: AIOKafkaAdminClient, topics: list[str], partit
 
 
 async def publish_all(producer: AIOKafkaProducer, messages: Sequence[OutgoingMessage]) -> None:
-    """Send every message and wait until the brokers acknowledged all of them."""
-    await asyncio.gather(*await send_all(producer, messages))
+    """Send every message and wait until the brokers acknowledged all of them.
+
+    Every ack (or failure) is awaited before the first failure is raised, so no delivery
+    future is left with an exception nobody retrieved.
+    """
+    results = await asyncio.gather(*await send_all(producer, messages), return_exceptions=True)
+    failed = next((r for r in results if isinstance(r, BaseException)), None)
+    if failed is not None:
+        raise failed
 
 
 async def send_all(producer: AIOKafkaProducer, messages: Sequence[OutgoingMessage]) -> list[asyncio.Future[Any]]:

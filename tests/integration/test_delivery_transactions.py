@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from common.errors import ConfigurationError
 from common.kafka import ensure_topics, make_producer, transactional_id
 from common.settings import KafkaSettings
-from tests.support.delivery_rig import Recorder, Rig, now, running
+from tests.support.delivery_rig import Recorder, Rig, running
 from tests.support.kafka_probe import read_all
 from tests.support.polling import wait_until
 
@@ -85,22 +85,36 @@ async def test_a_plain_producer_reaches_a_read_committed_reader(kafka_settings: 
     assert await rig.output_keys() == {"k": 1}
 
 
-async def test_two_live_processes_with_one_replica_id_the_fenced_one_stops_with_a_configuration_error(
+async def test_two_live_processes_with_one_replica_id_keep_outputs_once_and_the_one_fenced_twice_stops(
     kafka_settings: KafkaSettings,
 ) -> None:
     rig = Rig(kafka_settings)
     await rig.create_topics()
-    produced = keys(300)
-    first, second = Recorder(rig.output, delay=0.02), Recorder(rig.output, delay=0.02)
-    first_loop = rig.loop(first, replica="same", batch_size=10)
-    async with first_loop:
-        first_run = asyncio.create_task(first_loop.run())
-        await rig.produce(produced)
-        await wait_until(now(lambda: first.calls), lambda n: n >= 2, what="first process delivering")
-        async with running(rig.loop(second, replica="same", batch_size=10)):  # fences the first
-            with pytest.raises(ConfigurationError, match="REPLICA_ID"):
-                await asyncio.wait_for(first_run, 60)
-            await first_loop.consumer.stop()  # the fenced process exits: it leaves the group
-            await wait_until(rig.all_committed, bool, what="everything committed by the second")
+    produced: list[str] = []
+    recorders = [Recorder(rig.output, delay=0.01), Recorder(rig.output, delay=0.01)]
+    loops = [rig.loop(rec, replica="same", batch_size=10) for rec in recorders]
+
+    async def feed() -> None:  # both keep delivering, so they keep fencing each other
+        while len(produced) < 4000:
+            batch = [str(2**62 + i) for i in range(len(produced), len(produced) + 20)]
+            produced.extend(batch)
+            await rig.produce(batch)
+            await asyncio.sleep(0.05)
+
+    async with loops[0], loops[1]:
+        runs = [asyncio.create_task(loop.run()) for loop in loops]
+        feeding = asyncio.create_task(feed())
+        done, _ = await asyncio.wait(runs, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+        feeding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeding
+        [stopped] = done
+        with pytest.raises(ConfigurationError, match="REPLICA_ID"):
+            stopped.result()
+        await loops[runs.index(stopped)].consumer.stop()  # the process exits: it leaves the group
+        survivor = loops[1 - runs.index(stopped)]
+        await wait_until(rig.all_committed, bool, timeout=120, what="everything committed by the survivor")
+        survivor.stopping.set()
+        await runs[1 - runs.index(stopped)]
     outputs = await rig.output_keys()
     assert set(outputs) == set(produced) and max(outputs.values()) == 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import ProducerFenced
 
 from common.delivery import BatchLoop
 from common.errors import ConfigurationError, TransientError
@@ -88,3 +89,29 @@ async def test_transient_handler_errors_propagate_untouched(consumer: AIOKafkaCo
     loop = BatchLoop(consumer, None, down)
     with pytest.raises(TransientError, match="circuit open"):
         await loop._outputs(batch(3))
+
+
+async def test_a_fenced_producer_is_replaced_once_and_a_second_fencing_soon_after_is_a_configuration_error(
+    consumer: AIOKafkaConsumer,
+) -> None:
+    built: list[AIOKafkaProducer] = []
+
+    def new_producer() -> AIOKafkaProducer:
+        built.append(AIOKafkaProducer(bootstrap_servers="127.0.0.1:1"))
+        return built[-1]
+
+    loop = BatchLoop(consumer, new_producer(), Failing(set()), new_producer=new_producer, fenced_window_s=60)
+    await loop._replace_producer(ProducerFenced())
+    assert loop.producer is built[-1] and len(built) == 2
+    with pytest.raises(ConfigurationError, match="REPLICA_ID"):
+        await loop._replace_producer(ProducerFenced())
+    for producer in built:
+        await producer.stop()
+
+
+async def test_without_a_way_to_build_producers_a_fenced_one_is_a_configuration_error(
+    consumer: AIOKafkaConsumer,
+) -> None:
+    loop = BatchLoop(consumer, None, Failing(set()))
+    with pytest.raises(ConfigurationError):
+        await loop._replace_producer(ProducerFenced())
