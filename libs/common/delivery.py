@@ -34,7 +34,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, ProducerFenced
 from common.errors import ConfigurationError, TransientError, is_transient
 from common.fencing import Backoff, Fence, first_offsets, next_offsets
 from common.kafka import OutgoingMessage, make_consumer, make_producer, publish_all, transactional_id
-from common.metrics import BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, RETRIES
+from common.metrics import ABANDONED, BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, REBALANCES, RETRIES
 from common.poison import BatchHandler, isolate_poison
 from common.settings import KafkaSettings
 from common.topics import DLQ_SUFFIX
@@ -137,6 +137,8 @@ class BatchLoop:
 
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         self.revoking = True
+        if revoked:
+            REBALANCES.labels(self.service).inc()
         try:
             await self.fence.revoke(self.revoke_grace_s)
             await self._until_offsets_visible(revoked)
@@ -186,12 +188,14 @@ class BatchLoop:
                 return
             if not self.fence.enter_delivery(generation):
                 log.warning("batch abandoned: its partitions were revoked while it was handled")
+                ABANDONED.labels(self.service).inc()
                 return
             try:
                 await self._deliver(batch, outgoing)
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us: the next owner replays from the committed offset.
                 log.warning("commit refused after a rebalance; records will be replayed", extra={"error": str(exc)})
+                ABANDONED.labels(self.service).inc()
                 self._rewind(batch, generation)
                 return
             except Exception as exc:

@@ -24,6 +24,12 @@ CONSUMER_LAG = Gauge(
     "pipeline_consumer_lag", "High watermark minus committed offset", ["service", "topic", "partition"]
 )
 RETRIES = Counter("pipeline_batch_retries", "Batches retried after a transient failure", ["service"])
+REBALANCES = Counter("pipeline_partitions_revoked", "Rebalances in which this member gave partitions up", ["service"])
+ABANDONED = Counter(
+    "pipeline_batches_abandoned",
+    "Batches dropped uncommitted (partitions revoked, or a rebalance refused the commit)",
+    ["service"],
+)
 
 
 def start_metrics_server(port: int | None, service: str, host: str = "127.0.0.1") -> None:

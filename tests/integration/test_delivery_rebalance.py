@@ -14,6 +14,7 @@ from collections import Counter
 
 import pytest
 from aiokafka import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from common.settings import KafkaSettings
 from tests.support.delivery_rig import Recorder, Rig, now, running
@@ -24,6 +25,10 @@ pytestmark = [pytest.mark.kafka]
 
 def keys(n: int, start: int = 0) -> list[str]:
     return [str(2**62 + i) for i in range(start, start + n)]
+
+
+def abandoned() -> float:
+    return REGISTRY.get_sample_value("pipeline_batches_abandoned_total", {"service": "delivery-test"}) or 0.0
 
 
 def handled(*recorders: Recorder) -> Counter[str]:
@@ -89,6 +94,7 @@ async def test_a_batch_outliving_the_revoke_grace_is_abandoned_uncommitted_and_r
     first_loop = rig.loop(first, replica="a")
     first_loop.revoke_grace_s = 0.2
     second_loop = rig.loop(second, replica="b")
+    abandoned_before = abandoned()
     async with running(first_loop):
         await wait_until(now(first.started.is_set), bool, what="a batch in the first member's handler")
         async with running(second_loop):
@@ -98,6 +104,7 @@ async def test_a_batch_outliving_the_revoke_grace_is_abandoned_uncommitted_and_r
     outputs = await rig.output_keys()
     assert set(outputs) == set(produced) and max(outputs.values()) == 1
     assert sum(handled(first, second).values()) > len(produced), "the abandoned batch must have been replayed"
+    assert abandoned() > abandoned_before
 
 
 async def test_replicas_joining_and_leaving_mid_stream_commit_every_output_once(rig: Rig) -> None:
