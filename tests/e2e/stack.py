@@ -26,6 +26,11 @@ MODULES = {
     "emotion": "emotion",
     "stance": "stance",
 }
+METRICS_PORTS = {
+    "gateway-indexer": "GATEWAY_METRICS_PORT",
+    "emotion": "EMOTION_METRICS_PORT",
+    "stance": "STANCE_METRICS_PORT",
+}
 
 
 def free_port() -> int:
@@ -62,11 +67,27 @@ class Stack:
     def api(self) -> str:
         return f"http://127.0.0.1:{self.env['GATEWAY_PORT']}"
 
-    def start(self, name: str) -> None:
-        log = (self.logs / f"{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+    def start(self, name: str, replica: int | None = None, module: str | None = None) -> str:
+        """Start ``name`` (``<name>-<replica>`` with REPLICA_ID and /metrics off, for replicas).
+
+        ``module`` runs another entry point in its place (a test-support wrapper). Returns the
+        process's key for :meth:`kill` and :meth:`stop`.
+        """
+        key, env = name, self.env
+        if replica is not None:
+            key = f"{name}-{replica}"
+            env = {**self.env, "REPLICA_ID": str(replica), METRICS_PORTS.get(name, "UNUSED_METRICS_PORT"): "0"}
+        log = (self.logs / f"{key}.log").open("ab")
+        self.processes[key] = subprocess.Popen(
+            [sys.executable, "-m", module or MODULES[name]], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
         )
+        return key
+
+    def stop(self, name: str) -> int:
+        """A clean leave: SIGTERM, then the exit status (0 unless the worker failed)."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        return process.wait(60)
 
     def kill(self, name: str) -> None:
         """A crash: SIGKILL, no chance to commit or flush anything."""

@@ -1,0 +1,180 @@
+"""What the fault tests check after each scenario, read from the real servers.
+
+- Elasticsearch: how many of the replayed tweets are indexed with both labels.
+- Kafka: the committed label events (``isolation_level=read_committed``), counted per tweet
+  and task, so a duplicate committed event cannot hide behind Elasticsearch's ``_id`` upserts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tests.e2e.stack import Stack
+
+T = TypeVar("T")
+FIRST_ID = 1_710_000_000_000_000_000  # 64-bit ids, as real tweet ids are
+
+
+def run_async(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine on its own loop in its own thread (the tests' session loop stays untouched)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(make())  # type: ignore[arg-type]
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join(300)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def write_dataset(path: Path, n: int, poison: dict[int, str] | None = None) -> list[str]:
+    """``n`` spec-format tweets as JSON Lines; ``poison`` puts a marker into some texts. Returns the ids."""
+    ids = []
+    with path.open("w") as out:
+        for i in range(n):
+            tweet_id = str(FIRST_ID + i)
+            ids.append(tweet_id)
+            opinion = ("I love the new transit plan", "I hate the new transit plan", "The plan was published")[i % 3]
+            text = f"Tweet {i}: {opinion}. {(poison or {}).get(i, '')}".strip()
+            record = {
+                "id": tweet_id,
+                "user": {"username": f"User {i}", "handle": f"@user{i}", "verified": False},
+                "meta": {"created_at": f"2024-06-{1 + i % 28:02d}T{i % 24:02d}:00:00Z", "hashtags": ["#faults"]},
+                "payload": {"tweet": {"content": text}},
+                "metrics": {"retweets": i, "likes": 2 * i},
+            }
+            out.write(json.dumps(record) + "\n")
+    return ids
+
+
+@dataclass
+class IndexState:
+    total: int = 0
+    both: int = 0
+
+
+def index_state(es_url: str, index: str) -> IndexState:
+    """Documents in ``index``, and those with both labels; zero while Elasticsearch is down."""
+    both = {"bool": {"filter": [{"exists": {"field": "emotion.label"}}, {"exists": {"field": "stance.label"}}]}}
+    try:
+        with httpx.Client(base_url=es_url, timeout=10) as es:
+            es.post(f"/{index}/_refresh")
+            total = es.post(f"/{index}/_count", json={"query": {"match_all": {}}})
+            labelled = es.post(f"/{index}/_count", json={"query": both})
+            if total.status_code != 200 or labelled.status_code != 200:
+                return IndexState()
+            return IndexState(total.json()["count"], labelled.json()["count"])
+    except httpx.TransportError:
+        return IndexState()
+
+
+def incomplete_ids(es_url: str, index: str, ids: list[str]) -> list[str]:
+    """Which of ``ids`` are missing or lack a label (for the failure message)."""
+    found: dict[str, dict[str, Any]] = {}
+    with httpx.Client(base_url=es_url, timeout=30) as es:
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            docs = es.post(f"/{index}/_mget", json={"ids": chunk}).json()["docs"]
+            found |= {d["_id"]: d.get("_source", {}) for d in docs if d.get("found")}
+    return [i for i in ids if not (found.get(i, {}).get("emotion") and found.get(i, {}).get("stance"))]
+
+
+def wait_until_labelled(
+    stack: Stack, es_url: str, index: str, expected: int, timeout: float, also: Callable[[], None] | None = None
+) -> float:
+    """Poll until ``expected`` documents carry both labels; every worker must stay alive. Returns seconds."""
+    started = time.monotonic()
+    state = IndexState()
+    while time.monotonic() - started < timeout:
+        stack.assert_running()
+        if also is not None:
+            also()
+        state = index_state(es_url, index)
+        if state.both >= expected:
+            return time.monotonic() - started
+        time.sleep(1)
+    raise AssertionError(f"after {timeout:.0f}s only {state.both} of {expected} tweets carry both labels ({state})")
+
+
+@dataclass
+class LabelCount:
+    per_task: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def duplicates(self) -> int:
+        """Committed label events beyond the first, per tweet and task."""
+        return sum(n - 1 for counts in self.per_task.values() for n in counts.values() if n > 1)
+
+    def missing(self, ids: list[str], task: str) -> list[str]:
+        counts = self.per_task.get(task, Counter())
+        return [i for i in ids if counts[i] == 0]
+
+
+def committed_labels(bootstrap: str, topic: str) -> LabelCount:
+    """Every committed label event on ``topic`` (read_committed, up to the last stable offset)."""
+
+    async def read() -> LabelCount:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not partitions:
+                await consumer.force_metadata_update()
+                partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)  # the last stable offsets under read_committed
+            result = LabelCount()
+            deadline = time.monotonic() + 120
+            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"could not read {topic} up to {ends} within 120 s")
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    for record in records:
+                        event = json.loads(record.value)
+                        result.per_task.setdefault(event["task"], Counter())[event["tweet_id"]] += 1
+            return result
+        finally:
+            await consumer.stop()
+
+    return run_async(read)
+
+
+def dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every dead letter on ``topic`` (read from the beginning until a quiet second)."""
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            letters: list[dict[str, Any]] = []
+            for _ in range(30):  # bounded: at most 30 polls of 1 s
+                polled = await consumer.getmany(timeout_ms=1000)
+                if not polled:
+                    break
+                letters += [json.loads(r.value) for rs in polled.values() for r in rs]
+            return letters
+        finally:
+            await consumer.stop()
+
+    return run_async(read)
