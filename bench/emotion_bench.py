@@ -46,11 +46,17 @@ def classifier(model: Path, threads: int, bucketed: bool, batch: int, **extra: A
 
 def rate(clf: EmotionClassifier, texts: list[str], batch: int) -> float:
     """Tweets/s of ``classify`` on consecutive batches of ``batch`` texts (one warm-up batch first)."""
+    wall, _ = timed(clf, texts, batch)
+    return len(texts) / wall
+
+
+def timed(clf: EmotionClassifier, texts: list[str], batch: int) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds to classify ``texts`` after one warm-up batch."""
     clf.classify(texts[:batch])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(texts), batch):
         clf.classify(texts[i : i + batch])
-    return len(texts) / (time.perf_counter() - start)
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def mean_tokens(model: Path, texts: list[str]) -> float:

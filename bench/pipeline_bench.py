@@ -35,9 +35,10 @@ from typing import Any
 
 import httpx
 
-from bench.emotion_bench import build_model, classifier, plot, rate, sweep
+from bench.emotion_bench import build_model, classifier, plot, sweep, timed
 from bench.workload import generate_texts, length_stats, write_jsonl
 from deploy.local.cpu_budget import Budget, available_cores, plan
+from tests.conftest import _delete_topics
 from tests.e2e.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -52,17 +53,35 @@ def stance_alone(gguf: Path, texts: list[str], threads: int) -> float:
     from stance.main import build_scorer
     from stance.settings import StanceSettings
 
-    async def run() -> float:
+    async def run() -> tuple[float, float]:
         scorer: Any = await build_scorer(StanceSettings(provider="llamacpp", gguf_path=gguf))
         await scorer.score(texts[:4])  # warm-up
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(texts), 16):
             await scorer.score(texts[i : i + 16])
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         await scorer.aclose()
-        return len(texts) / elapsed
+        return elapsed, cpu
 
     return asyncio.run(run())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_use(before: dict[str, float], after: dict[str, float], wall: float, tweets: int) -> dict[str, Any]:
+    return {name: {"cpu_s": round(after[name] - before[name], 1),
+                   "share_of_one_core": round((after[name] - before[name]) / wall, 3) if wall else None,
+                   "cpu_ms_per_tweet": round(1000 * (after[name] - before[name]) / tweets, 1) if tweets else None}
+            for name in before}
+
+
+def profile(seconds: float, cpu: float, tweets: int) -> dict[str, Any]:
+    return {"tweets_per_s": round(tweets / seconds, 2), "share_of_one_core": round(cpu / seconds, 3),
+            "cpu_ms_per_tweet": round(1000 * cpu / tweets, 1)}
 
 
 def es_counts(client: httpx.Client, index: str) -> dict[str, int]:
@@ -83,9 +102,10 @@ def run_stack(
 ) -> dict[str, Any]:
     """Start the services, replay, sample Elasticsearch until done (or the deadline)."""
     index = f"bench-{uuid.uuid4().hex[:8]}"
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
     extra = {"EMOTION_MODEL": str(model), "EMOTION_BATCH_SIZE": str(EMOTION_BATCH), "STANCE_GGUF_PATH": str(gguf),
              "LOG_LEVEL": "INFO", **env}
-    stack = Stack.create(tmp, f"bench-{uuid.uuid4().hex[:8]}.", index, extra)
+    stack = Stack.create(tmp, prefix, index, extra)
     for var in ("EMOTION_TORCH_THREADS", "EMOTION_TORCH_INTEROP_THREADS", "STANCE_N_THREADS",
                 "STANCE_N_THREADS_BATCH", "TOKENIZERS_PARALLELISM"):
         if var not in env:
@@ -99,6 +119,8 @@ def run_stack(
             wait_until_labelled(stack, client, index, tmp)
             warm = es_counts(client, index)
             start = time.perf_counter()
+            cpu_start = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
+            cpu_emotion_done: dict[str, float] = {}
 
             def do_replay() -> None:
                 replay.update(stack.replay(dataset))
@@ -111,16 +133,25 @@ def run_stack(
                 counts = {key: value - warm[key] for key, value in es_counts(client, index).items()}
                 samples.append({"t": round(time.perf_counter() - start, 2), **counts})
                 emotion_done = counts["emotion"] >= n
+                if emotion_done and not cpu_emotion_done:
+                    cpu_emotion_done = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
                 if emotion_done and (counts["stance"] >= n or not wait_for_stance):
                     break
                 if time.perf_counter() - start > deadline_s:
                     break
                 time.sleep(2)
             replayer.join()
+            cpu_end = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
     finally:
         stack.stop_all()
-        httpx.delete(f"{ES_URL}/{index}", timeout=10)
-    return summarise(samples, n, replay)
+        for name in (index, f"{index}-jobs"):
+            httpx.delete(f"{ES_URL}/{name}", timeout=10)
+        _delete_topics(stack.env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), prefix)
+    result = summarise(samples, n, replay)
+    busy = (result["emotion_all_seconds"] or samples[-1]["t"]) - (result["first_tweet_indexed_seconds"] or 0.0)
+    result["cpu_while_emotion_busy"] = cpu_use(cpu_start, cpu_emotion_done or cpu_end, busy, n)
+    result["cpu_whole_run"] = cpu_use(cpu_start, cpu_end, samples[-1]["t"], n)
+    return result
 
 
 def wait_until_labelled(stack: Stack, client: httpx.Client, index: str, tmp: Path, timeout: float = 900) -> None:
@@ -166,7 +197,9 @@ def summarise(samples: list[dict[str, float]], n: int, replay: dict[str, Any]) -
         "ingest": {
             "published": replay.get("published"),
             "seconds": round(replay.get("seconds", 0.0), 2),
-            "tweets_per_s": round(replay["published"] / replay["seconds"], 1) if replay.get("seconds") else None,
+            "tweets_per_s_including_process_start": (
+                round(replay["published"] / replay["seconds"], 1) if replay.get("seconds") else None),
+            "tweets_per_s_ingestor_reported": replay.get("rate_per_s"),
         },
         "indexed_all_seconds": t_docs,
         "emotion_first_label_seconds": at(samples, "emotion", 1),
@@ -234,10 +267,14 @@ def main() -> None:
         dataset = tmp / "bench.jsonl"
         write_jsonl(dataset, texts)
         base_texts = texts[: args.baseline_tweets]
-        emotion_bare = rate(classifier(model, budget.emotion_threads, True, EMOTION_BATCH), base_texts, EMOTION_BATCH)
-        print(f"bare emotion classifier: {emotion_bare:.2f} tweets/s", flush=True)
-        stance_base = stance_alone(gguf, texts[: args.stance_baseline_tweets], budget.stance_threads)
-        print(f"stance scorer alone: {stance_base:.2f} tweets/s", flush=True)
+        bare = profile(*timed(classifier(model, budget.emotion_threads, True, EMOTION_BATCH), base_texts,
+                              EMOTION_BATCH), len(base_texts))
+        emotion_bare = bare["tweets_per_s"]
+        print(f"bare emotion classifier: {bare}", flush=True)
+        alone = profile(*stance_alone(gguf, texts[: args.stance_baseline_tweets], budget.stance_threads),
+                        args.stance_baseline_tweets)
+        stance_base = alone["tweets_per_s"]
+        print(f"stance scorer alone: {alone}", flush=True)
         runs = {"budgeted": run_stack(tmp, model, gguf, dataset, args.tweets, budget.variables(),
                                       args.stance_deadline, wait_for_stance=True)}
         print(f"budgeted stack: {json.dumps({k: v for k, v in runs['budgeted'].items() if k != 'samples'})}",
@@ -257,12 +294,15 @@ def main() -> None:
         "texts": length_stats(texts),
         "baselines": {"emotion_bare_tweets_per_s": round(emotion_bare, 2), "emotion_batch": EMOTION_BATCH,
                       "baseline_tweets": len(base_texts), "stance_alone_tweets_per_s": round(stance_base, 2),
-                      "stance_baseline_tweets": args.stance_baseline_tweets},
+                      "stance_baseline_tweets": args.stance_baseline_tweets,
+                      "emotion_bare_cpu": bare, "stance_alone_cpu": alone},
         "runs": {name: {k: v for k, v in run.items() if k != "samples"} for name, run in runs.items()},
         "goals": {
             "emotion_pipeline_vs_bare": {"measured": ratio(full["emotion_tweets_per_s"], emotion_bare), "goal": 0.9},
             "stance_in_stack_emotion_busy_vs_alone": {
                 "measured": ratio(full["stance_tweets_per_s_while_emotion_busy"], stance_base), "goal": 0.8},
+            "emotion_pipeline_vs_bare_tweets_per_cpu_second": ratio(
+                bare["cpu_ms_per_tweet"], full["cpu_while_emotion_busy"]["emotion"]["cpu_ms_per_tweet"]),
             "unbudgeted_stance_emotion_busy_vs_alone": ratio(
                 runs.get("unbudgeted", {}).get("stance_tweets_per_s_while_emotion_busy"), stance_base),
         },
