@@ -198,6 +198,8 @@ class BatchLoop:
                 ABANDONED.labels(self.service).inc()
                 self._rewind(batch, generation)
                 return
+            except ConfigurationError:
+                raise
             except Exception as exc:
                 # Whatever else failed while delivering: retrying the batch is always safe, with
                 # a fresh producer if this one can no longer run transactions.
@@ -322,7 +324,7 @@ class BatchLoop:
     def _pause_for(self, exc: BaseException) -> None:
         delay = self._backoff.next()
         log.warning(
-            "transient failure; pausing consumption",
+            "transient failure, retrying batch",
             extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": delay},
         )
         self._resume_at = time.monotonic() + delay
@@ -374,6 +376,7 @@ def group_loop(
     transactional: bool,
     stopping: asyncio.Event | None = None,
     on_committed: Callable[[list[ConsumerRecord]], None] | None = None,
+    max_backoff_s: float = 30.0,
 ) -> BatchLoop:
     """A loop for consumer group ``group`` on ``sources``, with its consumer and producer
     (transactional, one id per replica, when ``transactional``). ``async with`` starts them."""
@@ -391,6 +394,7 @@ def group_loop(
         service=service,
         max_records=batch_size,
         max_wait_ms=max_wait_ms,
+        max_backoff_s=max_backoff_s,
         transactional=transactional,
         group_id=group,
         on_committed=on_committed,

@@ -51,7 +51,7 @@ class Rig:
             await producer.stop()
 
     def loop(self, handler: Recorder, *, replica: str, transactional: bool = True, batch_size: int = 20) -> BatchLoop:
-        loop = group_loop(
+        return group_loop(
             self.kafka.model_copy(update={"replica_id": replica}),
             self.kafka.group(self.group),
             [self.source],
@@ -60,9 +60,8 @@ class Rig:
             batch_size=batch_size,
             max_wait_ms=100,
             transactional=transactional,
+            max_backoff_s=1.0,
         )
-        loop.max_backoff_s = 1.0
-        return loop
 
     async def output_keys(self) -> Counter[str]:
         """How many committed output messages each key has."""
