@@ -73,6 +73,8 @@ def _stance_section(data: ReportData, base: Path) -> list[str]:
         top = max(r.predicted_distribution.values()) / r.n
         met = r.macro_f1 >= STANCE_GOAL_F1 and top <= STANCE_MAX_SHARE
         default = " (service default)" if r.meta.get("default") else ""
+        if r.meta.get("reused_from"):
+            default += f" (measured by the report of {r.meta['reused_from']})"
         lines.append(f"| {_cell(r.run)}{default} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {top:.0%} | "
                      f"{'yes' if met else 'no'} |")
     lines += ["", _img(data, "distribution:stance", base, "stance label distributions"), ""]

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +25,7 @@ from common.events import TweetRecord
 from common.records import RecordError, map_nested
 from evaluation.cli import parse_overrides
 from evaluation.evaluate import Failure, failures, report_for
-from evaluation.gold import TASKS, GoldItem, read_gold, sentiment_from_valence
+from evaluation.gold import TASKS, GoldItem, now_stamp, read_gold, sentiment_from_valence
 from evaluation.markdown import render
 from evaluation.metrics import TaskReport, distribution
 from evaluation.plots import (
@@ -100,18 +100,48 @@ def emotion_run(items: list[GoldItem], overrides: dict[str, Any], notes: list[st
 
 
 async def stance_runs(
-    gold: list[GoldItem], sample: list[GoldItem], base: dict[str, Any], variants: list[dict[str, Any]]
+    gold: list[GoldItem],
+    sample: list[GoldItem],
+    base: dict[str, Any],
+    variants: list[dict[str, Any]],
+    reuse: list[Run],
 ) -> list[Run]:
+    """The service default (first) always runs; an explicit variant found in ``reuse`` (an earlier
+    report's runs, same gold) is taken from there instead of being scored again."""
     runs: dict[str, Run] = {}
     for n, variant in enumerate(variants):
         if any(_same_variant(variant, r) for r in runs.values()):
             continue  # the service default already ran it (e.g. "auto" resolved to label scoring)
+        earlier = [r for r in reuse if n and r.meta.get("variant") == {**base, **variant}]
+        if earlier:
+            runs.setdefault(earlier[0].name, earlier[0])
+            continue
         items = gold + sample if n == 0 else gold  # the sample's distribution: the default only
         console.print(f"stance variant {variant or 'service default'} on {len(items)} tweets")
         run = await stance_run_in_process(items, {**base, **variant})
-        run.meta["default"] = n == 0
+        run.meta.update(default=n == 0, variant={**base, **variant})
         runs.setdefault(run.name, run)  # "auto" may resolve to one of the explicit variants
     return list(runs.values())
+
+
+def save_runs(runs: list[Run], path: Path) -> None:
+    payload = {"created_at": now_stamp(), "runs": [asdict(r) for r in runs]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_runs(path: Path) -> list[Run]:
+    """Stance runs saved by an earlier report, marked with when they were measured."""
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    runs = []
+    for raw in payload["runs"]:
+        if raw["task"] != "stance" or raw["meta"].get("default"):
+            continue
+        predictions = {k: Prediction(**v) for k, v in raw.pop("predictions").items()}
+        run = Run(**raw, predictions=predictions)
+        run.meta.setdefault("reused_from", payload["created_at"])
+        runs.append(run)
+    return runs
 
 
 def _same_variant(variant: dict[str, Any], run: Run) -> bool:
@@ -189,7 +219,7 @@ def make_plots(data: ReportData, out: Path) -> None:
 
 async def build(
     gold_path: Path, sample_path: Path, *, threshold: float, emotion_overrides: dict[str, Any],
-    stance_overrides: dict[str, Any], variants: list[dict[str, Any]], limit: int | None,
+    stance_overrides: dict[str, Any], variants: list[dict[str, Any]], limit: int | None, reuse: list[Run],
 ) -> ReportData:
     from gateway.quality import VaderLexicon
 
@@ -200,7 +230,7 @@ async def build(
     everything = data.gold + data.sample
     console.print(f"emotion on {len(everything)} tweets")
     emotion = await asyncio.to_thread(emotion_run, everything, emotion_overrides, data.notes)
-    stance = await stance_runs(data.gold, data.sample, stance_overrides, variants)
+    stance = await stance_runs(data.gold, data.sample, stance_overrides, variants, reuse)
     data.runs = [emotion, *stance, sentiment_run(emotion, threshold)]
     data.reports = [r for r in (report_for(data.gold, run) for run in data.runs) if r is not None]
     for run in data.runs:
@@ -237,21 +267,30 @@ def main(
     emotion_set: Annotated[list[str] | None, typer.Option()] = None,
     stance_set: Annotated[list[str] | None, typer.Option(help="applied to every stance variant")] = None,
     stance_variant: Annotated[
-        list[str] | None, typer.Option(help="e.g. 'method=probe,prompt_version=v4' (repeatable; default: all)")
+        list[str] | None,
+        typer.Option(help="besides the service default, e.g. 'method=label-scoring,prompt_version=v1' (repeatable)"),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="first N tweets of each set (a quick look)")] = None,
+    runs_file: Annotated[Path, typer.Option(help="every run's predictions are saved here")] = Path(
+        "evaluation/results/report-runs.json"
+    ),
+    reuse: Annotated[
+        bool, typer.Option(help="take explicit stance variants from --runs-file instead of scoring them again")
+    ] = False,
 ) -> None:
     """Write REPORT.md and its plots from the test set, the sample data and the benchmark results."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    variants = (
-        [parse_overrides(v.split(","), "--stance-variant") for v in stance_variant] if stance_variant else None
+    variants = (  # the service default always comes first
+        [{}, *(parse_overrides(v.split(","), "--stance-variant") for v in stance_variant)] if stance_variant else None
     )
     data = asyncio.run(
         build(gold_path, sample_path, threshold=valence_threshold,
               emotion_overrides=parse_overrides(emotion_set, "--emotion-set"),
               stance_overrides=parse_overrides(stance_set, "--stance-set"),
-              variants=variants or default_variants(), limit=limit)
+              variants=variants or default_variants(), limit=limit,
+              reuse=load_runs(runs_file) if reuse and runs_file.is_file() else [])
     )
+    save_runs(data.runs, runs_file)
     for stale in plots_dir.glob("*.png"):
         stale.unlink()
     make_plots(data, plots_dir)

@@ -10,7 +10,7 @@ import pytest
 from evaluation.evaluate import failures, report_for
 from evaluation.gold import parse_gold
 from evaluation.markdown import render
-from evaluation.report import ReportData, lexicon_figures
+from evaluation.report import ReportData, lexicon_figures, load_runs, save_runs
 from evaluation.sources import Prediction, Run
 
 GOLD = parse_gold(
@@ -57,3 +57,12 @@ def test_render_states_figures_goal_and_failures(tmp_path: Path) -> None:
     assert "**Note**: fallback emotion model in use" in text
     assert "No `bench/results/pipeline.json` was found" in text
     assert text.rstrip().endswith("Small models need help.")
+
+
+def test_saved_runs_reload_as_explicit_stance_variants_only(tmp_path: Path) -> None:
+    explicit = _run("stance", "g · v1", {"t1": "OPPOSE"}, variant={"prompt_version": "v1"})
+    default = _run("stance", "g · v4", {"t1": "SUPPORT"}, variant={}, default=True)
+    save_runs([_run("emotion", "emo", {"t1": "joy"}), explicit, default], tmp_path / "runs.json")
+    [reloaded] = load_runs(tmp_path / "runs.json")  # the default is always scored afresh
+    assert (reloaded.name, reloaded.predictions["t1"].label) == ("g · v1", "OPPOSE")
+    assert reloaded.meta["variant"] == {"prompt_version": "v1"} and "reused_from" in reloaded.meta
