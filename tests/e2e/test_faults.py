@@ -174,14 +174,6 @@ def test_elasticsearch_outage_while_scaling_one_to_three_and_back_loses_nothing(
     )
 
 
-@pytest.mark.xfail(
-    reason="known bug in the delivery loop (libs/common/delivery.py): after a broker restart the transactional "
-    "producer is left in FATAL_ERROR (aiokafka's sender died on a txn offset commit; OutOfOrderSequence on the "
-    "broker) and every retry fails with 'Invalid state transition FATAL_ERROR -> IN_TRANSACTION': the workers stay "
-    "alive but emotion and stance stop labelling. The producer must be recreated (or the process exit for the "
-    "supervisor to restart it).",
-    strict=False,
-)
 def test_kafka_broker_restart_mid_stream_loses_nothing_and_workers_stay_alive(
     stack: Stack, infra: PrivateInfra, index: str, tmp_path: Path
 ) -> None:
@@ -199,7 +191,7 @@ def test_kafka_broker_restart_mid_stream_loses_nothing_and_workers_stay_alive(
     infra.stop("kafka")
     infra.start("kafka")
     restart = time.monotonic() - restart_started
-    took = wait_until_labelled(stack, infra.es_url, index, total, timeout=300)
+    took = wait_until_labelled(stack, infra.es_url, index, total, timeout=600)
     assert {key: process.pid for key, process in stack.processes.items()} == pids  # alive, never restarted
     duplicates = assert_nothing_lost_nothing_twice(stack, infra, index, ids)
     print(

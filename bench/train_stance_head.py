@@ -1,0 +1,151 @@
+"""Train the stance probe head and report dev-set figures per method. Not a test.
+
+    .venv/bin/python bench/train_stance_head.py [--gguf PATH] [--threads 2]
+
+Reads our own hand-written sets (never the spec dataset): ``data/labelled/stance_train.csv``
+to fit, ``data/labelled/stance_dev.csv`` to choose the regularisation and the feature set,
+and ``bench/stance_devset.jsonl`` (48 tweets written earlier by someone else) as a check on
+tweets in another author's style. The shipped head is then refitted on train + dev with the
+chosen settings and written to ``services/stance/stance_head.npz``; the figures (dev figures
+from the train-only fit) go to ``bench/results/stance_head.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.events import STANCE_LABELS
+from stance.encoder import MINILM_REVISION, MiniLMEncoder
+from stance.head import LinearHead, fit_softmax_regression
+from stance.llama_scorer import LlamaCppScorer, load_llama
+from stance.logic import calibrate, top_label
+from stance.model import packaged_gemma_gguf
+from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, probe_features
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAD_VERSION = "h1"
+L2_GRID = (0.01, 0.03, 0.1, 0.3)
+STEPS = 300
+
+
+def read_csv(path: Path) -> tuple[list[str], list[str]]:
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r["text"] for r in rows], [r["stance"] for r in rows]
+
+
+def read_jsonl(path: Path) -> tuple[list[str], list[str]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def macro_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
+    scores = []
+    for label in STANCE_LABELS:
+        tp = sum(p == label == g for p, g in zip(predicted, gold, strict=True))
+        fp = sum(p == label != g for p, g in zip(predicted, gold, strict=True))
+        fn = sum(g == label != p for p, g in zip(predicted, gold, strict=True))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(scores))
+
+
+def report(predicted: Sequence[str], gold: Sequence[str]) -> dict[str, Any]:
+    return {
+        "macro_f1": round(macro_f1(predicted, gold), 3),
+        "accuracy": round(float(np.mean([p == g for p, g in zip(predicted, gold, strict=True)])), 3),
+        "predicted_share": {label: round(list(predicted).count(label) / len(predicted), 3) for label in STANCE_LABELS},
+    }
+
+
+def predict(head: LinearHead, features: np.ndarray) -> list[str]:
+    return [STANCE_LABELS[i] for i in head.probabilities(features).argmax(axis=1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gguf", type=Path, help="GGUF file (default: Gemma 3 270M from the PyPI package)")
+    parser.add_argument("--prompt-version", default="v4")
+    parser.add_argument("--train", type=Path, default=ROOT / "data" / "labelled" / "stance_train.csv")
+    parser.add_argument("--dev", type=Path, default=ROOT / "data" / "labelled" / "stance_dev.csv")
+    parser.add_argument("--other-author", type=Path, default=ROOT / "bench" / "stance_devset.jsonl")
+    parser.add_argument("--out", type=Path, default=DEFAULT_HEAD_PATH)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "stance_head.json")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("STANCE_N_THREADS", "2")))
+    args = parser.parse_args()
+
+    gguf = args.gguf or packaged_gemma_gguf()
+    llm = LlamaCppScorer(load_llama(gguf, 2048, args.threads, 512), gguf.name, args.prompt_version, calibrate=True)
+    encoder = MiniLMEncoder(args.threads)
+    sets = {"train": read_csv(args.train), "dev": read_csv(args.dev), "other_author": read_jsonl(args.other_author)}
+    started = time.perf_counter()
+    features, zero_shot = {}, {}
+    for name, (texts, _) in sets.items():
+        llm_rows = [llm.features(text) for text in texts]
+        features[name] = probe_features(llm_rows, encoder.embed(texts))
+        assert llm.content_free is not None
+        zero_shot[name] = [top_label(calibrate(f.probabilities, llm.content_free)) for f in llm_rows]
+        print(f"features for {name}: {len(texts)} tweets", flush=True)
+    hidden = llm.hidden_size + len(STANCE_LABELS)  # columns from the GGUF; the rest are MiniLM's
+    column_sets = {"gguf": slice(0, hidden), "gguf+minilm": slice(0, None)}
+
+    methods: dict[str, Any] = {
+        "label-scoring+calibration (zero-shot)": {
+            name: report(zero_shot[name], gold) for name, (_, gold) in sets.items() if name != "train"
+        }
+    }
+    chosen: tuple[float, str, float] = (-1.0, "", 0.0)
+    for feature_set, columns in column_sets.items():
+        for l2 in L2_GRID:
+            head = fit_softmax_regression(features["train"][:, columns], sets["train"][1], l2=l2, steps=STEPS)
+            key = f"probe {feature_set} l2={l2}"
+            methods[key] = {
+                name: report(predict(head, features[name][:, columns]), gold) for name, (_, gold) in sets.items()
+            }
+            print(key, json.dumps(methods[key]["dev"]), flush=True)
+            if methods[key]["dev"]["macro_f1"] > chosen[0]:
+                chosen = (methods[key]["dev"]["macro_f1"], feature_set, l2)
+
+    _, feature_set, l2 = chosen
+    columns = column_sets[feature_set]
+    train_dev = np.vstack([features["train"], features["dev"]])[:, columns]
+    labels = sets["train"][1] + sets["dev"][1]
+    meta = ProbeScorer.head_meta(
+        llm,
+        encoder if feature_set == "gguf+minilm" else None,
+        version=HEAD_VERSION,
+        l2=l2,
+        steps=STEPS,
+        trained_on=[args.train.name, args.dev.name],
+        encoder_revision=MINILM_REVISION,
+    )
+    head = fit_softmax_regression(train_dev, labels, l2=l2, steps=STEPS, meta=meta)
+    head.save(args.out)
+    result = {
+        "model": gguf.name,
+        "prompt_version": args.prompt_version,
+        "chosen": {"features": feature_set, "l2": l2, "head": str(args.out.relative_to(ROOT))},
+        "sizes": {name: len(texts) for name, (texts, _) in sets.items()},
+        "shipped_head_on_other_author": report(
+            predict(head, features["other_author"][:, columns]), sets["other_author"][1]
+        ),
+        "methods": methods,
+        "feature_seconds": round(time.perf_counter() - started, 1),
+        "load_average": os.getloadavg(),
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("chosen", "shipped_head_on_other_author")}, indent=2))
+    print(f"wrote {args.out} and {args.results}")
+
+
+if __name__ == "__main__":
+    main()

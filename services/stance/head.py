@@ -1,0 +1,110 @@
+"""A small trained head: multinomial logistic regression over features the LLM computes.
+
+Pure numpy, no I/O but ``load``/``save`` of one ``.npz``. ``bench/train_stance_head.py``
+fits it on ``data/labelled/stance_train.csv`` and writes ``services/stance/stance_head.npz``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.events import STANCE_LABELS
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """``softmax(((x - mean) / scale) @ weights + bias)`` over ``labels``; ``meta`` says what x is."""
+
+    mean: Array
+    scale: Array
+    weights: Array
+    bias: Array
+    labels: tuple[str, ...] = STANCE_LABELS
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weights.shape[0])
+
+    def probabilities(self, features: Array) -> Array:
+        """Rows of label probabilities, one per row of ``features``."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if x.shape[1] != self.n_features:
+            raise ValueError(f"head expects {self.n_features} features, got {x.shape[1]}")
+        return softmax_rows(((x - self.mean) / self.scale) @ self.weights + self.bias)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            mean=self.mean.astype(np.float32),
+            scale=self.scale.astype(np.float32),
+            weights=self.weights.astype(np.float32),
+            bias=self.bias.astype(np.float32),
+            labels=np.array(self.labels),
+            meta=np.array(json.dumps(self.meta, sort_keys=True)),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> LinearHead:
+        with np.load(path, allow_pickle=False) as data:
+            labels = tuple(str(label) for label in data["labels"])
+            if set(labels) != set(STANCE_LABELS):
+                raise ValueError(f"{path}: head labels {labels} are not {STANCE_LABELS}")
+            return cls(
+                mean=data["mean"].astype(np.float64),
+                scale=data["scale"].astype(np.float64),
+                weights=data["weights"].astype(np.float64),
+                bias=data["bias"].astype(np.float64),
+                labels=labels,
+                meta=json.loads(str(data["meta"])),
+            )
+
+
+def softmax_rows(logits: Array) -> Array:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    weights = np.exp(shifted)
+    return np.asarray(weights / weights.sum(axis=1, keepdims=True))
+
+
+def fit_softmax_regression(
+    features: Array,
+    labels: list[str],
+    *,
+    l2: float,
+    steps: int = 500,
+    learning_rate: float = 0.5,
+    balanced: bool = True,
+    meta: dict[str, Any] | None = None,
+) -> LinearHead:
+    """Full-batch gradient descent on the L2-regularised, optionally class-balanced log loss.
+
+    Features are standardised first (the mean and scale are part of the head). Deterministic:
+    the weights start at zero and the loss is convex, so the same data gives the same head.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    index = {label: i for i, label in enumerate(STANCE_LABELS)}
+    y = np.zeros((len(labels), len(STANCE_LABELS)))
+    y[np.arange(len(labels)), [index[label] for label in labels]] = 1.0
+    counts = y.sum(axis=0)
+    if balanced:
+        sample_weight = (y @ (len(labels) / (len(STANCE_LABELS) * np.maximum(counts, 1.0))))[:, None]
+    else:
+        sample_weight = np.ones((len(labels), 1))
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    z = (x - mean) / scale
+    weights = np.zeros((x.shape[1], len(STANCE_LABELS)))
+    bias = np.zeros(len(STANCE_LABELS))
+    n = len(labels)
+    for _ in range(steps):
+        error = (softmax_rows(z @ weights + bias) - y) * sample_weight
+        weights -= learning_rate * (z.T @ error / n + l2 * weights)
+        bias -= learning_rate * error.mean(axis=0)
+    return LinearHead(mean, scale, weights, bias, STANCE_LABELS, dict(meta or {}))
