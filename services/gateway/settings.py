@@ -48,8 +48,9 @@ class GatewaySettings(BaseSettings):
     @field_validator("api_keys")
     @classmethod
     def _named_keys(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parse_api_keys(value)  # fails at start on a malformed list, naming the entry but not the key
+        if value is None or not value.get_secret_value().strip():
+            return None  # GATEWAY_API_KEYS= (empty, as compose passes an unset variable): no keys
+        parse_api_keys(value)  # fails at start on a malformed list, naming the entry but not the key
         return value
 
     @property

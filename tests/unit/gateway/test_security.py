@@ -178,6 +178,8 @@ async def test_malformed_api_keys_fail_at_start_without_showing_a_key(monkeypatc
         with pytest.raises(ValidationError, match="GATEWAY_API_KEYS") as failure:
             GatewaySettings()
         assert "same-key-123" not in str(failure.value) and "ci-key-without-name" not in str(failure.value)
+    monkeypatch.setenv("GATEWAY_API_KEYS", "")
+    assert GatewaySettings().api_key_names == {}, "empty, as compose passes an unset variable: no keys"
     monkeypatch.setenv("GATEWAY_API_KEYS", "ci:ci-key-0123456789")
     settings = GatewaySettings()
     assert settings.api_key_names == {"ci-key-0123456789": "ci"}

@@ -1,0 +1,42 @@
+"""Reading dead letters and rejects, and the filters of the dead-letter tool; no servers."""
+
+from __future__ import annotations
+
+from common.events import DeadLetter, RejectedRecord, ValidationIssue
+from gateway.dlq import Letter, matches, parse_letter
+
+
+def test_a_dead_letter_keeps_its_source_and_original_value() -> None:
+    dead = DeadLetter(
+        service="emotion",
+        source_topic="p.tweets.raw",
+        partition=2,
+        offset=41,
+        key="1790000000000000001",
+        value='{"id": "1790000000000000001"}',
+        reason="invalid_tweet:text",
+        error_class="PermanentError",
+    )
+    letter = parse_letter("p.tweets.raw.dlq", 0, 7, dead.model_dump_json().encode())
+    assert (letter.source_topic, letter.key, letter.value) == ("p.tweets.raw", dead.key, dead.value)
+    assert (letter.service, letter.reason, letter.ref) == ("emotion", "invalid_tweet:text", "p.tweets.raw.dlq:0:7")
+
+
+def test_a_reject_is_listed_but_has_no_source_topic_to_redrive_to() -> None:
+    reject = RejectedRecord(
+        source="api:ci",
+        position="line 3",
+        reason="missing_field:text",
+        errors=[ValidationIssue(loc="text", msg="field required", type="missing")],
+        raw='{"id": 5}',
+    )
+    letter = parse_letter("tweets.rejected", 1, 0, reject.model_dump_json().encode())
+    assert letter.source_topic is None and letter.service == "gateway-api" and letter.value == '{"id": 5}'
+    assert parse_letter("tweets.rejected", 0, 1, b"not json").reason == "unreadable"
+
+
+def test_reason_filters_match_a_whole_reason_or_its_category() -> None:
+    letter = Letter("t.dlq", 0, 0, None, "stance", "invalid_tweet:text", "t", "{}")
+    assert matches(letter) and matches(letter, ["invalid_tweet"]) and matches(letter, ["invalid_tweet:text"])
+    assert not matches(letter, ["invalid"]) and not matches(letter, ["invalid_tweet:created_at"])
+    assert matches(letter, services=["emotion", "stance"]) and not matches(letter, ["invalid_tweet"], ["emotion"])
