@@ -88,9 +88,12 @@ def _stance_section(data: ReportData, base: Path) -> list[str]:
               "| version | prompt length (chars) | accuracy | macro-F1 | predicted distribution |",
               "| --- | ---: | ---: | ---: | --- |"]
     for version, text in PROMPT_VERSIONS.items():
-        match = [r for r in stance if r.meta.get("prompt_version") == version and r.meta.get("method") != "probe"]
+        match = [r for r in stance if r.meta.get("prompt_version") == version
+                 and "probe" not in str(r.meta.get("method") or "")]
         for r in match[:1]:
             lines.append(f"| {version} | {len(text)} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {_share(r)} |")
+        if not match:
+            lines.append(f"| {version} | {len(text)} | not measured by this report | | |")
     return [*lines, ""]
 
 

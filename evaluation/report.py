@@ -112,7 +112,7 @@ async def stance_runs(
     for n, variant in enumerate(variants):
         if any(_same_variant(variant, r) for r in runs.values()):
             continue  # the service default already ran it (e.g. "auto" resolved to label scoring)
-        earlier = [r for r in reuse if n and r.meta.get("variant") == {**base, **variant}]
+        earlier = [r for r in reuse if r.meta.get("variant") == {**base, **variant}]
         if earlier:
             runs.setdefault(earlier[0].name, earlier[0])
             continue
@@ -130,12 +130,13 @@ def save_runs(runs: list[Run], path: Path) -> None:
     path.write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def load_runs(path: Path) -> list[Run]:
-    """Stance runs saved by an earlier report, marked with when they were measured."""
+def load_runs(path: Path, *, with_default: bool = False) -> list[Run]:
+    """Stance runs saved by an earlier report, marked with when they were measured; the service
+    default's only when asked (it is the one that changes as the stance service does)."""
     payload = json.loads(path.read_text(encoding="utf-8"))
     runs = []
     for raw in payload["runs"]:
-        if raw["task"] != "stance" or raw["meta"].get("default"):
+        if raw["task"] != "stance" or (raw["meta"].get("default") and not with_default):
             continue
         predictions = {k: Prediction(**v) for k, v in raw.pop("predictions").items()}
         run = Run(**raw, predictions=predictions)
@@ -277,6 +278,7 @@ def main(
     reuse: Annotated[
         bool, typer.Option(help="take explicit stance variants from --runs-file instead of scoring them again")
     ] = False,
+    reuse_default: Annotated[bool, typer.Option(help="with --reuse, the service default's run too")] = False,
 ) -> None:
     """Write REPORT.md and its plots from the test set, the sample data and the benchmark results."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -288,7 +290,7 @@ def main(
               emotion_overrides=parse_overrides(emotion_set, "--emotion-set"),
               stance_overrides=parse_overrides(stance_set, "--stance-set"),
               variants=variants or default_variants(), limit=limit,
-              reuse=load_runs(runs_file) if reuse and runs_file.is_file() else [])
+              reuse=load_runs(runs_file, with_default=reuse_default) if reuse and runs_file.is_file() else [])
     )
     save_runs(data.runs, runs_file)
     for stale in plots_dir.glob("*.png"):

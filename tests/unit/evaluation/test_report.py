@@ -66,3 +66,4 @@ def test_saved_runs_reload_as_explicit_stance_variants_only(tmp_path: Path) -> N
     [reloaded] = load_runs(tmp_path / "runs.json")  # the default is always scored afresh
     assert (reloaded.name, reloaded.predictions["t1"].label) == ("g · v1", "OPPOSE")
     assert reloaded.meta["variant"] == {"prompt_version": "v1"} and "reused_from" in reloaded.meta
+    assert [r.name for r in load_runs(tmp_path / "runs.json", with_default=True)] == ["g · v1", "g · v4"]
