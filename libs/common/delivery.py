@@ -83,7 +83,9 @@ class BatchLoop:
     fence: Fence = field(default_factory=Fence)
     # Builds a fresh producer (same transactional id) when this one was fenced; None: never.
     new_producer: Callable[[], AIOKafkaProducer] | None = None
-    fenced_window_s: float = 120.0  # fenced again within this: another live process has our id
+    # Producers replaced this often within fenced_window_s: another live process has our id.
+    fenced_limit: int = 3
+    fenced_window_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.transactional and (self.producer is None or not self.group_id):
@@ -91,7 +93,7 @@ class BatchLoop:
         self._backoff = Backoff(cap=self.max_backoff_s)
         self._resume_at: float | None = None
         self._systemic_strikes = 0
-        self._fenced_at: float | None = None
+        self._replaced_at: list[float] = []
         self._producer_started = True  # the first producer is started by ``async with``
         self._producer_unusable = False
         self.revoking = False  # true while the rebalance listener holds the group's rebalance
@@ -276,17 +278,20 @@ class BatchLoop:
     # -- failures ------------------------------------------------------------------------------
 
     async def _replace_producer(self, exc: Exception) -> None:
-        """A fenced (or otherwise broken) transactional producer is dead for good. Once in a
-        while that is the broker aborting a transaction that outlived the transaction timeout
-        (say, across a broker restart): take a fresh producer and retry. Again soon after:
-        another live process uses our transactional id, and one of the two must go."""
+        """A fenced or broken transactional producer is dead for good: take a fresh one and retry.
+
+        Once in a while that is the broker aborting a transaction that outlived the transaction
+        timeout, or aiokafka's sender giving up while the broker restarts. Again and again
+        (``fenced_limit`` times within ``fenced_window_s``): another live process uses our
+        transactional id, and one of the two must go.
+        """
         now = time.monotonic()
-        if self.new_producer is None or (self._fenced_at is not None and now - self._fenced_at < self.fenced_window_s):
+        self._replaced_at = [t for t in self._replaced_at if now - t < self.fenced_window_s] + [now]
+        if self.new_producer is None or len(self._replaced_at) >= self.fenced_limit:
             raise ConfigurationError(
-                "transactional producer fenced: another live process uses this transactional id "
-                "(give every replica its own REPLICA_ID)"
+                "transactional producer fenced again and again: another live process uses this "
+                "transactional id (give every replica its own REPLICA_ID)"
             ) from exc
-        self._fenced_at = now
         log.warning("transactional producer fenced or broken; replacing it", extra={"error": repr(exc)})
         old, self.producer, self._producer_started = self.producer, self.new_producer(), False
         self._producer_unusable = False

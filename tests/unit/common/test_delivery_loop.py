@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -91,7 +92,7 @@ async def test_transient_handler_errors_propagate_untouched(consumer: AIOKafkaCo
         await loop._outputs(batch(3))
 
 
-async def test_a_fenced_producer_is_replaced_once_and_a_second_fencing_soon_after_is_a_configuration_error(
+async def test_a_fenced_producer_is_replaced_and_fenced_again_and_again_is_a_configuration_error(
     consumer: AIOKafkaConsumer,
 ) -> None:
     built: list[AIOKafkaProducer] = []
@@ -100,13 +101,27 @@ async def test_a_fenced_producer_is_replaced_once_and_a_second_fencing_soon_afte
         built.append(AIOKafkaProducer(bootstrap_servers="127.0.0.1:1"))
         return built[-1]
 
-    loop = BatchLoop(consumer, new_producer(), Failing(set()), new_producer=new_producer, fenced_window_s=60)
-    await loop._replace_producer(ProducerFenced())
-    assert loop.producer is built[-1] and len(built) == 2
+    loop = BatchLoop(consumer, new_producer(), Failing(set()), new_producer=new_producer, fenced_limit=3)
+    for _ in range(2):  # a broker restart, a timed-out transaction: a fresh producer each time
+        await loop._replace_producer(ProducerFenced())
+        assert loop.producer is built[-1]
+    assert len(built) == 3
     with pytest.raises(ConfigurationError, match="REPLICA_ID"):
         await loop._replace_producer(ProducerFenced())
     for producer in built:
         await producer.stop()
+
+
+async def test_replacements_long_ago_do_not_count_towards_the_limit(consumer: AIOKafkaConsumer) -> None:
+    def new_producer() -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers="127.0.0.1:1")
+
+    loop = BatchLoop(consumer, None, Failing(set()), new_producer=new_producer, fenced_limit=2, fenced_window_s=0.05)
+    await loop._replace_producer(ProducerFenced())
+    await asyncio.sleep(0.1)
+    await loop._replace_producer(ProducerFenced())  # the first fell out of the window
+    assert loop.producer is not None
+    await loop.producer.stop()
 
 
 async def test_without_a_way_to_build_producers_a_fenced_one_is_a_configuration_error(
