@@ -113,6 +113,14 @@ def test_one_tweet_is_followed_across_every_service(traced_stack: Stack, tmp_pat
     detail = httpx.get(f"{stack.api}/tweets/{tweet_id}", timeout=10).json()
     assert detail["trace_url"].endswith(f"/trace/{trace['traceID']}")
 
+    # The same trace through the API (Jaeger's query API, no UI): every stage once, indexed per write.
+    stages = httpx.get(f"{stack.api}/tweets/{tweet_id}/trace", timeout=10).json()
+    assert stages["trace_id"] == trace["traceID"]
+    by_stage = [(s["stage"], s["service"]) for s in stages["stages"]]
+    assert by_stage[0] == ("ingested", "ingestor") and by_stage.count(("indexed", "gateway-indexer")) >= 3
+    assert {("emotion", "emotion"), ("stance", "stance")} <= set(by_stage)
+    assert all(s["model"] for s in stages["stages"] if s["stage"] in ("emotion", "stance"))
+
     # Logs: a line emitted while labelling this tweet carries this tweet's trace id.
     lines = [json.loads(line) for line in (stack.logs / "emotion.log").read_text().splitlines() if line.startswith("{")]
     mine = [line for line in lines if line.get("tweet.id") == tweet_id]
