@@ -5,7 +5,8 @@ A page holds at most a few hundred tweets, so one page at a time is parsed whole
 streamed page by page whatever its layout:
 
 - one response per line (twarc2's output, or any script that appends pages): ``source`` reads
-  the lines and calls :func:`response_items` on each;
+  the lines and calls :func:`response_items` on each; ``twarc2 flatten``'s one tweet per line,
+  its author merged in, is read the same way;
 - a JSON array of responses: :func:`array_of_responses`;
 - one response, or several responses one after another (``jq . pages.jsonl`` writes that):
   :func:`concatenated_responses`.
@@ -26,6 +27,9 @@ BROKEN = "JSON breaks after response {parsed}, the rest of the file is unreadabl
 def response_items(response: Any, position: str, raw: str) -> Iterator[SourceItem]:
     """The tweets of one response page, each joined with its author; an error page is one reject."""
     data = response.get("data") if isinstance(response, dict) else None
+    if data is None and flattened(response):  # `twarc2 flatten`: one tweet, its author inside
+        yield SourceItem(position, raw, {"tweet": response, "author": response["author"]})
+        return
     if data is None:
         if isinstance(response, dict) and "errors" not in response:
             return  # an empty page (result_count 0) holds no tweets
@@ -35,6 +39,11 @@ def response_items(response: Any, position: str, raw: str) -> Iterator[SourceIte
     by_id = {str(user.get("id")): user for user in users if isinstance(user, dict)}
     for index, tweet in enumerate(data if isinstance(data, list) else [data]):
         yield SourceItem(f"{position} data[{index}]", raw_json(tweet), joined(tweet, by_id))
+
+
+def flattened(value: Any) -> bool:
+    """A tweet as ``twarc2 flatten`` writes it: the v2 tweet with its ``author`` object merged in."""
+    return isinstance(value, dict) and "author_id" in value and isinstance(value.get("author"), dict)
 
 
 def joined(tweet: Any, users: dict[str, Any]) -> dict[str, Any]:

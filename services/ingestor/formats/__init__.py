@@ -22,6 +22,7 @@ from ingestor.errors import SourceFormatError
 from ingestor.formats.nested import map_nested
 from ingestor.formats.tabular import DEFAULT_COLUMNS, REQUIRED_COLUMNS
 from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2
+from ingestor.pages import flattened
 
 Adapter = Callable[[Any], dict[str, Any]]
 Container = Literal["json-array", "json-lines", "json-object", "csv"]
@@ -92,7 +93,7 @@ def detect(name: str, head: bytes) -> str:
 def _shape(value: Any) -> str | None:
     if not isinstance(value, dict):
         return None
-    if isinstance(value.get("data"), list | dict):
+    if isinstance(value.get("data"), list | dict) or flattened(value):
         return "twitter-v2"  # before "meta": v2 responses carry one too
     if "payload" in value or "meta" in value:
         return "jsonl"

@@ -130,3 +130,18 @@ def test_twarc_csv_flattened_columns(tmp_path: Path) -> None:
     assert tweet.hashtags == ["page1", "csv"]
     assert tweet.metrics is not None and (tweet.metrics.retweets, tweet.metrics.likes) == (7, 14)
     assert tweet.text.startswith("first line second line page 1 tweet 7")
+
+
+def test_twarc_flatten_one_tweet_per_line_with_its_author(tmp_path: Path) -> None:
+    path = tmp_path / "flat.jsonl"
+    with path.open("w") as out:
+        for p in range(PAGES):
+            response = page(p)
+            users = {user["id"]: user for user in response["includes"]["users"]}
+            for tweet in response["data"]:
+                flat = {**tweet, "author": users[tweet["author_id"]], "__twarc": {"version": "2"}}
+                out.write(json.dumps(flat) + "\n")
+    fmt, tweets, rejects = replayed(path)
+    assert fmt == "twitter-v2" and rejects == []
+    assert {t.id for t in tweets} == every_id()
+    assert next(t for t in tweets if t.id == str(FIRST_ID + 3)).author.handle == "user3"
