@@ -128,6 +128,7 @@ class LabelEvent(_Strict):
     model_revision: str | None = None
     provider: str | None = None
     prompt_version: str | None = None
+    method: str | None = None  # how the model's output became the label, e.g. "probe-h1" (stance)
     valence: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     produced_at: AwareDatetime = Field(default_factory=_utcnow)
     job_id: str | None = None  # set when the label answers a gateway re-label job

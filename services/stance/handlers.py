@@ -87,6 +87,7 @@ class StanceHandler:
                 model=self.scorer.model,
                 provider=self.scorer.provider,
                 prompt_version=self.scorer.prompt_version,
+                method=self.scorer.method,
                 job_id=job.decode(errors="replace") if job else None,
                 trace_id=current_trace_id(),
             )

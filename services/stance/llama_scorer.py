@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from common.errors import PermanentError
 from common.events import STANCE_LABELS
-from stance.logic import calibrate, logsumexp, mean_probabilities, softmax, top_label
+from stance.logic import calibrate, logsumexp, mean_probabilities, normalise_for_model, softmax, top_label
 from stance.model import StanceScore
 from stance.prompts import CONTENT_FREE_INPUTS, PromptParts, chat_prompt, completion_prompt
 
@@ -31,27 +32,45 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _LABEL_ROOM = 8  # tokens kept free after the prompt for multi-token label scoring
+DEFAULT_MAX_TWEET_TOKENS = 128  # a 280-character tweet is ~70 tokens; longer texts are cut
 
 
-def load_llama(path: Path, n_ctx: int, n_threads: int, n_batch: int) -> Llama:
+def load_llama(path: Path, n_ctx: int, n_threads: int, n_batch: int, n_threads_batch: int | None = None) -> Llama:
+    """``n_threads`` for one-token decodes, ``n_threads_batch`` (default: the same) for prompts."""
     from llama_cpp import Llama
 
     return Llama(
         model_path=str(path),
         n_ctx=n_ctx,
         n_threads=n_threads,
-        n_threads_batch=n_threads,
+        n_threads_batch=n_threads_batch or n_threads,
         n_batch=n_batch,
         logits_all=False,
         verbose=False,
     )
 
 
+@dataclass(frozen=True)
+class LlmFeatures:
+    """What one forward pass over prompt + tweet yields for a trained head."""
+
+    probabilities: dict[str, float]  # raw (uncalibrated) label distribution
+    hidden: np.ndarray  # the final hidden state (after the output norm) at the answer cue
+
+
 class LlamaCppScorer:
     provider = "llamacpp"
 
-    def __init__(self, llm: Llama, model: str, prompt_version: str, calibrate: bool) -> None:
+    def __init__(
+        self,
+        llm: Llama,
+        model: str,
+        prompt_version: str,
+        calibrate: bool,
+        max_tweet_tokens: int = DEFAULT_MAX_TWEET_TOKENS,
+    ) -> None:
         self._llm = llm
+        self.max_tweet_tokens = max_tweet_tokens
         self._lock = threading.Lock()  # a llama context is not thread-safe
         self.model = model
         self.prompt_version = prompt_version
@@ -65,6 +84,7 @@ class LlamaCppScorer:
             self._tail_tokens = self._tail_tokens[1:]  # the tokenizer's dummy space, not ours
         self.label_tokens, self.label_sequences = self._label_vocabulary()
         self.content_free: dict[str, float] | None = None
+        self.method = "label-scoring+calibration" if calibrate else "label-scoring"
         if calibrate:
             self.content_free = mean_probabilities([self.raw_distribution(t) for t in CONTENT_FREE_INPUTS])
             log.info("contextual calibration measured", extra={"content_free": self.content_free})
@@ -92,6 +112,33 @@ class LlamaCppScorer:
             self._llm.eval(self.tweet_tokens(text))
             return self._read_distribution()
 
+    def features(self, text: str) -> LlmFeatures:
+        """Label distribution plus the last position's hidden state, from the same forward pass.
+
+        The tweet is decoded with logits for its last token only; the final token alone is
+        decoded with embeddings switched on (llama.cpp outputs every token of a batch while
+        embeddings are on, which would cost a vocabulary-sized projection per token).
+        """
+        import llama_cpp
+
+        with self._lock:
+            self._ensure_prefix()
+            self._llm.n_tokens = len(self._prefix_tokens)
+            tokens = self.tweet_tokens(text)
+            self._llm.eval(tokens[:-1])
+            llama_cpp.llama_set_embeddings(self._llm.ctx, True)
+            try:
+                self._llm.eval(tokens[-1:])
+                pointer = llama_cpp.llama_get_embeddings_ith(self._llm.ctx, -1)
+                hidden = np.ctypeslib.as_array(pointer, shape=(self._llm.n_embd(),)).copy()
+            finally:
+                llama_cpp.llama_set_embeddings(self._llm.ctx, False)
+            return LlmFeatures(self._read_distribution(), hidden)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self._llm.n_embd())
+
     def distribution_from_scratch(self, text: str, single_pass: bool = True) -> dict[str, float]:
         """The same, with the whole context evaluated anew (to check the cache reuse)."""
         with self._lock:
@@ -106,9 +153,11 @@ class LlamaCppScorer:
             return probs
 
     def tweet_tokens(self, text: str) -> list[int]:
-        """Tweet (never parsed for special tokens, so it cannot inject any) plus the tail."""
+        """Normalised tweet (never parsed for special tokens, so it cannot inject any) plus the
+        tail; at most ``max_tweet_tokens`` of the tweet, and what fits in ``n_ctx``."""
         budget = self._llm.n_ctx() - len(self._prefix_tokens) - len(self._tail_tokens) - _LABEL_ROOM
-        tweet = self._tokens(self._tweet_lead + text, special=False)[: max(budget, 1)]
+        budget = min(budget, self.max_tweet_tokens)
+        tweet = self._tokens(self._tweet_lead + normalise_for_model(text), special=False)[: max(budget, 1)]
         return tweet + self._tail_tokens
 
     def _ensure_prefix(self) -> None:

@@ -13,10 +13,23 @@ from common.events import STANCE_LABELS, LabelEvent, TweetRecord, decode_event
 
 _ANSWER_DECORATION = " \t\r\n.,;:!?\"'`*_()[]{}<>"
 _LABEL_WORD = re.compile(r"\b(SUPPORT|OPPOSE|NEUTRAL)\b", re.IGNORECASE)
+_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+_REPEATS = re.compile(r"(\S)\1{3,}")
+URL_STAND_IN = "URL"
 
 
 def decode_tweet(value: bytes | None) -> TweetRecord:
     return decode_event(TweetRecord, value, "tweet")
+
+
+def normalise_for_model(text: str) -> str:
+    """Fewer tokens, same meaning: each link becomes ``URL`` (a t.co link is ~10 tokens of
+    noise), runs of one character longer than three are cut to three ("!!!!!!" → "!!!"),
+    whitespace collapses to single spaces."""
+    text = _URL.sub(URL_STAND_IN, text)
+    text = _REPEATS.sub(r"\1\1\1", text)
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 def validate_answer(answer: str) -> str | None:
@@ -113,6 +126,7 @@ def build_label_event(
     model: str,
     provider: str,
     prompt_version: str,
+    method: str | None = None,
     job_id: str | None,
     trace_id: str | None,
 ) -> LabelEvent:
@@ -127,6 +141,7 @@ def build_label_event(
         model=model,
         provider=provider,
         prompt_version=prompt_version,
+        method=method,
         job_id=job_id,
         trace_id=trace_id,
     )

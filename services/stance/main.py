@@ -18,6 +18,7 @@ from stance.handlers import StanceHandler
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.model import StanceScorer, require_gguf
 from stance.openai_scorer import OpenAIScorer
+from stance.probe_scorer import DEFAULT_HEAD_PATH, choose_local_scorer
 from stance.quota import SharedQuota
 from stance.settings import StanceSettings
 
@@ -44,9 +45,10 @@ async def build_scorer(settings: StanceSettings, client: ChatCompletionsClient |
         return OpenAIScorer(client, settings.api_model, settings.prompt_version, settings.api_logprobs)
     path = require_gguf(settings.resolved_gguf_path)
 
-    def load() -> LlamaCppScorer:
-        llm = load_llama(path, settings.n_ctx, settings.n_threads, settings.n_batch)
-        return LlamaCppScorer(llm, path.name, settings.prompt_version, settings.calibrate)
+    def load() -> StanceScorer:
+        llm = load_llama(path, settings.n_ctx, settings.n_threads, settings.n_batch, settings.n_threads_batch)
+        scorer = LlamaCppScorer(llm, path.name, settings.prompt_version, settings.calibrate, settings.max_tweet_tokens)
+        return choose_local_scorer(scorer, settings.method, settings.head_path or DEFAULT_HEAD_PATH, settings.n_threads)
 
     return await asyncio.to_thread(load)
 

@@ -30,6 +30,7 @@ class StanceScorer(Protocol):
     provider: str
     model: str
     prompt_version: str
+    method: str  # named in every label event: "label-scoring+calibration", "probe-h1", "answer-logprobs"...
 
     async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]: ...
 

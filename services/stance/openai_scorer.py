@@ -36,6 +36,9 @@ class OpenAIScorer:
         self.model = model
         self.prompt_version = prompt_version
         self._request_logprobs = request_logprobs
+        # With logprobs the three probabilities come from the first answer token's top
+        # log-probs (the text answer is the fallback where the API sends none).
+        self.method = "answer-logprobs" if request_logprobs else "answer-text"
         self._answered: OrderedDict[str, StanceScore] = OrderedDict()
 
     async def aclose(self) -> None:

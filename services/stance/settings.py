@@ -31,7 +31,12 @@ class StanceSettings(BaseSettings):
     )
     gguf_path: Path | None = None  # default: the TinyLlama GGUF in model_cache_dir
     n_ctx: int = Field(default=2048, ge=256)
-    n_threads: int = Field(default=2, ge=1)
+    n_threads: int = Field(default=2, ge=1)  # one-token decodes (and the MiniLM encoder's torch threads)
+    n_threads_batch: int | None = Field(default=None, ge=1)  # prompt decodes; default: n_threads
+    max_tweet_tokens: int = Field(default=128, ge=8)  # longer tweets are cut (after URL/whitespace normalising)
+    # auto: the trained probe head when it was trained for this GGUF, else label scoring
+    method: Literal["auto", "probe", "label-scoring"] = "auto"
+    head_path: Path | None = None  # default: services/stance/stance_head.npz
     metrics_port: int | None = Field(default=9103, ge=0, le=65535)  # 0 disables /metrics
     n_batch: int = Field(default=512, ge=8)
     calibrate: bool = True  # contextual calibration, see docs/stance.md

@@ -100,6 +100,7 @@ async def test_real_gguf_labels_every_tweet_and_request_and_dead_letters_garbage
     for event in events:
         assert event.task == "stance" and event.provider == "llamacpp" and event.model == "gemma-3-270m-q4_k_m.gguf"
         assert event.prompt_version == settings.prompt_version
+        assert event.method is not None and event.method.startswith("probe-")  # the shipped head serves Gemma
         assert set(event.scores) == {"SUPPORT", "OPPOSE", "NEUTRAL"}
         assert abs(sum(event.scores.values()) - 1.0) < 1e-4 and event.score == event.scores[event.label]
     assert sorted(e.job_id or "" for e in events if e.tweet_id == relabel.id) == ["", "job-7"]
@@ -179,5 +180,5 @@ async def test_api_outage_pauses_consumption_without_commits_then_everything_is_
     assert Counter(e.tweet_id for e in await _labels(kafka_settings)) == Counter(t.id for t in tweets)
     expected = {t.id: ("SUPPORT", "OPPOSE", "NEUTRAL")[i % 3] for i, t in enumerate(tweets)}
     assert {e.tweet_id: e.label for e in events} == expected
-    assert all(e.provider == "openai" and e.model == "fake" for e in events)
+    assert all(e.provider == "openai" and e.model == "fake" and e.method == "answer-logprobs" for e in events)
     assert await read_all(kafka_settings, topics.dlq(topics.raw)) == []

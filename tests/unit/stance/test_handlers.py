@@ -28,6 +28,7 @@ class FakeScorer:
     provider = "fake"
     model = "fake-model"
     prompt_version = "v9"
+    method = "fake-method"
 
     def __init__(self, fail_text: str | None = None, down: bool = False) -> None:
         self.fail_text = fail_text
@@ -83,6 +84,7 @@ async def test_batch_in_label_events_and_dead_letters_out() -> None:
     assert (first.task, first.label, first.score, first.provider, first.model, first.prompt_version) == (
         "stance", "OPPOSE", 0.7, "fake", "fake-model", "v9"
     )
+    assert first.method == "fake-method"
     assert set(first.scores) == set(STANCE_LABELS)
     assert first.job_id is None and requested.job_id == "job-42"
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 from common.events import STANCE_LABELS
-from stance.llama_scorer import LlamaCppScorer, load_llama
+from stance.llama_scorer import LlamaCppScorer
 from stance.logic import calibrate
-from stance.model import StanceScore, packaged_gemma_gguf
+from stance.model import StanceScore
 from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
 
 if TYPE_CHECKING:
@@ -24,13 +23,6 @@ TWEETS = [
     "This tax hike is a scam. Vote NO on Measure B.",
     "The council meets on Thursday at 6pm to discuss the budget.",
 ]
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[Llama]:
-    model = load_llama(packaged_gemma_gguf(), n_ctx=1024, n_threads=2, n_batch=512)
-    yield model
-    model.close()
 
 
 @pytest.mark.parametrize("version", list(PROMPT_VERSIONS))
@@ -100,3 +92,11 @@ async def test_async_score_runs_off_the_event_loop(llm: Llama) -> None:
     scorer = LlamaCppScorer(llm, "gemma.gguf", DEFAULT_PROMPT_VERSION, calibrate=True)
     results = await scorer.score(TWEETS)
     assert len(results) == 3 and all(isinstance(r, StanceScore) for r in results)
+
+
+def test_long_texts_are_cut_to_max_tweet_tokens_and_links_shortened(llm: Llama) -> None:
+    scorer = LlamaCppScorer(llm, "gemma.gguf", DEFAULT_PROMPT_VERSION, calibrate=False, max_tweet_tokens=16)
+    tail = len(scorer._tail_tokens)
+    assert len(scorer.tweet_tokens("word " * 500)) == 16 + tail
+    with_link = scorer.tweet_tokens("Vote YES https://t.co/x8f2KqZ91a?utm_source=twitter_campaign_2024")
+    assert with_link == scorer.tweet_tokens("Vote YES URL")

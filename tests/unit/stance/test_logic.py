@@ -13,6 +13,7 @@ from stance.logic import (
     calibrate,
     decode_tweet,
     first_label_in,
+    normalise_for_model,
     parse_retry_after,
     probabilities_from_top_logprobs,
     softmax,
@@ -92,9 +93,9 @@ def _tweet() -> TweetRecord:
 def test_build_label_event_carries_all_three_probabilities() -> None:
     event = build_label_event(
         _tweet(), {"SUPPORT": 0.2, "OPPOSE": 0.7, "NEUTRAL": 0.1},
-        model="m.gguf", provider="llamacpp", prompt_version="v3", job_id="job-1", trace_id=None,
+        model="m.gguf", provider="llamacpp", prompt_version="v3", method="probe-h1", job_id="job-1", trace_id=None,
     )
-    assert (event.task, event.label, event.score) == ("stance", "OPPOSE", 0.7)
+    assert (event.task, event.label, event.score, event.method) == ("stance", "OPPOSE", 0.7, "probe-h1")
     assert set(event.scores) == set(STANCE_LABELS)
     assert (event.tweet_id, event.provider, event.prompt_version, event.job_id) == (
         "1234567890123456789", "llamacpp", "v3", "job-1"
@@ -110,3 +111,16 @@ def test_decode_tweet_rejects_undecodable(value: bytes, reason: str) -> None:
 
 def test_decode_tweet_keeps_64_bit_ids_exact() -> None:
     assert decode_tweet(_tweet().model_dump_json().encode()).id == "1234567890123456789"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Vote YES  https://t.co/x8f2Kq\n\tnow", "Vote YES URL now"),
+        ("see www.example.org/a?b=1 please", "see URL please"),
+        ("NOOOOOOO!!!!!!! 🔥🔥🔥🔥🔥", "NOOO!!! 🔥🔥🔥"),
+        ("  plain tweet, unchanged  ", "plain tweet, unchanged"),
+    ],
+)
+def test_normalise_for_model_shortens_links_runs_and_whitespace(text: str, expected: str) -> None:
+    assert normalise_for_model(text) == expected
