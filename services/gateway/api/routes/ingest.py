@@ -91,10 +91,14 @@ async def ingest(request: Request, queue: IngestQueueDep, settings: SettingsDep)
 
 def _messages(batch: IngestBatch, raw_topic: str, rejected_topic: str) -> list[OutgoingMessage]:
     messages = []
+    request = trace.get_current_span().get_span_context()  # the HTTP request's span, when traced
+    links = [trace.Link(request)] if request.is_valid else []
     for tweet in batch.tweets:
-        # One trace per tweet, rooted here as the ingestor roots its own: the stages that follow
-        # (emotion, stance, indexing) join it through the Kafka headers.
-        with tracer.start_as_current_span("gateway.ingest", context=context.Context(), attributes={TWEET_ID: tweet.id}):
+        # One trace per tweet, rooted here as the ingestor roots its own (linked to the request):
+        # the stages that follow (emotion, stance, indexing) join it through the Kafka headers.
+        with tracer.start_as_current_span(
+            "gateway.ingest", context=context.Context(), links=links, attributes={TWEET_ID: tweet.id}
+        ):
             headers = inject_headers()
         messages.append(OutgoingMessage(raw_topic, tweet.id, tweet.model_dump_json().encode(), headers))
     for _, rejected in batch.rejects:
