@@ -44,6 +44,7 @@ from tests.e2e.stack import Stack
 RESULTS = Path(__file__).resolve().parent / "results"
 EMOTION_BATCH = 32  # the service default (EMOTION_BATCH_SIZE)
 WARMUP = 8  # tweets labelled before the clock starts
+WINDOW_S = 60.0  # rate window of the plot
 ES_URL = os.environ.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
 
 
@@ -226,13 +227,16 @@ def plot_rates(runs: dict[str, dict[str, Any]], path: Path) -> None:
     for ax, (name, run) in zip(axes[:, 0], runs.items(), strict=True):
         samples = run["samples"]
         for key in ("docs", "emotion", "stance"):
-            points = [(b["t"], (b[key] - a[key]) / (b["t"] - a["t"]))
-                      for a, b in zip(samples, samples[10:], strict=False) if b["t"] > a["t"]]
+            points = []
+            for b in samples:  # over the last WINDOW_S: labels arrive a committed batch at a time
+                a = next(s for s in samples if s["t"] >= b["t"] - WINDOW_S)
+                if b["t"] - a["t"] >= WINDOW_S / 2:
+                    points.append((b["t"], (b[key] - a[key]) / (b["t"] - a["t"])))
             if points:
                 ax.plot(*zip(*points, strict=True), label={"docs": "indexed"}.get(key, key))
         ax.set_yscale("symlog", linthresh=1)
         ax.set_xlabel("seconds since replay start")
-        ax.set_ylabel("tweets/s (20 s window)")
+        ax.set_ylabel(f"tweets/s ({WINDOW_S:.0f} s window)")
         ax.set_title(f"{name}: {run['tweets']} tweets")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -253,6 +257,7 @@ def main() -> None:
     parser.add_argument("--stance-baseline-tweets", type=int, default=96)
     parser.add_argument("--unbudgeted-tweets", type=int, default=0)
     parser.add_argument("--sweep-tweets", type=int, default=0, help="> 0: also emotion throughput vs batch size")
+    parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json", help="the plot goes beside it")
     args = parser.parse_args()
     cores = available_cores()
     budget: Budget = plan(cores, emotion_replicas=1, stance_replicas=1)
@@ -313,9 +318,9 @@ def main() -> None:
         report["end_to_end_note"] = (
             f"stance labelled {full['stance_labelled']} of {args.tweets} tweets within the "
             f"{args.stance_deadline:.0f} s deadline: the end-to-end time for both labels was not measured")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_rates(runs, RESULTS / "pipeline_rates.png")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    plot_rates(runs, args.out.with_name(f"{args.out.stem}_rates.png"))
     if batch_sweep:
         plot(batch_sweep, RESULTS / "emotion_batch.png", f"emotion classifier, {budget.emotion_threads} thread(s)")
     print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=2))
