@@ -73,10 +73,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_use(before: dict[str, float], after: dict[str, float], wall: float, tweets: int) -> dict[str, Any]:
+def cpu_use(before: dict[str, float], after: dict[str, float], wall: float, tweets: dict[str, int]) -> dict[str, Any]:
+    """Per process: CPU seconds, share of one core over ``wall``, CPU ms per tweet it handled."""
     return {name: {"cpu_s": round(after[name] - before[name], 1),
                    "share_of_one_core": round((after[name] - before[name]) / wall, 3) if wall else None,
-                   "cpu_ms_per_tweet": round(1000 * (after[name] - before[name]) / tweets, 1) if tweets else None}
+                   "tweets": tweets[name],
+                   "cpu_ms_per_tweet": round(1000 * (after[name] - before[name]) / tweets[name], 1)
+                   if tweets[name] else None}
             for name in before}
 
 
@@ -149,9 +152,13 @@ def run_stack(
             httpx.delete(f"{ES_URL}/{name}", timeout=10)
         _delete_topics(stack.env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), prefix)
     result = summarise(samples, n, replay)
-    busy = (result["emotion_all_seconds"] or samples[-1]["t"]) - (result["first_tweet_indexed_seconds"] or 0.0)
-    result["cpu_while_emotion_busy"] = cpu_use(cpu_start, cpu_emotion_done or cpu_end, busy, n)
-    result["cpu_whole_run"] = cpu_use(cpu_start, cpu_end, samples[-1]["t"], n)
+    t_emotion = result["emotion_all_seconds"] or samples[-1]["t"]
+    busy = t_emotion - (result["first_tweet_indexed_seconds"] or 0.0)
+    at_emotion_done = next(s for s in samples if s["t"] >= t_emotion)
+    done = {"emotion": int(at_emotion_done["emotion"]), "stance": int(at_emotion_done["stance"]), "gateway-indexer": n}
+    result["cpu_while_emotion_busy"] = cpu_use(cpu_start, cpu_emotion_done or cpu_end, busy, done)
+    total = {"emotion": int(samples[-1]["emotion"]), "stance": int(samples[-1]["stance"]), "gateway-indexer": n}
+    result["cpu_whole_run"] = cpu_use(cpu_start, cpu_end, samples[-1]["t"], total)
     return result
 
 
