@@ -4,6 +4,7 @@ each writes one file and returns its path."""
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80] or "run"
 
 
+def _title(text: str) -> str:
+    return "\n".join(textwrap.wrap(text, 48))
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -37,7 +42,7 @@ def reliability_diagram(bins: Sequence[CalibrationBin], title: str, ece: float, 
     top.bar(centres, [b.accuracy if b.count else 0 for b in bins], width=width * 0.9, label="accuracy", alpha=0.8)
     top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     top.plot([b.confidence for b in filled], [b.accuracy for b in filled], "o-", color="tab:red", label="mean conf.")
-    top.set(ylim=(0, 1), ylabel="accuracy", title=f"{title}\nECE = {ece:.3f}")
+    top.set(ylim=(0, 1), ylabel="accuracy", title=f"{_title(title)}\nECE = {ece:.3f}")
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(centres, [b.count for b in bins], width=width * 0.9, color="grey")
     bottom.set(xlim=(0, 1), xlabel="confidence", ylabel="tweets")
@@ -50,7 +55,7 @@ def confusion_plot(matrix: Sequence[Sequence[int]], labels: Sequence[str], title
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
-    ax.set(xlabel="predicted", ylabel="gold", title=title)
+    ax.set(xlabel="predicted", ylabel="gold", title=_title(title))
     peak = max((max(row) for row in matrix), default=0)
     for i, row in enumerate(matrix):
         for j, value in enumerate(row):
@@ -59,15 +64,17 @@ def confusion_plot(matrix: Sequence[Sequence[int]], labels: Sequence[str], title
 
 
 def distribution_plot(series: Mapping[str, Mapping[str, int]], labels: Sequence[str], title: str, path: Path) -> Path:
-    """Grouped bars: one group per label, one bar per series (gold, each model...)."""
-    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(labels) + 2), 3.6))
+    """Grouped bars of label shares: one group per label, one bar per series (gold, each model,
+    the sample data); shares, because the series count different numbers of tweets."""
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(labels) + 2), 3.6 + 0.25 * len(series)))
     width = 0.8 / max(1, len(series))
     for k, (name, counts) in enumerate(series.items()):
         xs = [i + k * width - 0.4 + width / 2 for i in range(len(labels))]
-        ax.bar(xs, [counts.get(label, 0) for label in labels], width=width, label=name[:48])
+        total = sum(counts.get(label, 0) for label in labels) or 1
+        ax.bar(xs, [counts.get(label, 0) / total for label in labels], width=width, label=f"{name[:70]} (n={total})")
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    ax.set(ylabel="tweets", title=title)
-    ax.legend(fontsize=7)
+    ax.set(ylabel="share of tweets", title=_title(title))
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1, frameon=False)
     return _save(fig, path)
 
 
@@ -76,7 +83,7 @@ def confidence_histogram(correct: Sequence[float], wrong: Sequence[float], title
     edges = [i / 20 for i in range(21)]
     ax.hist([list(correct), list(wrong)], bins=edges, stacked=True, label=["correct", "wrong"],
             color=["tab:green", "tab:red"])
-    ax.set(xlabel="confidence of the predicted label", ylabel="tweets", title=title, xlim=(0, 1))
+    ax.set(xlabel="confidence of the predicted label", ylabel="tweets", title=_title(title), xlim=(0, 1))
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -88,6 +95,6 @@ def valence_vs_lexicon(points: Mapping[str, tuple[Sequence[float], Sequence[floa
         ax.scatter(valence, compound, s=14, alpha=0.6, label=name)
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.axvline(0, color="grey", linewidth=0.6)
-    ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel="model valence", ylabel="VADER compound", title=title)
+    ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel="model valence", ylabel="VADER compound", title=_title(title))
     ax.legend(fontsize=8)
     return _save(fig, path)
