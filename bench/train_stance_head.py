@@ -29,7 +29,7 @@ from stance.head import LinearHead, fit_softmax_regression
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.logic import calibrate, top_label
 from stance.model import packaged_gemma_gguf
-from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, probe_features
+from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer, probe_features
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD_VERSION = "h1"
@@ -38,9 +38,10 @@ STEPS = 300
 
 
 def read_csv(path: Path) -> tuple[list[str], list[str]]:
+    """Rows with a stance label (an empty cell means not labelled for stance)."""
     with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r["text"] for r in rows], [r["stance"] for r in rows]
+        rows = [r for r in csv.DictReader(handle) if (r.get("stance") or "").strip()]
+    return [r["text"] for r in rows], [r["stance"].strip().upper() for r in rows]
 
 
 def read_jsonl(path: Path) -> tuple[list[str], list[str]]:
@@ -80,10 +81,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_HEAD_PATH)
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "stance_head.json")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("STANCE_N_THREADS", "2")))
+    parser.add_argument("--score-once", type=Path, help="only score this gold CSV with the shipped head and exit")
     args = parser.parse_args()
 
     gguf = args.gguf or packaged_gemma_gguf()
     llm = LlamaCppScorer(load_llama(gguf, 2048, args.threads, 512), gguf.name, args.prompt_version, calibrate=True)
+    if args.score_once:
+        score_once(llm, args.score_once, args.threads, args.results.with_name("stance_test.json"))
+        return
     encoder = MiniLMEncoder(args.threads)
     sets = {"train": read_csv(args.train), "dev": read_csv(args.dev), "other_author": read_jsonl(args.other_author)}
     started = time.perf_counter()
@@ -145,6 +150,26 @@ def main() -> None:
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("chosen", "shipped_head_on_other_author")}, indent=2))
     print(f"wrote {args.out} and {args.results}")
+
+
+def score_once(llm: LlamaCppScorer, path: Path, threads: int, out: Path) -> None:
+    """The shipped method and the zero-shot baseline on a held-out set (run it once, report it)."""
+    texts, gold = read_csv(path)
+    probe = choose_local_scorer(llm, "probe", DEFAULT_HEAD_PATH, threads)
+    assert isinstance(probe, ProbeScorer) and llm.content_free is not None
+    probe_labels = [s.label for s in probe.score_texts(texts)]
+    zero_shot = [top_label(calibrate(llm.raw_distribution(t), llm.content_free)) for t in texts]
+    result = {
+        "set": path.name,
+        "tweets": len(texts),
+        "gold_share": {label: round(gold.count(label) / len(gold), 3) for label in STANCE_LABELS},
+        probe.method: report(probe_labels, gold),
+        llm.method + " (zero-shot)": report(zero_shot, gold),
+        "load_average": os.getloadavg(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
