@@ -68,6 +68,7 @@ lint: install ## ruff + mypy
 
 bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_TWEETS=5000 for the pipeline)
 	@PYTHONPATH=. $(PY) bench/stance_bench.py
+	@PYTHONPATH=. $(PY) bench/stance_ceiling_bench.py --rounds 2
 	@PYTHONPATH=. $(PY) bench/emotion_bench.py
 	@PYTHONPATH=. $(PY) bench/onnx_parity.py
 	@PYTHONPATH=. $(PY) bench/transactions_bench.py

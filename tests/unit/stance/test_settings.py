@@ -52,3 +52,15 @@ def test_the_api_url_must_be_https_unless_insecure_is_allowed_explicitly(monkeyp
     monkeypatch.setenv("STANCE_ALLOW_INSECURE_API_URL", "false")
     monkeypatch.setenv("STANCE_API_BASE_URL", "https://api.example.com/v1")
     assert StanceSettings().api_base_url == "https://api.example.com/v1"
+
+
+def test_thread_method_and_truncation_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANCE_N_THREADS", "1")
+    monkeypatch.setenv("STANCE_N_THREADS_BATCH", "3")
+    monkeypatch.setenv("STANCE_METHOD", "label-scoring")
+    monkeypatch.setenv("STANCE_MAX_TWEET_TOKENS", "64")
+    settings = StanceSettings()
+    assert (settings.n_threads, settings.n_threads_batch) == (1, 3)
+    assert (settings.method, settings.max_tweet_tokens) == ("label-scoring", 64)
+    with pytest.raises(ValidationError):
+        StanceSettings(method="guess")
