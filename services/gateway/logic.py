@@ -30,6 +30,7 @@ LABEL_FIELDS = (
     "model_revision",
     "provider",
     "prompt_version",
+    "method",
     "valence",
     "produced_at",
     "job_id",

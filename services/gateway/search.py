@@ -33,6 +33,7 @@ def _label_mapping(*, with_valence: bool) -> dict[str, Any]:
         "model_revision": _KEYWORD,
         "provider": _KEYWORD,
         "prompt_version": _KEYWORD,
+        "method": _KEYWORD,
         "produced_at": _DATE,
         "job_id": _KEYWORD,
         "trace_id": _KEYWORD,
