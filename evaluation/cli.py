@@ -11,6 +11,7 @@ to ``--out-dir``. Exit codes: 0 done, 2 unusable gold file or options.
 from __future__ import annotations
 
 import asyncio
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from evaluation.evaluate import print_table, reliability_pngs, report_for, resul
 from evaluation.gold import GoldFormatError, GoldItem, read_gold, write_feed
 from evaluation.sources import (
     Run,
-    emotion_run_in_process,
+    emotion_run_with_fallback,
     fetch_from_elasticsearch,
     fetch_from_gateway,
     runs_from_documents,
@@ -31,7 +32,7 @@ from evaluation.sources import (
     stance_run_in_process,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs and CI: a readable table
 DEFAULT_GOLD = Path("data/labelled/test.csv")
 DEFAULT_OUT = Path("evaluation/results")
 
@@ -75,7 +76,10 @@ async def collect_runs(
         runs = runs_from_documents(gold, documents)
     else:
         if tasks & {"emotion", "sentiment"}:
-            runs.append(await asyncio.to_thread(emotion_run_in_process, gold, emotion_overrides))
+            notes: list[str] = []
+            runs.append(await asyncio.to_thread(emotion_run_with_fallback, gold, emotion_overrides, notes))
+            for note in notes:
+                console.print(f"[yellow]{note}[/yellow]")
         if "stance" in tasks:
             versions: list[str | None] = [*prompt_versions] or [None]
             for version in versions:

@@ -20,7 +20,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from common.errors import ModelUnavailableError
 from common.events import TweetRecord
 from common.records import RecordError, map_nested
 from evaluation.cli import parse_overrides
@@ -36,7 +35,7 @@ from evaluation.plots import (
     slug,
     valence_vs_lexicon,
 )
-from evaluation.sources import Prediction, Run, emotion_run_in_process, sentiment_run, stance_run_in_process
+from evaluation.sources import Prediction, Run, emotion_run_with_fallback, sentiment_run, stance_run_in_process
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -86,17 +85,6 @@ def default_variants() -> list[dict[str, Any]]:
 
     per_version = {"method": "label-scoring"} if "method" in StanceSettings.model_fields else {}
     return [{}, *({**per_version, "prompt_version": v} for v in PROMPT_VERSIONS)]
-
-
-def emotion_run(items: list[GoldItem], overrides: dict[str, Any], notes: list[str]) -> Run:
-    try:
-        return emotion_run_in_process(items, overrides)
-    except ModelUnavailableError as exc:
-        notes.append(
-            f"The production emotion model is not downloaded here ({exc}); emotion figures come from the offline "
-            "fallback `EMOTION_BACKEND=minilm-zero-shot`, as `make up` would use."
-        )
-        return emotion_run_in_process(items, {**overrides, "backend": "minilm-zero-shot"})
 
 
 async def stance_runs(
@@ -230,7 +218,7 @@ async def build(
         data.notes.append(f"{rejected} records of the sample data fail validation (as in a replay) and are left out.")
     everything = data.gold + data.sample
     console.print(f"emotion on {len(everything)} tweets")
-    emotion = await asyncio.to_thread(emotion_run, everything, emotion_overrides, data.notes)
+    emotion = await asyncio.to_thread(emotion_run_with_fallback, everything, emotion_overrides, data.notes)
     stance = await stance_runs(data.gold, data.sample, stance_overrides, variants, reuse)
     data.runs = [emotion, *stance, sentiment_run(emotion, threshold)]
     data.reports = [r for r in (report_for(data.gold, run) for run in data.runs) if r is not None]

@@ -170,6 +170,21 @@ def emotion_run_in_process(gold: Sequence[GoldItem], overrides: dict[str, Any], 
     return run
 
 
+def emotion_run_with_fallback(items: Sequence[GoldItem], overrides: dict[str, Any], notes: list[str]) -> Run:
+    """The configured classifier; when the production model is not downloaded, the offline
+    MiniLM fallback that ``make up`` would use, with a note saying so."""
+    from common.errors import ModelUnavailableError
+
+    try:
+        return emotion_run_in_process(items, overrides)
+    except ModelUnavailableError as exc:
+        notes.append(
+            f"The production emotion model is not downloaded here ({exc}); emotion figures come from the offline "
+            "fallback `EMOTION_BACKEND=minilm-zero-shot`, as `make up` would use."
+        )
+        return emotion_run_in_process(items, {**overrides, "backend": "minilm-zero-shot"})
+
+
 def stance_settings(overrides: dict[str, Any]) -> Any:
     """``StanceSettings`` from the environment plus ``overrides``; when the configured GGUF is
     absent (no ``make models``), the offline gemma GGUF from PyPI, recorded in the run's meta."""
