@@ -286,12 +286,17 @@ def reject(item: SourceItem, source: str, reason: str, issues: list[ValidationIs
 
 def json_line_item(line: bytes, number: int) -> SourceItem:
     """One JSON Lines line as a :class:`SourceItem`; non-integers stay ``Decimal`` (exact ids)."""
+    return parse_json_line(line, f"line {number}")
+
+
+def parse_json_line(line: bytes, position: str) -> SourceItem:
+    """``line`` parsed as JSON, or an item carrying the parse error: never raises."""
     raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
     try:
         value = json.loads(line, parse_float=Decimal, parse_constant=_no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
-        return SourceItem(f"line {number}", raw, error=f"not valid JSON: {exc}")
-    return SourceItem(f"line {number}", raw, value)
+        return SourceItem(position, raw, error=f"not valid JSON: {exc}")
+    return SourceItem(position, raw, value)
 
 
 def _no_constants(name: str) -> Any:

@@ -22,6 +22,7 @@ from typing import IO, Any, Final
 
 import ijson
 
+from common.records import parse_json_line
 from ingestor import pages
 from ingestor.checkpoint import Mark
 from ingestor.errors import SourceFormatError
@@ -202,18 +203,16 @@ def line_items(line: bytes, position: str, source: Source) -> Iterator[SourceIte
     """The items of one JSON Lines line: none (blank, empty page), one, or a v2 page's tweets."""
     if not line.strip():
         return
-    raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
-    try:
-        value = json.loads(line, parse_float=Decimal, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        yield SourceItem(position, raw, error=f"not valid JSON: {exc}")
+    item = parse_json_line(line, position)
+    if item.error is not None:
+        yield item
         return
     if source.format is None:
         _detect_first_line(source, line)
     if source.format == "twitter-v2":
-        yield from pages.response_items(value, position, raw)
+        yield from pages.response_items(item.value, position, item.raw)
     else:
-        yield SourceItem(position, raw, value)
+        yield item
 
 
 def _detect_first_line(source: Source, line: bytes) -> None:
@@ -240,10 +239,6 @@ def _csv_line(row: list[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerow(row)
     return buffer.getvalue().rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def fd_lines(fd: int, poll_interval_s: float) -> Iterator[bytes | Idle]:
