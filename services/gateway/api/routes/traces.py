@@ -41,17 +41,6 @@ async def get_tweet_trace(
         tweet_id=tweet_id,
         trace_id=trace_id,
         trace_url=f"{settings.jaeger_ui_url.rstrip('/')}/trace/{trace_id}",
-        stages=[
-            TraceStagePublic(
-                stage=s.stage,
-                service=s.service,
-                operation=s.operation,
-                started_at=s.started_at,
-                duration_ms=s.duration_ms,
-                model=s.model,
-                detail=s.detail,
-            )
-            for s in stages
-        ],
+        stages=[TraceStagePublic.model_validate(s, from_attributes=True) for s in stages],
         total_ms=jaeger.total_ms(stages),
     )
