@@ -94,20 +94,22 @@ async def test_two_live_processes_with_one_replica_id_keep_outputs_once_and_the_
     recorders = [Recorder(rig.output, delay=0.01), Recorder(rig.output, delay=0.01)]
     loops = [rig.loop(rec, replica="same", batch_size=10) for rec in recorders]
 
+    enough = asyncio.Event()
+
     async def feed() -> None:  # both keep delivering, so they keep fencing each other
-        while len(produced) < 4000:
+        # Stopped by an event, not cancelled: a cancel mid-send would leave keys in `produced` that never reached Kafka.
+        while len(produced) < 4000 and not enough.is_set():
             batch = [str(2**62 + i) for i in range(len(produced), len(produced) + 20)]
-            produced.extend(batch)
             await rig.produce(batch)
+            produced.extend(batch)
             await asyncio.sleep(0.05)
 
     async with loops[0], loops[1]:
         runs = [asyncio.create_task(loop.run()) for loop in loops]
         feeding = asyncio.create_task(feed())
         done, _ = await asyncio.wait(runs, timeout=120, return_when=asyncio.FIRST_COMPLETED)
-        feeding.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feeding
+        enough.set()
+        await feeding
         [stopped] = done
         with pytest.raises(ConfigurationError, match="REPLICA_ID"):
             stopped.result()
