@@ -83,6 +83,43 @@ def cpu_use(before: dict[str, float], after: dict[str, float], wall: float, twee
             for name in before}
 
 
+INFRA_MARKERS = {  # what each co-located server's command line contains
+    "kafka": "kafka.Kafka",
+    "elasticsearch": "org.elasticsearch.bootstrap.Elasticsearch",
+    "jaeger": "jaeger-all-in-one",
+}
+
+
+def infra_pids() -> dict[str, int]:
+    """The local Kafka, Elasticsearch and Jaeger processes: their CPU is taken from the same cores."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        for name, marker in INFRA_MARKERS.items():
+            if marker in cmdline and name not in found and "pipeline_bench" not in cmdline:
+                found[name] = int(entry.name)
+    return found
+
+
+def host_cpu() -> dict[str, float]:
+    """Host-wide CPU seconds: busy (user+nice+system+irq+softirq), idle (+iowait), steal (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return {"busy": busy / tick, "idle": (idle + iowait) / tick, "steal": steal / tick}
+
+
+def host_share(before: dict[str, float], after: dict[str, float], wall: float) -> dict[str, float]:
+    """Cores' worth of each kind of time over ``wall`` (2.0 = both cores of a 2-core host)."""
+    return {key: round((after[key] - before[key]) / wall, 2) for key in before} if wall else {}
+
+
 def profile(seconds: float, cpu: float, tweets: int) -> dict[str, Any]:
     return {"tweets_per_s": round(tweets / seconds, 2), "share_of_one_core": round(cpu / seconds, 3),
             "cpu_ms_per_tweet": round(1000 * cpu / tweets, 1)}
@@ -123,8 +160,12 @@ def run_stack(
             wait_until_labelled(stack, client, index, tmp)
             warm = es_counts(client, index)
             start = time.perf_counter()
-            cpu_start = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
+            infra = infra_pids()
+            pids = {**{name: p.pid for name, p in stack.processes.items()}, **infra}
+            host_start = host_cpu()
+            cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
             cpu_emotion_done: dict[str, float] = {}
+            host_emotion_done: dict[str, float] = {}
 
             def do_replay() -> None:
                 replay.update(stack.replay(dataset))
@@ -138,14 +179,16 @@ def run_stack(
                 samples.append({"t": round(time.perf_counter() - start, 2), **counts})
                 emotion_done = counts["emotion"] >= n
                 if emotion_done and not cpu_emotion_done:
-                    cpu_emotion_done = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
+                    cpu_emotion_done = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                    host_emotion_done = host_cpu()
                 if emotion_done and (counts["stance"] >= n or not wait_for_stance):
                     break
                 if time.perf_counter() - start > deadline_s:
                     break
                 time.sleep(2)
             replayer.join()
-            cpu_end = {name: cpu_seconds(p.pid) for name, p in stack.processes.items()}
+            cpu_end = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            host_end = host_cpu()
     finally:
         stack.stop_all()
         for name in (index, f"{index}-jobs"):
@@ -155,10 +198,15 @@ def run_stack(
     t_emotion = result["emotion_all_seconds"] or samples[-1]["t"]
     busy = t_emotion - (result["first_tweet_indexed_seconds"] or 0.0)
     at_emotion_done = next(s for s in samples if s["t"] >= t_emotion)
-    done = {"emotion": int(at_emotion_done["emotion"]), "stance": int(at_emotion_done["stance"]), "gateway-indexer": n}
+    done = {"emotion": int(at_emotion_done["emotion"]), "stance": int(at_emotion_done["stance"]), "gateway-indexer": n,
+            **{name: n for name in infra}}
     result["cpu_while_emotion_busy"] = cpu_use(cpu_start, cpu_emotion_done or cpu_end, busy, done)
-    total = {"emotion": int(samples[-1]["emotion"]), "stance": int(samples[-1]["stance"]), "gateway-indexer": n}
+    # Measured from the replay's start, not the first indexed tweet: the host counters have no per-sample history.
+    result["host_cores_while_emotion_busy"] = host_share(host_start, host_emotion_done or host_end, t_emotion)
+    total = {"emotion": int(samples[-1]["emotion"]), "stance": int(samples[-1]["stance"]), "gateway-indexer": n,
+             **{name: n for name in infra}}
     result["cpu_whole_run"] = cpu_use(cpu_start, cpu_end, samples[-1]["t"], total)
+    result["host_cores_whole_run"] = host_share(host_start, host_end, samples[-1]["t"])
     return result
 
 
