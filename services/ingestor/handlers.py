@@ -2,7 +2,9 @@
 tweets to ``tweets.raw`` and rejects to ``tweets.rejected`` in acknowledged batches.
 
 ``publish`` is any coroutine that returns once every message is acknowledged (Kafka's
-``publish_all`` in production), so the loop holds no Kafka client.
+``publish_all`` in production), so the loop holds no Kafka client. Up to ``max_in_flight``
+batches wait for their acknowledgements while the next one is built; a batch counts as
+published, and its checkpoint is saved, only once it and every batch before it are acknowledged.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiolimiter import AsyncLimiter
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 
 from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
@@ -29,7 +32,6 @@ from ingestor.logic import Outcome, ReplaySummary, SeenIds, SourceItem, duplicat
 from ingestor.source import Idle, Source
 
 log = logging.getLogger("ingestor")
-tracer = trace.get_tracer("ingestor")
 SERVICE = "ingestor"
 
 Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
@@ -72,11 +74,23 @@ def take(source: Source, limit: int) -> Chunk:
 
 
 @dataclass
+class _InFlight:
+    """A batch handed to ``publish`` whose acknowledgements are still awaited."""
+
+    sending: asyncio.Future[None]
+    batch: list[OutgoingMessage]
+    mark: Mark | None  # the resume point once this batch (and those before it) is acknowledged
+
+
+@dataclass
 class Replay:
     source: Source
     publish: Publish
     topics: Topics
     batch_size: int = 500
+    # Batches whose acknowledgements may be awaited at once: with 2, the next batch is validated
+    # and handed to the producer while the broker acknowledges this one, instead of idling.
+    max_in_flight: int = 2
     limit: int | None = None
     rate: float | None = None  # tweets per second
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -87,6 +101,9 @@ class Replay:
     count_items: bool = False
     skipped: int = 0
     indexed: IndexedIds | None = None
+    # One span per tweet when set; by default the configured provider's, none when tracing is
+    # off (no provider installed: no span and no header work at all).
+    tracer: Tracer | None = field(default_factory=lambda: configured_tracer(SERVICE))
     summary: ReplaySummary = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,21 +112,21 @@ class Replay:
         )
         self._seen = SeenIds()
         self._batch: list[OutgoingMessage] = []
+        self._in_flight: deque[_InFlight] = deque()
         self._limiter = _pacer(self.rate) if self.rate else None
         self._mark: Mark | None = None  # where to resume once the current batch is acknowledged
         self._consumed = self.skipped
         self._taken = 0  # items read from the source so far (ahead of those handled: prefetch)
         self._wanted = 0
         self._counts = Counter[str]()  # per-tweet counts, folded into the summary once per chunk
-        # With no tracer provider configured, skip the per-tweet span and headers altogether.
-        self._traced = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
     async def run(self) -> ReplaySummary:
         started = time.monotonic()
         try:
             await self._loop()
-            await self._flush()
+            await self._flush(settle=True)
         finally:
+            await self._abandon()
             self._fold_counts()
             self.summary.format = self.source.format
             self.summary.elapsed_s = round(time.monotonic() - started, 3)
@@ -168,7 +185,7 @@ class Replay:
             if len(self._batch) >= self.batch_size:
                 await self._flush()
         if chunk.idle:
-            await self._flush()
+            await self._flush(settle=True)  # nothing more to send for now: checkpoint what is acked
         self._fold_counts()
         if self.on_progress is not None:
             self.on_progress(self.summary, self.source)
@@ -177,6 +194,8 @@ class Replay:
         """``mark`` comes after the last item handled: save it now, or once its batch is acked."""
         if self._batch:
             self._mark = mark
+        elif self._in_flight:
+            self._in_flight[-1].mark = mark
         elif self.on_checkpoint is not None:
             self.on_checkpoint(mark)
 
@@ -195,10 +214,7 @@ class Replay:
                 if outcome.id in indexed:
                     counts["already_indexed"] += 1  # --skip-existing: labelled before, no inference again
                     return None
-                headers = []
-                if self._traced:  # one trace per tweet, sampled by OTEL_TRACES_SAMPLER_RATIO
-                    with tracer.start_as_current_span("ingestor.publish", attributes={TWEET_ID: outcome.id}):
-                        headers = inject_headers()
+                headers = self._trace(self.tracer, outcome.id) if self.tracer is not None else []
                 return OutgoingMessage(self.topics.raw, outcome.id, outcome.model_dump_json().encode(), headers)
             counts["duplicates"] += 1
             outcome = duplicate(item, self.source.name, outcome)
@@ -214,22 +230,66 @@ class Replay:
             )
         return self._reject_message(outcome)
 
+    def _trace(self, tracer: Tracer, tweet_id: str) -> list[tuple[str, bytes]]:
+        """Start and end this tweet's root span; its context travels in the message's headers.
+
+        One trace per tweet, sampled by ``OTEL_TRACES_SAMPLER_RATIO`` (an unsampled tweet still
+        carries its traceparent, flags 00, so every service keeps the decision). The span is the
+        publish itself (kind PRODUCER): the producer adds no second span per tweet, which halved
+        the tracing cost (span creation and OTLP encoding are most of it, bench/ingest_bench.py).
+        It is never made current: nothing runs inside it, so attaching a context is wasted work.
+        """
+        span = tracer.start_span(
+            "ingestor.publish",
+            kind=SpanKind.PRODUCER,
+            attributes={TWEET_ID: tweet_id, "messaging.destination.name": self.topics.raw},
+        )
+        headers = inject_headers(trace.set_span_in_context(span))
+        span.end()
+        return headers
+
     def _reject_message(self, rejected: RejectedRecord) -> OutgoingMessage:
         # Keyed by source so one file's rejects stay in order on one partition.
         value = rejected.model_dump_json().encode()
         return OutgoingMessage(self.topics.rejected, rejected.source, value, inject_headers())
 
-    async def _flush(self) -> None:
-        if not self._batch:
-            return
-        batch, self._batch = self._batch, []
-        await self.publish(batch)
-        self.summary.published += sum(1 for message in batch if message.topic == self.topics.raw)
-        for message in batch:
-            PRODUCED.labels(SERVICE, message.topic).inc()
-        mark, self._mark = self._mark, None
-        if mark is not None and self.on_checkpoint is not None:
-            self.on_checkpoint(mark)  # only now: a crash before this line re-sends, never skips
+    async def _flush(self, *, settle: bool = False) -> None:
+        """Hand the batch to ``publish``; then wait until at most ``max_in_flight - 1`` batches
+        are unacknowledged (none with ``settle``)."""
+        if self._batch:
+            batch, self._batch = self._batch, []
+            mark, self._mark = self._mark, None
+            self._in_flight.append(_InFlight(asyncio.ensure_future(self.publish(batch)), batch, mark))
+        keep = 0 if settle else max(0, self.max_in_flight - 1)
+        while len(self._in_flight) > keep:
+            await self._acknowledged(self._in_flight[0])
+            self._in_flight.popleft()
+
+    async def _acknowledged(self, sent: _InFlight) -> None:
+        """Oldest first: a batch is counted, and its checkpoint saved, only after every batch
+        before it was acknowledged too."""
+        await sent.sending  # raises the publish failure
+        per_topic = Counter(message.topic for message in sent.batch)
+        self.summary.published += per_topic[self.topics.raw]
+        for topic, count in per_topic.items():
+            PRODUCED.labels(SERVICE, topic).inc(count)
+        if sent.mark is not None and self.on_checkpoint is not None:
+            self.on_checkpoint(sent.mark)  # only now: a crash before this line re-sends, never skips
+
+    async def _abandon(self) -> None:
+        """After a failure: stop waiting for the batches still in flight. They are neither
+        counted nor checkpointed (a resume sends them again: at least once, never skipped)."""
+        in_flight, self._in_flight = list(self._in_flight), deque()
+        for sent in in_flight:
+            sent.sending.cancel()
+        if in_flight:  # retrieve their outcomes (cancelled or failed) so none is left unobserved
+            await asyncio.gather(*(sent.sending for sent in in_flight), return_exceptions=True)
+
+
+def configured_tracer(name: str) -> Tracer | None:
+    """The installed provider's tracer, or ``None`` while none is (tracing off)."""
+    provider = trace.get_tracer_provider()
+    return None if isinstance(provider, trace.ProxyTracerProvider) else provider.get_tracer(name)
 
 
 def _pacer(rate: float) -> AsyncLimiter:

@@ -38,6 +38,10 @@ class KafkaOut:
     the idempotent producer retries it until the broker acknowledges it (aiokafka never expires
     such a batch), so we keep waiting on its future instead of sending it again. Only a message
     whose send failed before it left (no metadata, no leader) is sent again.
+
+    Several ``publish`` calls may wait for acknowledgements at once (the replay keeps the next
+    batch going while one is acknowledged); handing messages to the producer is serialised, so
+    batches enter it in the order they were published.
     """
 
     def __init__(self, settings: IngestorSettings, *, retry: bool, stopping: asyncio.Event) -> None:
@@ -48,6 +52,7 @@ class KafkaOut:
         self._stopping = stopping
         self._producer: AIOKafkaProducer | None = None
         self._traced = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        self._handing = asyncio.Lock()
         self.retries = 0
 
     async def start(self) -> None:
@@ -66,9 +71,10 @@ class KafkaOut:
         while True:
             failure: BaseException | None = None
             try:
-                for index, message in enumerate(messages):
-                    if futures[index] is None:
-                        futures[index] = await self._send(self._producer, message)
+                async with self._handing:
+                    for index, message in enumerate(messages):
+                        if futures[index] is None:
+                            futures[index] = await self._send(self._producer, message)
             except KafkaError as exc:
                 failure = exc  # this message (and those after it) never reached the producer
             pending = [future for future in futures if future is not None and not future.done()]
@@ -86,11 +92,10 @@ class KafkaOut:
             backoff = await self._wait_or_fail("publish", failure or TimeoutError("no acknowledgement yet"), backoff)
 
     async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
-        if self._traced and not _sampled_out(message.headers):
-            return (await send_all(producer, [message]))[0]  # with its producer span
-        # Tracing off, or this tweet's trace was not sampled (its traceparent, flags 00, still
-        # travels so every service keeps the decision): no span to record, so skip the span and
-        # header work, a third of the per-tweet cost on the event loop (bench/ingest_bench.py).
+        if self._traced and not message.headers:
+            return (await send_all(producer, [message]))[0]  # a reject: its producer span roots its trace
+        # A tweet's headers already carry its trace (the replay's ``ingestor.publish`` span is the
+        # publish, sampled or not), and with tracing off there is none: no second span per tweet.
         key = message.key.encode() if message.key is not None else None
         future: asyncio.Future[Any] = await producer.send(
             message.topic, value=message.value, key=key, headers=message.headers or None
@@ -132,10 +137,6 @@ class KafkaOut:
                 "Start it with `make up` (or `bash deploy/local/infra.sh up kafka`)."
             )
         return f"publishing to Kafka at {self.kafka.bootstrap_servers} failed: {exc!r}"
-
-
-def _sampled_out(headers: Sequence[tuple[str, bytes]]) -> bool:
-    return any(key == "traceparent" and value.endswith(b"-00") for key, value in headers)
 
 
 def state_dir(settings: IngestorSettings) -> StateDir:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Tracer
 
 from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
@@ -163,3 +169,99 @@ async def test_skip_existing_counts_indexed_tweets_and_publishes_the_rest() -> N
     assert (summary.published, summary.already_indexed, summary.rejected) == (38, 2, 5)
     assert summary.reconciles and asked == [41]  # one lookup for the chunk's valid tweets
     assert not indexed & {m.key for m in publisher.on("t.tweets.raw")}
+
+
+class HeldPublisher(RecordingPublisher):
+    """Acknowledges a batch only when the test releases it, like a broker that is slow to ack."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acks: list[asyncio.Event] = []
+        self.most_waiting = 0
+
+    async def __call__(self, messages: Sequence[OutgoingMessage]) -> None:
+        ack = asyncio.Event()
+        self.acks.append(ack)
+        self.most_waiting = max(self.most_waiting, sum(not a.is_set() for a in self.acks))
+        await ack.wait()
+        await super().__call__(messages)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll until ``condition`` holds (the replay reads in a worker thread), failing after 5 s."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.001)
+
+
+async def test_the_next_batch_is_sent_while_one_is_acknowledged_and_counted_only_once_acked() -> None:
+    publisher = HeldPublisher()
+    saved: list[Mark] = []
+    replay = Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=10, on_checkpoint=saved.append,
+                    count_items=True)
+    run = asyncio.create_task(replay.run())
+    try:
+        await _until(lambda: len(publisher.acks) == 2)  # batch 2 handed over before batch 1 is acked
+        publisher.acks[1].set()  # acknowledged out of order: nothing counts before batch 1 is acked
+        await _until(lambda: len(publisher.batches) == 1)
+        assert saved == [] and replay.summary.published == 0 and len(publisher.acks) == 2
+        publisher.acks[0].set()
+        await _until(lambda: len(saved) == 2)
+        assert [mark.cursor for mark in saved] == [Cursor(0, 10), Cursor(0, 20)]
+        while not run.done():
+            for ack in publisher.acks:
+                ack.set()
+            await asyncio.sleep(0.001)
+        summary = await run
+    finally:
+        run.cancel()
+    assert summary.published == 40 and summary.reconciles and saved[-1].cursor == Cursor(0, 45)
+    assert publisher.most_waiting == 2  # never more than max_in_flight batches unacknowledged
+
+
+async def test_a_failed_batch_abandons_the_one_in_flight_behind_it() -> None:
+    publisher = FailingPublisher(ok=1)
+    saved: list[Mark] = []
+    replay = Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=10, on_checkpoint=saved.append,
+                    count_items=True, max_in_flight=3)
+    with pytest.raises(ConnectionError):
+        await replay.run()
+    assert replay.summary.published == 10 and [mark.cursor for mark in saved] == [Cursor(0, 10)]
+
+
+def _tracer(ratio: float) -> tuple[Tracer, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider.get_tracer("ingestor"), exporter
+
+
+async def test_each_tweet_is_one_producer_span_whose_context_its_headers_carry() -> None:
+    tracer, exporter = _tracer(1.0)
+    publisher = RecordingPublisher()
+    summary = await Replay(open_source(str(SAMPLE)), publisher, TOPICS, tracer=tracer).run()
+    spans = {span.attributes["tweet.id"]: span for span in exporter.get_finished_spans()}  # type: ignore[index]
+    assert len(spans) == summary.published == 40  # one trace per tweet, none for rejects
+    for message in publisher.on("t.tweets.raw"):
+        span = spans[message.key]
+        context = span.get_span_context()
+        assert span.name == "ingestor.publish" and span.kind is SpanKind.PRODUCER and span.parent is None
+        assert message.headers == [("traceparent", f"00-{context.trace_id:032x}-{context.span_id:016x}-01".encode())]
+    assert all(message.headers == [] for message in publisher.on("t.tweets.rejected"))
+
+
+async def test_an_unsampled_tweet_records_no_span_but_carries_the_decision() -> None:
+    tracer, exporter = _tracer(0.0)
+    publisher = RecordingPublisher()
+    await Replay(open_source(str(SAMPLE)), publisher, TOPICS, tracer=tracer).run()
+    assert exporter.get_finished_spans() == ()
+    headers = [dict(message.headers) for message in publisher.on("t.tweets.raw")]
+    assert len(headers) == 40 and all(h["traceparent"].endswith(b"-00") for h in headers)
+    assert len({h["traceparent"] for h in headers}) == 40  # still a trace id per tweet
+
+
+async def test_without_a_tracer_no_headers_are_added() -> None:
+    publisher = RecordingPublisher()
+    await Replay(open_source(str(SAMPLE)), publisher, TOPICS, tracer=None).run()
+    assert all(message.headers == [] for batch in publisher.batches for message in batch)
