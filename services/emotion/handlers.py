@@ -55,15 +55,17 @@ class EmotionHandler:
                 out.append(dead_letter(record, SERVICE, exc))
         if not accepted:
             return out
-        scores, failed, batch_span = await self._classify(accepted)
-        out.extend(failed)
-        labelled = [(r, t) for (r, t) in accepted if t.id in scores]
-        out.extend(self._label_messages(labelled, [scores[t.id] for _, t in labelled], batch_span))
+        rows, batch_span = await self._classify(accepted)
+        out.extend(self._label_messages(accepted, rows, batch_span))
         return out
 
     async def _classify(
         self, accepted: Sequence[tuple[ConsumerRecord, TweetRecord]]
-    ) -> tuple[dict[str, dict[str, float]], list[OutgoingMessage], trace.SpanContext]:
+    ) -> tuple[list[dict[str, float]], trace.SpanContext]:
+        """One inference call for the batch. An exception propagates on purpose: the delivery
+        loop bisects the batch down to the tweet that makes the model fail (dead-lettered
+        alone), and retries with backoff when every tweet fails (a systemic failure such as
+        out of memory), instead of dead-lettering a whole batch of healthy tweets."""
         links = [Link(trace.get_current_span(extract_context(r.headers)).get_span_context()) for r, _ in accepted]
         texts = [t.text for _, t in accepted]
         with tracer.start_as_current_span(
@@ -71,24 +73,9 @@ class EmotionHandler:
             links=links,
             attributes={"batch.size": len(texts), "model": self.classifier.model_id},
         ) as batch_span:
-            try:
-                with INFERENCE_SECONDS.labels(self.classifier.model_id).time():
-                    rows = await asyncio.to_thread(self.classifier.classify, texts)
-                return (
-                    {t.id: row for (_, t), row in zip(accepted, rows, strict=True)},
-                    [],
-                    batch_span.get_span_context(),
-                )
-            except Exception:
-                log.exception("batch inference failed; retrying tweet by tweet to isolate the culprit")
-        scores: dict[str, dict[str, float]] = {}
-        failed: list[OutgoingMessage] = []
-        for record, tweet in accepted:
-            try:
-                scores[tweet.id] = (await asyncio.to_thread(self.classifier.classify, [tweet.text]))[0]
-            except Exception as exc:
-                failed.append(dead_letter(record, SERVICE, PermanentError("inference_error", repr(exc))))
-        return scores, failed, batch_span.get_span_context()
+            with INFERENCE_SECONDS.labels(self.classifier.model_id).time():
+                rows = await asyncio.to_thread(self.classifier.classify, texts)
+            return rows, batch_span.get_span_context()
 
     def _label_messages(
         self,

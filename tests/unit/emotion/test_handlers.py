@@ -4,9 +4,11 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka import ConsumerRecord
 
 from common.events import EMOTION_LABELS, Author, DeadLetter, LabelEvent, TweetRecord
+from common.poison import UNHANDLED, isolate_poison
 from emotion.handlers import EmotionHandler
 
 
@@ -66,9 +68,26 @@ async def test_batch_is_classified_once_and_bad_messages_dead_lettered() -> None
     assert (letter.offset, letter.service, letter.reason) == (1, "emotion", "invalid_tweet:message")
 
 
-async def test_failing_tweet_is_isolated_and_dead_lettered() -> None:
+async def test_an_inference_failure_propagates_to_the_delivery_loop() -> None:
+    """No per-tweet fallback in the handler: the loop decides between bisecting and retrying."""
+    classifier = FakeClassifier(fail_on="poison")
+    handler = EmotionHandler(classifier, "labels")
+    with pytest.raises(RuntimeError, match="boom"):
+        await handler([_record(0, _tweet_bytes("1")), _record(1, _tweet_bytes("2", "poison"))])
+    assert len(classifier.calls) == 1  # one batched call, no tweet-by-tweet retry here
+
+
+async def test_the_loops_bisection_dead_letters_only_the_tweet_inference_fails_on() -> None:
     handler = EmotionHandler(FakeClassifier(fail_on="poison"), "labels")
-    out = await handler([_record(0, _tweet_bytes("1")), _record(1, _tweet_bytes("2", "poison"))])
-    assert [m.key for m in out if m.topic == "labels"] == ["1"]
-    [dlq] = [m for m in out if m.topic.endswith(".dlq")]
-    assert json.loads(dlq.value)["reason"] == "inference_error"
+    batch = [_record(i, _tweet_bytes(str(i + 1), "poison" if i == 5 else "great news")) for i in range(8)]
+    batch.append(_record(8, b"not json"))
+    with pytest.raises(RuntimeError) as failure:
+        await handler(batch)
+    isolated = await isolate_poison(batch, handler, "emotion", failure.value)
+    assert [r.offset for r in isolated.poison] == [5]
+    labelled = sorted(m.key for m in isolated.outgoing if m.topic == "labels")
+    assert labelled == sorted(str(i + 1) for i in range(8) if i != 5)
+    letters = {DeadLetter.model_validate_json(m.value).offset: m for m in isolated.outgoing if m.topic.endswith(".dlq")}
+    assert sorted(letters) == [5, 8]
+    assert json.loads(letters[5].value)["reason"] == UNHANDLED
+    assert "boom" in json.loads(letters[5].value)["detail"]
