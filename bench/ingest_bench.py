@@ -19,6 +19,11 @@ and a 1,000,000-tweet replay in flat memory. One run, one machine, one broker.
   OTLP/HTTP to a local sink that accepts and discards (the SDK's whole cost, independent of
   Jaeger's health). Each run counts the ingestor spans that were sampled, which shows the
   ratio is honoured.
+- ``stages``: where the ingest's CPU goes, per tweet, each stage timed alone in one process
+  (no Kafka): reading the JSON Lines (parse), mapping the nested layout, validating with the
+  strict ``TweetRecord``, serialising the payload, and for a sampled tweet its span (start,
+  traceparent, end) and the OTLP/protobuf encoding the exporter does for it. The bare
+  producer's own CPU per tweet is the budget they are compared with.
 - ``--million``: 1,000,000 tweets generated into a nested JSON array file (the spec's layout,
   streamed by ijson), replayed by the CLI in a child process whose RSS is sampled every 0.25 s.
 
@@ -180,6 +185,70 @@ async def ingest(path: Path, prefix: str) -> dict[str, Any]:
     }
 
 
+class KeepSpans:
+    """A span exporter that keeps what it is given (no encoding, no network)."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def stages(path: Path) -> dict[str, float]:
+    """CPU microseconds per tweet of each ingest stage, timed alone (best of three)."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    from common.events import TweetRecord
+    from common.records import map_nested, parse_json_line
+    from common.topics import Topics
+    from ingestor.handlers import publish_span
+
+    lines = path.read_bytes().splitlines(keepends=True)
+
+    def cpu_us(work: Any) -> float:
+        best = float("inf")
+        for _ in range(3):
+            started = time.process_time()
+            work()
+            best = min(best, time.process_time() - started)
+        return round(1e6 * best / len(lines), 2)
+
+    items = [parse_json_line(line, "line") for line in lines]
+    fields = [{**map_nested(item.value), "source": path.name} for item in items]
+    records = [TweetRecord.model_validate(each) for each in fields]
+    # As in production: a batch processor (its queue is the per-span cost on the replay's side);
+    # its exporter only keeps the spans, whose OTLP encoding is timed on its own below.
+    kept = KeepSpans()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(kept, max_queue_size=4 * len(lines), schedule_delay_millis=60_000))
+    tracer = provider.get_tracer("ingestor")
+    topic = Topics().raw
+    result = {
+        "parse_json_line": cpu_us(lambda: [parse_json_line(line, "line") for line in lines]),
+        "map_nested": cpu_us(lambda: [map_nested(item.value) for item in items]),
+        "validate_TweetRecord": cpu_us(lambda: [TweetRecord.model_validate(each) for each in fields]),
+        "model_dump_json": cpu_us(lambda: [record.model_dump_json().encode() for record in records]),
+        "sampled_span_and_traceparent": cpu_us(lambda: [publish_span(tracer, record.id, topic) for record in records]),
+    }
+    provider.force_flush()
+    spans = kept.spans[: len(lines)]
+    result["otlp_encode_per_sampled_span"] = cpu_us(lambda: encode_spans(spans).SerializePartialToString())
+    provider.shutdown()
+    return result
+
+
 def child(mode: str, path: Path, prefix: str) -> None:
     result = asyncio.run(bare(path, prefix) if mode == "bare" else ingest(path, prefix))
     print(json.dumps(result))
@@ -302,6 +371,7 @@ def main() -> None:
         path = Path(tmp) / "tweets.jsonl"
         write_lines(path, args.tweets)
         results["file_mb"] = round(path.stat().st_size / 2**20, 2)
+        results["cpu_us_per_tweet_by_stage"] = stages(path)
         run_child("ingest", path, off)  # warm-up: page cache, broker, imports
         variants: dict[str, tuple[str, dict[str, str]]] = {
             "bare_producer": ("bare", off),

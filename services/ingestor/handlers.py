@@ -214,7 +214,7 @@ class Replay:
                 if outcome.id in indexed:
                     counts["already_indexed"] += 1  # --skip-existing: labelled before, no inference again
                     return None
-                headers = self._trace(self.tracer, outcome.id) if self.tracer is not None else []
+                headers = publish_span(self.tracer, outcome.id, self.topics.raw) if self.tracer is not None else []
                 return OutgoingMessage(self.topics.raw, outcome.id, outcome.model_dump_json().encode(), headers)
             counts["duplicates"] += 1
             outcome = duplicate(item, self.source.name, outcome)
@@ -229,24 +229,6 @@ class Replay:
                 extra={"position": outcome.position, "reason": outcome.reason, "source": outcome.source},
             )
         return self._reject_message(outcome)
-
-    def _trace(self, tracer: Tracer, tweet_id: str) -> list[tuple[str, bytes]]:
-        """Start and end this tweet's root span; its context travels in the message's headers.
-
-        One trace per tweet, sampled by ``OTEL_TRACES_SAMPLER_RATIO`` (an unsampled tweet still
-        carries its traceparent, flags 00, so every service keeps the decision). The span is the
-        publish itself (kind PRODUCER): the producer adds no second span per tweet, which halved
-        the tracing cost (span creation and OTLP encoding are most of it, bench/ingest_bench.py).
-        It is never made current: nothing runs inside it, so attaching a context is wasted work.
-        """
-        span = tracer.start_span(
-            "ingestor.publish",
-            kind=SpanKind.PRODUCER,
-            attributes={TWEET_ID: tweet_id, "messaging.destination.name": self.topics.raw},
-        )
-        headers = inject_headers(trace.set_span_in_context(span))
-        span.end()
-        return headers
 
     def _reject_message(self, rejected: RejectedRecord) -> OutgoingMessage:
         # Keyed by source so one file's rejects stay in order on one partition.
@@ -284,6 +266,25 @@ class Replay:
             sent.sending.cancel()
         if in_flight:  # retrieve their outcomes (cancelled or failed) so none is left unobserved
             await asyncio.gather(*(sent.sending for sent in in_flight), return_exceptions=True)
+
+
+def publish_span(tracer: Tracer, tweet_id: str, topic: str) -> list[tuple[str, bytes]]:
+    """Start and end one tweet's root span; returns the headers that carry its context.
+
+    One trace per tweet, sampled by ``OTEL_TRACES_SAMPLER_RATIO`` (an unsampled tweet still
+    carries its traceparent, flags 00, so every service keeps the decision). The span is the
+    publish itself (kind PRODUCER): the producer adds no second span per tweet, which halved
+    the tracing cost (span creation and OTLP encoding are most of it, bench/ingest_bench.py).
+    It is never made current: nothing runs inside it, so attaching a context is wasted work.
+    """
+    span = tracer.start_span(
+        "ingestor.publish",
+        kind=SpanKind.PRODUCER,
+        attributes={TWEET_ID: tweet_id, "messaging.destination.name": topic},
+    )
+    headers = inject_headers(trace.set_span_in_context(span))
+    span.end()
+    return headers
 
 
 def configured_tracer(name: str) -> Tracer | None:
