@@ -6,8 +6,13 @@ Reads our own hand-written sets (never the spec dataset): ``data/labelled/stance
 to fit, ``data/labelled/stance_dev.csv`` to choose the regularisation and the feature set,
 and ``bench/stance_devset.jsonl`` (48 tweets written earlier by someone else) as a check on
 tweets in another author's style. The shipped head is then refitted on train + dev with the
-chosen settings and written to ``services/stance/stance_head.npz``; the figures (dev figures
-from the train-only fit) go to ``bench/results/stance_head.json``.
+chosen settings, folded onto 1,024 of the logits of the single decode the scorer does per
+tweet (``head.fold_hidden``: the hidden state is recovered from them, so serving needs no
+second decode), and written to ``services/stance/stance_head.npz``; the figures (dev figures
+from the train-only fit, and how far the folded head moves the labels) go to
+``bench/results/stance_head.json``.
+
+    .venv/bin/python bench/train_stance_head.py --fold-existing OLD.npz   # fold a trained head only
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ import numpy as np
 
 from common.events import STANCE_LABELS
 from stance.encoder import MINILM_REVISION, MiniLMEncoder
-from stance.head import LinearHead, fit_softmax_regression
+from stance.head import LinearHead, fit_logit_map, fit_softmax_regression, fold_hidden, logit_ids, recover_hidden
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.logic import calibrate, top_label
 from stance.model import packaged_gemma_gguf
-from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer, probe_features
+from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer, feature_rows, probe_features
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAD_VERSION = "h1"
+HEAD_VERSION = "h2"  # h1's training, read from logits of one decode (h1 decoded twice)
+LOGIT_COUNT = 1024  # logits the folded head reads (>= the 640-wide hidden state)
+CALIBRATION_TWEETS = 100  # train tweets decoded with embeddings on for the logit map (~2,000 rows)
 L2_GRID = (0.01, 0.03, 0.1, 0.3)
 STEPS = 300
 
@@ -82,12 +89,21 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "stance_head.json")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("STANCE_N_THREADS", "2")))
     parser.add_argument("--score-once", type=Path, help="only score this gold CSV with the shipped head and exit")
+    parser.add_argument("--fold-existing", type=Path, help="only fold this hidden-state head onto logits, write --out")
     args = parser.parse_args()
 
     gguf = args.gguf or packaged_gemma_gguf()
     llm = LlamaCppScorer(load_llama(gguf, 2048, args.threads, 512), gguf.name, args.prompt_version, calibrate=True)
     if args.score_once:
         score_once(llm, args.score_once, args.threads, args.results.with_name("stance_test.json"))
+        return
+    if args.fold_existing:
+        head = LinearHead.load(args.fold_existing)
+        folded, figures = fold_onto_logits(llm, head, read_csv(args.train)[0], {"dev": read_csv(args.dev)})
+        folded.save(args.out)
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.with_name("stance_head_fold.json").write_text(json.dumps(figures, indent=2) + "\n")
+        print(json.dumps(figures, indent=2))
         return
     encoder = MiniLMEncoder(args.threads)
     sets = {"train": read_csv(args.train), "dev": read_csv(args.dev), "other_author": read_jsonl(args.other_author)}
@@ -133,7 +149,9 @@ def main() -> None:
         encoder_revision=MINILM_REVISION,
     )
     head = fit_softmax_regression(train_dev, labels, l2=l2, steps=STEPS, meta=meta)
-    head.save(args.out)
+    held_out = {name: sets[name] for name in ("dev", "other_author")}
+    folded, fold_figures = fold_onto_logits(llm, head, sets["train"][0], held_out)
+    folded.save(args.out)
     result = {
         "model": gguf.name,
         "prompt_version": args.prompt_version,
@@ -143,6 +161,7 @@ def main() -> None:
             predict(head, features["other_author"][:, columns]), sets["other_author"][1]
         ),
         "methods": methods,
+        "folded_onto_logits": fold_figures,
         "feature_seconds": round(time.perf_counter() - started, 1),
         "load_average": os.getloadavg(),
     }
@@ -150,6 +169,42 @@ def main() -> None:
     args.results.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("chosen", "shipped_head_on_other_author")}, indent=2))
     print(f"wrote {args.out} and {args.results}")
+
+
+def fold_onto_logits(
+    llm: LlamaCppScorer, head: LinearHead, train_texts: Sequence[str], sets: dict[str, tuple[list[str], list[str]]]
+) -> tuple[LinearHead, dict[str, Any]]:
+    """``head`` (over the hidden state) folded onto logits, and per set how the folded head, on
+    one decode per tweet, compares with ``head`` on the two-decode features it was trained on."""
+    ids = logit_ids(llm._llm.n_vocab(), LOGIT_COUNT)
+    hidden, logits = llm.calibration_rows(train_texts[:CALIBRATION_TWEETS], ids)
+    logit_map = fit_logit_map(hidden, logits)
+    meta = {
+        **head.meta,
+        "version": HEAD_VERSION,
+        "features": ["logits"] + [f for f in head.meta.get("features", []) if f != "hidden"],
+        "folded_from": head.meta.get("version"),
+        "logit_map": {"ids": len(ids), "calibration_rows": len(hidden), "calibration_tweets": CALIBRATION_TWEETS},
+    }
+    folded = fold_hidden(head, ids, logit_map, meta)
+    residual = np.linalg.norm(logits - hidden @ logit_map.T) / np.linalg.norm(logits)
+    figures: dict[str, Any] = {"calibration_rows": len(hidden), "logit_fit_residual": round(float(residual), 5)}
+    for name, (texts, gold) in sets.items():
+        two = [llm.features(text) for text in texts]
+        one = feature_rows(llm, None, texts, folded.logit_ids)
+        reference, served = head.probabilities(probe_features(two, None)), folded.probabilities(one)
+        recovered = recover_hidden(logit_map, one[:, : len(ids)])
+        pairs = zip(recovered, two, strict=True)
+        error = [float(np.linalg.norm(r - f.hidden) / np.linalg.norm(f.hidden)) for r, f in pairs]
+        figures[name] = {
+            "label_agreement_vs_two_decodes": round(float(np.mean(reference.argmax(1) == served.argmax(1))), 4),
+            "max_probability_difference": round(float(np.abs(reference - served).max()), 4),
+            "hidden_relative_l2_vs_two_decodes": [round(float(np.median(error)), 4), round(max(error), 4)],
+            "two_decodes": report(predict(head, probe_features(two, None)), gold),
+            "folded_one_decode": report([STANCE_LABELS[i] for i in served.argmax(1)], gold),
+        }
+        print(name, json.dumps(figures[name]), flush=True)
+    return folded, figures
 
 
 def score_once(llm: LlamaCppScorer, path: Path, threads: int, out: Path) -> None:

@@ -28,6 +28,7 @@ class LinearHead:
     bias: Array
     labels: tuple[str, ...] = STANCE_LABELS
     meta: dict[str, Any] = field(default_factory=dict)
+    logit_ids: Array | None = None  # set when folded: x starts with the logits at these token ids
 
     @property
     def n_features(self) -> int:
@@ -41,15 +42,17 @@ class LinearHead:
         return softmax_rows(((x - self.mean) / self.scale) @ self.weights + self.bias)
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
-            mean=self.mean.astype(np.float32),
-            scale=self.scale.astype(np.float32),
-            weights=self.weights.astype(np.float32),
-            bias=self.bias.astype(np.float32),
-            labels=np.array(self.labels),
-            meta=np.array(json.dumps(self.meta, sort_keys=True)),
-        )
+        arrays: dict[str, Array] = {
+            "mean": self.mean.astype(np.float32),
+            "scale": self.scale.astype(np.float32),
+            "weights": self.weights.astype(np.float32),
+            "bias": self.bias.astype(np.float32),
+            "labels": np.array(self.labels),
+            "meta": np.array(json.dumps(self.meta, sort_keys=True)),
+        }
+        if self.logit_ids is not None:
+            arrays["logit_ids"] = self.logit_ids.astype(np.int32)
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path) -> LinearHead:
@@ -64,7 +67,44 @@ class LinearHead:
                 bias=data["bias"].astype(np.float64),
                 labels=labels,
                 meta=json.loads(str(data["meta"])),
+                logit_ids=data["logit_ids"].astype(np.int64) if "logit_ids" in data.files else None,
             )
+
+
+def logit_ids(n_vocab: int, count: int) -> Array:
+    """``count`` token ids spread evenly over the vocabulary: rows of the tied lm_head whose
+    logits determine the hidden state (any ``count`` >= hidden size of them span it)."""
+    return np.unique(np.linspace(0, n_vocab - 1, count).round().astype(np.int64))
+
+
+def fit_logit_map(hidden: Array, logits: Array) -> Array:
+    """``W_sub`` (ids x hidden size) with ``logits ≈ hidden @ W_sub.T``, by least squares over
+    calibration rows; llama.cpp quantises the activations to 8 bits inside the matmul, so the
+    fit is close, not exact."""
+    solution, *_ = np.linalg.lstsq(np.asarray(hidden, np.float64), np.asarray(logits, np.float64), rcond=None)
+    return np.asarray(solution.T)
+
+
+def recover_hidden(logit_map: Array, logits: Array) -> Array:
+    """Hidden states (rows) from logits at the map's ids: the least-squares inverse of the map."""
+    return np.asarray(np.atleast_2d(logits) @ np.linalg.pinv(logit_map).T)
+
+
+def fold_hidden(head: LinearHead, ids: Array, logit_map: Array, meta: dict[str, Any]) -> LinearHead:
+    """The same head over [logits at ``ids``, the rest] instead of [hidden state, the rest].
+
+    With ``h = P @ l`` (``P = pinv(logit_map)``) the standardised hidden block contributes
+    ``((P l - mean_h) / scale_h) @ A = l @ (P.T @ (A / scale_h)) - (mean_h / scale_h) @ A``,
+    so the folded head's logit columns carry no centring (mean 0, scale 1) and the constant
+    moves into the bias. Exact algebra: it gives what the hidden-state head gives on ``P @ l``.
+    """
+    size = int(logit_map.shape[1])
+    a = head.weights[:size] / head.scale[:size, None]
+    weights = np.vstack([np.linalg.pinv(logit_map).T @ a, head.weights[size:]])
+    bias = head.bias - (head.mean[:size] / head.scale[:size]) @ head.weights[:size]
+    mean = np.concatenate([np.zeros(len(ids)), head.mean[size:]])
+    scale = np.concatenate([np.ones(len(ids)), head.scale[size:]])
+    return LinearHead(mean, scale, weights, bias, head.labels, meta, np.asarray(ids, np.int64))
 
 
 def softmax_rows(logits: Array) -> Array:

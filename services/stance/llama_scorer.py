@@ -58,6 +58,14 @@ class LlmFeatures:
     hidden: np.ndarray  # the final hidden state (after the output norm) at the answer cue
 
 
+@dataclass(frozen=True)
+class LogitFeatures:
+    """What ONE decode of the tweet yields for a head folded onto logits (``head.fold_hidden``)."""
+
+    probabilities: dict[str, float]  # raw (uncalibrated) label distribution
+    logits: np.ndarray  # next-token logits at the head's ``logit_ids``: W_sub @ hidden (tied lm_head)
+
+
 class LlamaCppScorer:
     provider = "llamacpp"
 
@@ -111,6 +119,45 @@ class LlamaCppScorer:
             self._llm.n_tokens = len(self._prefix_tokens)
             self._llm.eval(self.tweet_tokens(text))
             return self._read_distribution()
+
+    def logit_features(self, text: str, ids: np.ndarray) -> LogitFeatures:
+        """Label distribution plus the logits at ``ids``, from the one decode label scoring does.
+
+        Gemma's lm_head is the tied token embedding and llama.cpp applies no soft-cap to its
+        logits, so ``logits[ids] = W_sub @ hidden``: a head folded onto them needs no second
+        decode (``features`` pays one to read the hidden state itself).
+        """
+        with self._lock:
+            self._ensure_prefix()
+            self._llm.n_tokens = len(self._prefix_tokens)
+            self._llm.eval(self.tweet_tokens(text))
+            logits = self._last_logits()
+            return LogitFeatures(self._read_distribution(logits), logits[ids].astype(np.float64))
+
+    def calibration_rows(self, texts: Sequence[str], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(hidden states, logits at ``ids``) at every position of each tweet + cue after the
+        prefix, decoded with embeddings on: the pairs ``head.fit_logit_map`` regresses."""
+        import llama_cpp
+
+        hidden, logits = [], []
+        n_embd, n_vocab = self._llm.n_embd(), self._llm.n_vocab()
+        with self._lock:
+            for text in texts:
+                self._ensure_prefix()
+                self._llm.n_tokens = len(self._prefix_tokens)
+                tokens = self.tweet_tokens(text)
+                llama_cpp.llama_set_embeddings(self._llm.ctx, True)
+                try:
+                    self._llm.eval(tokens)
+                    for i in range(len(tokens)):
+                        h = llama_cpp.llama_get_embeddings_ith(self._llm.ctx, i)
+                        row = llama_cpp.llama_get_logits_ith(self._llm.ctx, i)
+                        hidden.append(np.ctypeslib.as_array(h, shape=(n_embd,)).astype(np.float64))
+                        logits.append(np.ctypeslib.as_array(row, shape=(n_vocab,))[ids].astype(np.float64))
+                finally:
+                    llama_cpp.llama_set_embeddings(self._llm.ctx, False)
+                self._llm.n_tokens = len(self._prefix_tokens)  # the next tweet starts from the prefix
+        return np.asarray(hidden), np.asarray(logits)
 
     def features(self, text: str) -> LlmFeatures:
         """Label distribution plus the last position's hidden state, from the same forward pass.
@@ -166,8 +213,8 @@ class LlamaCppScorer:
             self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
             self._llm.eval(self._prefix_tokens)
 
-    def _read_distribution(self) -> dict[str, float]:
-        logits = self._last_logits()
+    def _read_distribution(self, logits: np.ndarray | None = None) -> dict[str, float]:
+        logits = self._last_logits() if logits is None else logits
         log_mass = {label: logsumexp(float(logits[t]) for t in self.label_tokens[label]) for label in STANCE_LABELS}
         if self.label_sequences:
             log_mass = self._sequence_log_probs(logits)

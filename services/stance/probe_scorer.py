@@ -2,7 +2,10 @@
 
 For each tweet the GGUF runs the usual prompt (cached prefix, tweet, answer cue) once; the
 head reads the final hidden state at the answer cue and the three label log-probabilities,
-next to the tweet's MiniLM sentence embedding, and returns the three probabilities. The LLM
+next to the tweet's MiniLM sentence embedding, and returns the three probabilities. A head
+folded onto logits (``head.fold_hidden``, ``logit_ids`` in its file) reads the hidden state
+through 1,024 of the logits that one decode returns (they are a linear function of it); an
+older head without them pays a second one-token decode to read the hidden state itself. The LLM
 stays in the loop: its features carry the prompt's question, the encoder's carry the
 sentence's meaning. ``bench/train_stance_head.py`` trains the head; docs/stance.md has the
 figures.
@@ -22,7 +25,7 @@ from common.errors import ConfigurationError, PermanentError
 from common.events import STANCE_LABELS
 from stance.encoder import MiniLMEncoder
 from stance.head import LinearHead
-from stance.llama_scorer import LlamaCppScorer, LlmFeatures
+from stance.llama_scorer import LlamaCppScorer, LlmFeatures, LogitFeatures
 from stance.logic import top_label
 from stance.model import StanceScore, StanceScorer
 
@@ -31,10 +34,16 @@ DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "stance_head.npz"
 ENCODER_FEATURE = "minilm"
 
 
-def probe_features(llm: Sequence[LlmFeatures], encoded: np.ndarray | None) -> np.ndarray:
-    """One row per tweet: hidden state, label log-probabilities, then the encoder's embedding."""
+def probe_features(llm: Sequence[LlmFeatures | LogitFeatures], encoded: np.ndarray | None) -> np.ndarray:
+    """One row per tweet: hidden state (or the logits a folded head reads instead), label
+    log-probabilities, then the encoder's embedding."""
     rows = [
-        np.concatenate([f.hidden, np.log([max(f.probabilities[label], 1e-9) for label in STANCE_LABELS])])
+        np.concatenate(
+            [
+                f.hidden if isinstance(f, LlmFeatures) else f.logits,
+                np.log([max(f.probabilities[label], 1e-9) for label in STANCE_LABELS]),
+            ]
+        )
         for f in llm
     ]
     matrix = np.asarray(rows, dtype=np.float64)
@@ -81,7 +90,7 @@ class ProbeScorer:
         }
 
     def feature_rows(self, texts: Sequence[str]) -> np.ndarray:
-        return feature_rows(self._llm, self._encoder, texts)
+        return feature_rows(self._llm, self._encoder, texts, self._head.logit_ids)
 
     def score_texts(self, texts: Sequence[str]) -> list[StanceScore]:
         if not texts:
@@ -100,8 +109,13 @@ class ProbeScorer:
         await self._llm.aclose()
 
 
-def feature_rows(llm: LlamaCppScorer, encoder: MiniLMEncoder | None, texts: Sequence[str]) -> np.ndarray:
+def feature_rows(
+    llm: LlamaCppScorer, encoder: MiniLMEncoder | None, texts: Sequence[str], logit_ids: np.ndarray | None = None
+) -> np.ndarray:
+    """One decode per tweet for a folded head (``logit_ids``); two for a hidden-state head."""
     encoded = encoder.embed(texts) if encoder is not None else None
+    if logit_ids is not None:
+        return probe_features([llm.logit_features(text, logit_ids) for text in texts], encoded)
     return probe_features([llm.features(text) for text in texts], encoded)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from common.events import STANCE_LABELS
-from stance.head import LinearHead, fit_softmax_regression
+from stance.head import LinearHead, fit_logit_map, fit_softmax_regression, fold_hidden, logit_ids, recover_hidden
 
 
 def separable(n_per_label: int = 20) -> tuple[np.ndarray, list[str]]:
@@ -62,3 +62,35 @@ def test_a_head_for_other_labels_is_refused(tmp_path: Path) -> None:
     LinearHead(head.mean, head.scale, head.weights, head.bias, ("A", "B", "C")).save(path)
     with pytest.raises(ValueError, match="labels"):
         LinearHead.load(path)
+
+
+def test_a_folded_head_gives_on_logits_what_the_head_gives_on_the_recovered_hidden_state(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    hidden_size, ids = 8, logit_ids(n_vocab=1000, count=12)
+    logit_map = rng.normal(size=(len(ids), hidden_size))  # the tied lm_head's rows at ``ids``
+    hidden = rng.normal(size=(40, hidden_size)) * 3.0 + 1.0
+    extra = rng.normal(size=(40, 3))  # the label log-probs ride along unchanged
+    labels = [STANCE_LABELS[i % 3] for i in range(40)]
+    head = fit_softmax_regression(np.hstack([hidden, extra]), labels, l2=0.01, meta={"version": "t"})
+    folded = fold_hidden(head, ids, logit_map, {"version": "t2"})
+    logits = hidden @ logit_map.T
+    assert np.allclose(recover_hidden(logit_map, logits), hidden)
+    expected = head.probabilities(np.hstack([hidden, extra]))
+    assert np.allclose(folded.probabilities(np.hstack([logits, extra])), expected, atol=1e-9)
+    folded.save(tmp_path / "folded.npz")
+    loaded = LinearHead.load(tmp_path / "folded.npz")
+    assert loaded.logit_ids is not None and loaded.logit_ids.tolist() == ids.tolist()
+    assert np.allclose(loaded.probabilities(np.hstack([logits, extra])), expected, atol=1e-4)
+
+
+def test_the_logit_map_is_recovered_from_calibration_rows_despite_rounding() -> None:
+    rng = np.random.default_rng(5)
+    true_map = rng.normal(size=(20, 6))
+    hidden = rng.normal(size=(200, 6))
+    logits = np.round(hidden, 2) @ true_map.T  # llama.cpp rounds the activations (8 bits) in the matmul
+    assert np.allclose(fit_logit_map(hidden, logits), true_map, atol=0.01)
+
+
+def test_logit_ids_are_distinct_and_in_the_vocabulary() -> None:
+    ids = logit_ids(n_vocab=262_144, count=1024)
+    assert len(ids) == 1024 == len(set(ids.tolist())) and ids.min() == 0 and ids.max() == 262_143
