@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +12,7 @@ import pytest
 
 from common.errors import ConfigurationError
 from common.events import STANCE_LABELS
-from stance.head import LinearHead, fit_softmax_regression
+from stance.head import LinearHead, fit_logit_map, fit_softmax_regression, recover_hidden
 from stance.llama_scorer import LlamaCppScorer
 from stance.model import packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer, head_matches
@@ -26,6 +27,9 @@ TWEETS = [
     "Another fare hike for a bus that never comes. No thanks.",
     "The library board meets Monday at 5pm.",
 ]
+# The head shipped before it was folded onto logits: it reads the hidden state (two decodes).
+H1_HEAD = Path(__file__).resolve().parent / "data" / "stance_head_h1.npz"
+TRAIN_CSV = Path(__file__).resolve().parents[3] / "data" / "labelled" / "stance_train.csv"
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +81,76 @@ def test_a_gguf_only_head_needs_no_encoder(base: LlamaCppScorer, tmp_path: Path)
     scorer = choose_local_scorer(base, "probe", _head_for(base.model, base, tmp_path / "own.npz"), threads=1)
     assert isinstance(scorer, ProbeScorer) and scorer.model == base.model and scorer.method == "probe-t"
     assert len(scorer.score_texts(TWEETS)) == 3
+
+
+def _spy_on_decodes(llm: Llama, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    evaluated: list[int] = []
+    real_eval = llm.eval
+
+    def spy(tokens: list[int]) -> None:
+        evaluated.append(len(tokens))
+        real_eval(tokens)
+
+    monkeypatch.setattr(llm, "eval", spy)
+    return evaluated
+
+
+def test_the_shipped_folded_head_decodes_each_tweet_once(
+    base: LlamaCppScorer, llm: Llama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scorer = choose_local_scorer(base, "probe", DEFAULT_HEAD_PATH, threads=1)
+    assert isinstance(scorer, ProbeScorer) and scorer.method == "probe-h2"
+    scorer.score_texts(TWEETS[:1])  # the prefix is (re-)evaluated here
+    evaluated = _spy_on_decodes(llm, monkeypatch)
+    scorer.score_texts(TWEETS[1:])
+    assert evaluated == [len(base.tweet_tokens(text)) for text in TWEETS[1:]]
+
+
+def test_an_old_hidden_state_head_still_serves_with_a_second_one_token_decode(
+    base: LlamaCppScorer, llm: Llama, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scorer = choose_local_scorer(base, "probe", H1_HEAD, threads=1)
+    assert isinstance(scorer, ProbeScorer) and scorer.method == "probe-h1"
+    scorer.score_texts(TWEETS[:1])
+    evaluated = _spy_on_decodes(llm, monkeypatch)
+    scorer.score_texts(TWEETS[1:])
+    assert evaluated == [n for text in TWEETS[1:] for n in (len(base.tweet_tokens(text)) - 1, 1)]
+
+
+@pytest.fixture(scope="module")
+def logit_map(base: LlamaCppScorer) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped head's logit ids and their map, refitted from 40 training tweets (~840 rows)."""
+    with TRAIN_CSV.open(newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)][:40]
+    ids = LinearHead.load(DEFAULT_HEAD_PATH).logit_ids
+    assert ids is not None
+    hidden, logits = base.calibration_rows(texts, ids)
+    return ids, fit_logit_map(hidden, logits)
+
+
+def test_the_hidden_state_is_recovered_from_the_single_decodes_logits(
+    base: LlamaCppScorer, logit_map: tuple[np.ndarray, np.ndarray]
+) -> None:
+    ids, mapping = logit_map
+    for text in TWEETS:
+        recovered = recover_hidden(mapping, base.logit_features(text, ids).logits)[0]
+        same_decode = base.calibration_rows([text], ids)[0][-1]  # the same decode, embeddings on
+        # llama.cpp rounds the hidden state to 8 bits inside the lm_head matmul: measured 1.0-1.1 %.
+        assert np.linalg.norm(recovered - same_decode) / np.linalg.norm(same_decode) < 0.03
+        # The two-decode path's hidden state also differs by the batch shape: measured <= 4.3 %.
+        two_decodes = base.features(text).hidden
+        assert np.linalg.norm(recovered - two_decodes) / np.linalg.norm(two_decodes) < 0.08
+
+
+def test_the_folded_head_labels_agree_with_the_two_decode_head(base: LlamaCppScorer) -> None:
+    texts = [
+        *TWEETS,
+        "Absolutely love the new library hours, thank you council!",
+        "This merger is a disaster for customers and everyone knows it.",
+    ]
+    old = choose_local_scorer(base, "probe", H1_HEAD, threads=1).score_texts(texts)  # type: ignore[attr-defined]
+    new = choose_local_scorer(base, "probe", DEFAULT_HEAD_PATH, threads=1).score_texts(texts)  # type: ignore[attr-defined]
+    for two_decodes, one_decode in zip(old, new, strict=True):
+        assert one_decode.label == two_decodes.label
+        # Measured on 404 dev + test tweets: up to 0.26 apart on near-ties (9 labels flipped).
+        assert all(abs(one_decode.probabilities[k] - two_decodes.probabilities[k]) < 0.15 for k in STANCE_LABELS)
