@@ -5,7 +5,9 @@
 * **Ceiling**: tokens/s of bare ``llama_decode`` calls of 16 … 1,024 tokens from an empty
   context (what llama-bench calls prompt processing), on the token stream of real tweet texts.
 * **Scorers**, each tweet scored exactly once (no repeat pass, so nothing can come from a
-  cache): the default method (probe head) and plain label scoring. Their tokens/s counts the
+  cache): the default method (the probe head; ``probe-h2`` reads the hidden state through
+  logits of the one decode), plain label scoring, and with ``--extra-head`` an older head
+  file too (``tests/unit/stance/data/stance_head_h1.npz``: two decodes per tweet). Their tokens/s counts the
   tokens each tweet makes the model evaluate (tweet + answer cue; the instruction prefix is
   cached once and excluded); tweets/s is what a user sees.
 * **ratio** = scorer tokens/s ÷ ceiling tokens/s at the chunk size nearest the tokens per
@@ -37,7 +39,7 @@ from typing import Any
 
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.model import packaged_gemma_gguf
-from stance.probe_scorer import DEFAULT_HEAD_PATH, choose_local_scorer
+from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer
 
 HERE = Path(__file__).resolve().parent
 SPEC_DATASET = HERE.parent.parent / "shared" / "data" / "tweets_dataset.json"
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ceiling-tokens", type=int, default=1024, help="tokens per chunk size per round")
     parser.add_argument("--prompt-version", default="v4")
+    parser.add_argument("--extra-head", type=Path, help="another head file to time in the same run")
     parser.add_argument("--multi-seq", type=int, default=4, help="K for the multi-sequence experiment (0: skip)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "stance_ceiling.json")
     args = parser.parse_args()
@@ -118,6 +121,11 @@ def main() -> None:
         default_scorer.method: default_scorer.score_texts,  # type: ignore[attr-defined]
         label_scorer.method: label_scorer.score_texts,
     }
+    if args.extra_head:
+        extra = choose_local_scorer(label_scorer, "probe", args.extra_head, args.threads)
+        assert isinstance(extra, ProbeScorer)
+        name = f"{extra.method} ({args.extra_head.name})"
+        scorers[name], runners[name] = [], extra.score_texts
     multi: list[tuple[int, int, float]] = []
     old_texts = [json.loads(line)["text"] for line in OLD_DEV_SET.read_text().splitlines() if line.strip()]
     old_passes: dict[str, list[tuple[int, int, float]]] = {"first pass": [], "repeat pass": []}
