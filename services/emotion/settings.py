@@ -33,7 +33,11 @@ class EmotionSettings(BaseSettings):
     max_length: int = Field(default=128, ge=8, le=512)
     # Length-bucketed batching: a poll's tweets are sorted by token length and run in padded
     # buckets of at most bucket_size rows and bucket_tokens padded tokens; output keeps input order.
-    bucket_size: int = Field(default=16, ge=1, le=1024)
+    # 8: a poll of 32 tweets in 4 buckets pads less than in 2 of 16, and 8 rows of a tweet's
+    # length still keep one torch thread's matrix products efficient: 4-7% less CPU per tweet
+    # than 16, and less than 4, in three runs (distilroberta shape, 1 thread,
+    # bench/emotion_service_profile.py --bucket-sizes 4,8,16).
+    bucket_size: int = Field(default=8, ge=1, le=1024)
     bucket_tokens: int = Field(default=4096, ge=64)
     # CPU budget (deploy/local/cpu_budget.py sets these from the cores and the replicas on the
     # host): torch intra-op and inter-op threads, applied before the model loads. Unset = torch's.
