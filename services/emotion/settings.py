@@ -34,7 +34,7 @@ class EmotionSettings(BaseSettings):
     # Length-bucketed batching: a poll's tweets are sorted by token length and run in padded
     # buckets of at most bucket_size rows and bucket_tokens padded tokens; output keeps input order.
     # 8: a poll of 32 tweets in 4 buckets pads less than in 2 of 16, and 8 rows of a tweet's
-    # length still keep one torch thread's matrix products efficient: 4-7% less CPU per tweet
+    # length still keep one torch thread's matrix products efficient: 4-8% less CPU per tweet
     # than 16, and less than 4, in three runs (distilroberta shape, 1 thread,
     # bench/emotion_service_profile.py --bucket-sizes 4,8,16).
     bucket_size: int = Field(default=8, ge=1, le=1024)
