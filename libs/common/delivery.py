@@ -382,10 +382,11 @@ def group_loop(
     stopping: asyncio.Event | None = None,
     on_committed: Callable[[list[ConsumerRecord]], None] | None = None,
     max_backoff_s: float = 30.0,
+    fetch_linger_ms: int = 0,
 ) -> BatchLoop:
     """A loop for consumer group ``group`` on ``sources``, with its consumer and producer
     (transactional, one id per replica, when ``transactional``). ``async with`` starts them."""
-    consumer = make_consumer(kafka, group, *sources, max_poll_records=batch_size)
+    consumer = make_consumer(kafka, group, *sources, max_poll_records=batch_size, fetch_linger_ms=fetch_linger_ms)
 
     def new_producer() -> AIOKafkaProducer:
         return make_producer(

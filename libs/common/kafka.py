@@ -69,10 +69,20 @@ def make_producer(settings: KafkaSettings, client_id: str, transactional_id: str
     )
 
 
+LINGER_MIN_BYTES = 256 * 1024  # about one 500-tweet batch: a busy stream never waits for the linger
+
+
 def make_consumer(
-    settings: KafkaSettings, group_id: str, *topics: str, max_poll_records: int = 500
+    settings: KafkaSettings, group_id: str, *topics: str, max_poll_records: int = 500, fetch_linger_ms: int = 0
 ) -> AIOKafkaConsumer:
-    """A group consumer that never auto-commits and never sees aborted transactions' records."""
+    """A group consumer that never auto-commits and never sees aborted transactions' records.
+
+    ``fetch_linger_ms`` > 0 asks the broker to hold each fetch until about a batch's worth of
+    bytes has arrived or that many milliseconds have passed (Kafka's ``fetch.min.bytes`` and
+    ``fetch.max.wait.ms``): a trickle then arrives as one batch instead of many tiny ones, for
+    a consumer whose cost is per batch (a bulk write) rather than per record.
+    """
+    linger = {"fetch_min_bytes": LINGER_MIN_BYTES, "fetch_max_wait_ms": fetch_linger_ms} if fetch_linger_ms > 0 else {}
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=settings.bootstrap_servers,
@@ -83,6 +93,7 @@ def make_consumer(
         isolation_level="read_committed",
         max_poll_records=max_poll_records,
         request_timeout_ms=settings.request_timeout_ms,
+        **linger,
     )
 
 

@@ -80,6 +80,7 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
             service=SERVICE,
             batch_size=settings.indexer_batch_size,
             max_wait_ms=settings.indexer_max_wait_ms,
+            fetch_linger_ms=settings.indexer_linger_ms,
             transactional=False,
             stopping=stopping,
             on_committed=progress,
