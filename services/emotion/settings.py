@@ -28,7 +28,8 @@ class EmotionSettings(BaseSettings):
         validation_alias=AliasChoices("EMOTION_MODEL_CACHE_DIR", "MODEL_CACHE_DIR"),
     )
     group_id: str = "emotion"
-    batch_size: int = Field(default=32, ge=1, le=1024)
+    # 64: one transaction and one idle gap (publish, commit, poll) per 64 tweets instead of 32
+    batch_size: int = Field(default=64, ge=1, le=1024)
     max_wait_ms: int = Field(default=200, ge=1)
     max_length: int = Field(default=128, ge=8, le=512)
     # Length-bucketed batching: a poll's tweets are sorted by token length and run in padded
