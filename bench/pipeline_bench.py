@@ -38,11 +38,12 @@ import httpx
 from bench.emotion_bench import build_model, classifier, plot, sweep, timed
 from bench.workload import generate_texts, length_stats, write_jsonl
 from deploy.local.cpu_budget import Budget, available_cores, plan
+from emotion.settings import EmotionSettings
 from tests.conftest import _delete_topics
 from tests.e2e.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EMOTION_BATCH = 32  # the service default (EMOTION_BATCH_SIZE)
+EMOTION_BATCH = int(EmotionSettings.model_fields["batch_size"].default)  # the service default (EMOTION_BATCH_SIZE)
 WARMUP = 8  # tweets labelled before the clock starts
 WINDOW_S = 60.0  # rate window of the plot
 ES_URL = os.environ.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
@@ -311,6 +312,8 @@ def main() -> None:
     parser.add_argument("--baseline-tweets", type=int, default=320, help="texts for the in-process baselines")
     parser.add_argument("--stance-baseline-tweets", type=int, default=96)
     parser.add_argument("--unbudgeted-tweets", type=int, default=0)
+    parser.add_argument("--otlp", default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                        help="traces go here, as with make up (one trace per tweet); '' = tracing off")
     parser.add_argument("--sweep-tweets", type=int, default=0, help="> 0: also emotion throughput vs batch size")
     parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json", help="the plot goes beside it")
     args = parser.parse_args()
@@ -335,14 +338,15 @@ def main() -> None:
                         args.stance_baseline_tweets)
         stance_base = alone["tweets_per_s"]
         print(f"stance scorer alone: {alone}", flush=True)
-        runs = {"budgeted": run_stack(tmp, model, gguf, dataset, args.tweets, budget.variables(),
+        tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp} if args.otlp else {}
+        runs = {"budgeted": run_stack(tmp, model, gguf, dataset, args.tweets, {**budget.variables(), **tracing},
                                       args.stance_deadline, wait_for_stance=True)}
         print(f"budgeted stack: {json.dumps({k: v for k, v in runs['budgeted'].items() if k != 'samples'})}",
               flush=True)
         if args.unbudgeted_tweets:
             small = tmp / "unbudgeted.jsonl"
             write_jsonl(small, texts[: args.unbudgeted_tweets])
-            runs["unbudgeted"] = run_stack(tmp, model, gguf, small, args.unbudgeted_tweets, {},
+            runs["unbudgeted"] = run_stack(tmp, model, gguf, small, args.unbudgeted_tweets, tracing,
                                            args.stance_deadline, wait_for_stance=False)
         batch_sweep = sweep(model, texts[: args.sweep_tweets], budget.emotion_threads) if args.sweep_tweets else None
     full = runs["budgeted"]
@@ -351,6 +355,7 @@ def main() -> None:
         "host": {"cores": cores, "loadavg_start": loadavg_start, "loadavg_end": os.getloadavg(),
                  "note": "a shared 2-core machine: absolute rates are noisy; ratios within the run matter"},
         "cpu_budget": budget.variables(),
+        "tracing": args.otlp or "off",
         "texts": length_stats(texts),
         "baselines": {"emotion_bare_tweets_per_s": round(emotion_bare, 2), "emotion_batch": EMOTION_BATCH,
                       "baseline_tweets": len(base_texts), "stance_alone_tweets_per_s": round(stance_base, 2),
