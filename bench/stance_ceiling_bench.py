@@ -46,6 +46,7 @@ SPEC_DATASET = HERE.parent.parent / "shared" / "data" / "tweets_dataset.json"
 DEV_SET = HERE.parent / "data" / "labelled" / "stance_dev.csv"
 OLD_DEV_SET = HERE / "stance_devset.jsonl"  # what bench/stance_bench.py timed, 2 passes
 CHUNK_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+PREFIXED_SIZES = (16, 32, 64)  # tweet-sized chunks behind the cached prefix
 
 
 def realistic_texts(path: Path | None) -> tuple[str, list[str]]:
@@ -58,20 +59,28 @@ def realistic_texts(path: Path | None) -> tuple[str, list[str]]:
 
 
 def ceiling_slice(
-    scorer: LlamaCppScorer, stream: Sequence[int], size: int, tokens: int, start: int
+    scorer: LlamaCppScorer, stream: Sequence[int], size: int, tokens: int, start: int, after_prefix: bool = False
 ) -> tuple[int, float]:
-    """Decode ``tokens`` tokens in chunks of ``size`` from an empty context; (tokens, seconds)."""
+    """Decode ``tokens`` tokens in chunks of ``size`` from an empty context; (tokens, seconds).
+
+    ``after_prefix``: each chunk is decoded behind the scorer's cached instruction prefix
+    instead, so it attends over those ~235 KV entries as every scored tweet does.
+    """
     llm = scorer._llm
+    depth = 0
+    if after_prefix:
+        scorer._ensure_prefix()
+        depth = len(scorer._prefix_tokens)
     done, elapsed = 0, 0.0
     while done < tokens:
         offset = (start + done) % max(1, len(stream) - size)
         chunk = list(stream[offset : offset + size])
-        llm.n_tokens = 0
+        llm.n_tokens = depth
         began = time.perf_counter()
         llm.eval(chunk)
         elapsed += time.perf_counter() - began
         done += len(chunk)
-    llm.n_tokens = 0  # the scorer re-evaluates its prefix next time
+    llm.n_tokens = depth  # without the prefix (0) the scorer re-evaluates it next time
     return done, elapsed
 
 
@@ -86,8 +95,8 @@ def scorer_slice(
     return len(texts), sum(count_tokens(t) for t in texts), time.perf_counter() - began
 
 
-def nearest_size(tokens_per_tweet: float) -> int:
-    return min(CHUNK_SIZES, key=lambda size: abs(size - tokens_per_tweet))
+def nearest_size(tokens_per_tweet: float, sizes: Sequence[int] = CHUNK_SIZES) -> int:
+    return min(sizes, key=lambda size: abs(size - tokens_per_tweet))
 
 
 def main() -> None:
@@ -116,6 +125,7 @@ def main() -> None:
     print(f"{gguf.name}, {len(texts)} tweets from {source}, threads {threads}")
 
     ceiling: dict[int, list[tuple[int, float]]] = {size: [] for size in CHUNK_SIZES}
+    prefixed: dict[int, list[tuple[int, float]]] = {size: [] for size in PREFIXED_SIZES}
     scorers: dict[str, list[tuple[int, int, float]]] = {default_scorer.method: [], label_scorer.method: []}
     runners: dict[str, Callable[[Sequence[str]], Any]] = {
         default_scorer.method: default_scorer.score_texts,  # type: ignore[attr-defined]
@@ -135,6 +145,10 @@ def main() -> None:
         part = texts[round_no * per_round : (round_no + 1) * per_round]
         for size in CHUNK_SIZES:
             ceiling[size].append(ceiling_slice(label_scorer, stream, size, args.ceiling_tokens, round_no * 997))
+        for size in PREFIXED_SIZES:
+            prefixed[size].append(
+                ceiling_slice(label_scorer, stream, size, args.ceiling_tokens, round_no * 997, after_prefix=True)
+            )
         for name, run in runners.items():
             scorers[name].append(scorer_slice(run, count, part))
         if args.multi_seq > 1:
@@ -149,6 +163,7 @@ def main() -> None:
 
     ceiling_tps = {size: sum(n for n, _ in runs) / sum(s for _, s in runs) for size, runs in ceiling.items()}
     best = max(ceiling_tps.values())
+    prefixed_tps = {size: sum(n for n, _ in runs) / sum(s for _, s in runs) for size, runs in prefixed.items()}
     result: dict[str, Any] = {
         "model": gguf.name,
         "texts": source,
@@ -164,6 +179,8 @@ def main() -> None:
         "ceiling_spread_per_round": {
             str(size): [round(n / s, 1) for n, s in runs] for size, runs in ceiling.items()
         },
+        "ceiling_after_prefix_tokens_per_s": {str(size): round(v, 1) for size, v in prefixed_tps.items()},
+        "prefix_tokens": len(label_scorer._prefix_tokens),
         "scorers": {},
     }
     old = {f"old bench (label scoring, {OLD_DEV_SET.name}) {name}": runs for name, runs in old_passes.items()}
@@ -179,6 +196,9 @@ def main() -> None:
             "ratio_to_ceiling_at_same_chunk": round(tps / ceiling_tps[near], 3),
             "ceiling_chunk_compared": near,
             "ratio_to_best_ceiling": round(tps / best, 3),
+            "ratio_to_ceiling_after_prefix_at_same_chunk": round(
+                tps / prefixed_tps[nearest_size(per_tweet, PREFIXED_SIZES)], 3
+            ),
             "tweets_per_s_per_round": [round(r[0] / r[2], 2) for r in runs],
         }
     if multi:
