@@ -283,17 +283,18 @@ def plot_rates(runs: dict[str, dict[str, Any]], path: Path) -> None:
     fig, axes = plt.subplots(len(runs), 1, figsize=(7, 3.2 * len(runs)), squeeze=False)
     for ax, (name, run) in zip(axes[:, 0], runs.items(), strict=True):
         samples = run["samples"]
+        window = min(WINDOW_S, max(4.0, samples[-1]["t"] / 4))  # a short run still gets a curve
         for key in ("docs", "emotion", "stance"):
             points = []
-            for b in samples:  # over the last WINDOW_S: labels arrive a committed batch at a time
-                a = next(s for s in samples if s["t"] >= b["t"] - WINDOW_S)
-                if b["t"] - a["t"] >= WINDOW_S / 2:
+            for b in samples:  # over the last window: labels arrive a committed batch at a time
+                a = next(s for s in samples if s["t"] >= b["t"] - window)
+                if b["t"] - a["t"] >= window / 2:
                     points.append((b["t"], (b[key] - a[key]) / (b["t"] - a["t"])))
             if points:
                 ax.plot(*zip(*points, strict=True), label={"docs": "indexed"}.get(key, key))
         ax.set_yscale("symlog", linthresh=1)
         ax.set_xlabel("seconds since replay start")
-        ax.set_ylabel(f"tweets/s ({WINDOW_S:.0f} s window)")
+        ax.set_ylabel(f"tweets/s ({window:.0f} s window)")
         ax.set_title(f"{name}: {run['tweets']} tweets")
         ax.grid(alpha=0.3)
         ax.legend()
