@@ -69,6 +69,7 @@ def make_producer(settings: KafkaSettings, client_id: str, transactional_id: str
     )
 
 
+DEAD_LETTER_HEADERS = frozenset({"error-class", "service", "reason", "source-offset"})  # what dead_letter adds
 LINGER_MIN_BYTES = 256 * 1024  # about one 500-tweet batch: a busy stream never waits for the linger
 
 
@@ -161,7 +162,10 @@ async def send_all(producer: AIOKafkaProducer, messages: Sequence[OutgoingMessag
             kind=SpanKind.PRODUCER,
             attributes={TWEET_ID: m.key or "", "messaging.destination.name": m.topic},
         ):
-            traced = [(k, v) for k, v in m.headers if k not in _TRACE_HEADERS] + inject_headers()
+            injected = inject_headers()
+            # Tracing off here (nothing injected): the message's own context passes through, so a
+            # tweet's trace is not cut where one process does not trace.
+            traced = ([(k, v) for k, v in m.headers if k not in _TRACE_HEADERS] + injected) if injected else m.headers
             futures.append(
                 await producer.send(
                     m.topic, value=m.value, key=m.key.encode() if m.key is not None else None, headers=traced
@@ -185,7 +189,9 @@ def dead_letter(record: ConsumerRecord, service: str, error: Exception) -> Outgo
         error_class=type(error).__name__,
         detail=str(error)[:2000],
     )
-    headers = [
+    # The source record's own headers travel with it (its trace context among them), so a
+    # re-drive can republish the record as it was; ours describe the failure.
+    headers = [(k, v) for k, v in (record.headers or ()) if k not in DEAD_LETTER_HEADERS] + [
         ("error-class", type(error).__name__.encode()),
         ("service", service.encode()),
         ("reason", reason.encode()),

@@ -122,7 +122,8 @@ def show(
         if as_json:
             for letters in selected.values():
                 for letter in letters[-limit:]:
-                    console.out(json.dumps(asdict(letter), ensure_ascii=False), highlight=False)
+                    row = asdict(letter) | {"headers": {k: v.decode(errors="replace") for k, v in letter.headers}}
+                    console.out(json.dumps(row, ensure_ascii=False), highlight=False)
             return
         table = Table("where", "service", "reason", "key", "failed at", "value")
         for letters in selected.values():

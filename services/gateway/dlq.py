@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,13 +29,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client import Gauge
 
-from common.kafka import OutgoingMessage, make_producer, publish_all
+from common.kafka import DEAD_LETTER_HEADERS, OutgoingMessage, make_producer, publish_all
 from common.settings import KafkaSettings
 from common.topics import DLQ_SUFFIX
 
 log = logging.getLogger(__name__)
 LEDGER = "dlq.redriven"
 REDRIVEN_FROM = "redriven-from"
+REDRIVEN_REASON = "redriven-reason"
 IDLE_S = 2.0  # a scan ends at the end offsets taken when it started, or after this long without records
 DEAD_LETTERS = Gauge("pipeline_dead_letters", "Messages held in a dead-letter topic (and tweets.rejected)", ["topic"])
 
@@ -52,14 +53,22 @@ class Letter:
     value: str  # the original message (or raw source record)
     detail: str = ""
     failed_at: str | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()  # the dead letter's Kafka headers: the original's, then ours
 
     @property
     def ref(self) -> str:
         return f"{self.topic}:{self.partition}:{self.offset}"
 
 
-def parse_letter(topic: str, partition: int, offset: int, value: bytes | None) -> Letter:
+def parse_letter(
+    topic: str, partition: int, offset: int, value: bytes | None, headers: Sequence[tuple[str, bytes]] = ()
+) -> Letter:
     """A DeadLetter (``*.dlq``) or a RejectedRecord (``tweets.rejected``) as a :class:`Letter`."""
+    letter = _letter(topic, partition, offset, value)
+    return replace(letter, headers=tuple(headers)) if headers else letter
+
+
+def _letter(topic: str, partition: int, offset: int, value: bytes | None) -> Letter:
     try:
         body: dict[str, Any] = json.loads(value or b"")
     except ValueError:
@@ -145,12 +154,12 @@ class DeadLetterStore:
         return sizes
 
     async def scan(self, topic: str) -> AsyncIterator[Letter]:
-        async for partition, offset, _key, value in self._read(topic):
-            yield parse_letter(topic, partition, offset, value)
+        async for partition, offset, _key, value, headers in self._read(topic):
+            yield parse_letter(topic, partition, offset, value, headers)
 
     async def redriven(self) -> set[str]:
         """References of every dead letter re-driven so far (the ledger)."""
-        return {key.decode() async for _p, _o, key, _v in self._read(self.ledger_topic) if key}
+        return {key.decode() async for _p, _o, key, _v, _h in self._read(self.ledger_topic) if key}
 
     async def redrive(self, letters: Sequence[Letter], *, dry_run: bool, batch_size: int = 500) -> RedriveResult:
         result = RedriveResult()
@@ -173,7 +182,7 @@ class DeadLetterStore:
         try:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
-                await publish_all(producer, [_republished(letter) for letter in batch])
+                await publish_all(producer, [republished(letter) for letter in batch])
                 await publish_all(producer, [self._ledger_entry(letter) for letter in batch])
                 result.redriven += len(batch)
         finally:
@@ -232,7 +241,9 @@ class DeadLetterStore:
         self._consumer = consumer
         return consumer
 
-    async def _read(self, topic: str) -> AsyncIterator[tuple[int, int, bytes | None, bytes | None]]:
+    async def _read(
+        self, topic: str
+    ) -> AsyncIterator[tuple[int, int, bytes | None, bytes | None, Sequence[tuple[str, bytes]]]]:
         """Every record of ``topic`` up to the end offsets taken at the start (bounded)."""
         consumer = await self._started_consumer()
         partitions = await self._partitions(topic)
@@ -252,7 +263,7 @@ class DeadLetterStore:
             for records in polled.values():
                 for record in records:
                     if record.offset < end[TopicPartition(record.topic, record.partition)]:
-                        yield record.partition, record.offset, record.key, record.value
+                        yield record.partition, record.offset, record.key, record.value, record.headers or ()
 
 
 async def _behind(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
@@ -262,9 +273,14 @@ async def _behind(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) ->
     return False
 
 
-def _republished(letter: Letter) -> OutgoingMessage:
+def republished(letter: Letter) -> OutgoingMessage:
+    """The original record again, with its own headers (its trace context: the tweet's trace
+    goes on) and where it was re-driven from; not the failure's headers, nor an earlier
+    re-drive's."""
     assert letter.source_topic is not None
-    headers = [(REDRIVEN_FROM, letter.ref.encode()), ("redriven-reason", letter.reason.encode())]
+    ours = DEAD_LETTER_HEADERS | {REDRIVEN_FROM, REDRIVEN_REASON}
+    original = [(k, v) for k, v in letter.headers if k not in ours]
+    headers = [*original, (REDRIVEN_FROM, letter.ref.encode()), (REDRIVEN_REASON, letter.reason.encode())]
     return OutgoingMessage(letter.source_topic, letter.key, letter.value.encode(), headers)
 
 

@@ -33,7 +33,17 @@ def letter(settings: KafkaSettings, source: str, offset: int, service: str, reas
         reason=reason,
         error_class="PermanentError",
     )
-    return OutgoingMessage(settings.topics.dlq(source), dead.key, dead.model_dump_json().encode())
+    # As common.kafka.dead_letter writes them: the source record's headers, then the failure's.
+    headers = [
+        ("traceparent", traceparent(offset)),
+        ("origin", f"crawler-{offset}".encode()),
+        ("reason", reason.encode()),
+    ]
+    return OutgoingMessage(settings.topics.dlq(source), dead.key, dead.model_dump_json().encode(), headers)
+
+
+def traceparent(offset: int) -> bytes:
+    return f"00-{offset:032x}-{offset:016x}-01".encode()
 
 
 async def seed(settings: KafkaSettings) -> None:
@@ -99,6 +109,7 @@ async def test_list_and_show_count_every_dlq_and_the_rejects_with_filters(kafka_
         ("stance", "inference_error"),
     ]
     assert all(s["value"].startswith('{"schema_version"') for s in letters)
+    assert {s["headers"]["origin"] for s in letters} == {"crawler-3", "crawler-4"}, "headers shown as text"
 
 
 async def test_redrive_republishes_the_original_once_with_a_header(kafka_settings: KafkaSettings) -> None:
@@ -117,6 +128,11 @@ async def test_redrive_republishes_the_original_once_with_a_header(kafka_setting
         assert json.loads(value)["note"] == f"original {int(key) - 1000}", "the original value, unchanged"
         origin = dict(headers)[REDRIVEN_FROM].decode()
         assert origin.startswith(f"{topics.dlq(topics.raw)}:") and origin.count(":") == 2
+        offset = int(key) - 1000
+        assert dict(headers)["origin"] == f"crawler-{offset}".encode(), "the original's own headers travel on"
+        assert "reason" not in dict(headers), "the failure's headers stay on the dead letter"
+        trace_id = dict(headers)["traceparent"].decode().split("-")[1]
+        assert trace_id == f"{offset:032x}", "the re-driven record continues the tweet's trace"
 
     everything = (await cli(kafka_settings, "redrive")).output
     assert "4 matching dead letters; 2 re-driven earlier; republished 2" in everything

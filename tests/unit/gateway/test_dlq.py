@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from common.events import DeadLetter, RejectedRecord, ValidationIssue
-from gateway.dlq import Letter, matches, parse_letter
+from gateway.dlq import Letter, matches, parse_letter, republished
 
 
 def test_a_dead_letter_keeps_its_source_and_original_value() -> None:
@@ -40,3 +40,40 @@ def test_reason_filters_match_a_whole_reason_or_its_category() -> None:
     assert matches(letter) and matches(letter, ["invalid_tweet"]) and matches(letter, ["invalid_tweet:text"])
     assert not matches(letter, ["invalid"]) and not matches(letter, ["invalid_tweet:created_at"])
     assert matches(letter, services=["emotion", "stance"]) and not matches(letter, ["invalid_tweet"], ["emotion"])
+
+
+def test_a_redrive_republishes_the_original_headers_without_the_failure_or_an_earlier_redrive() -> None:
+    traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    dead_letter_headers = (
+        ("traceparent", traceparent),
+        ("origin", b"crawler-7"),
+        ("redriven-from", b"p.tweets.raw.dlq:0:3"),  # it had been re-driven once before and failed again
+        ("error-class", b"PermanentError"),
+        ("service", b"emotion"),
+        ("reason", b"invalid_tweet:text"),
+        ("source-offset", b"p.tweets.raw:2:41"),
+    )
+    letter = Letter(
+        "p.tweets.raw.dlq",
+        0,
+        7,
+        "17",
+        "emotion",
+        "invalid_tweet:text",
+        "p.tweets.raw",
+        "{}",
+        headers=dead_letter_headers,
+    )
+    message = republished(letter)
+    assert (message.topic, message.key, message.value) == ("p.tweets.raw", "17", b"{}")
+    assert message.headers == [
+        ("traceparent", traceparent),
+        ("origin", b"crawler-7"),
+        ("redriven-from", b"p.tweets.raw.dlq:0:7"),
+        ("redriven-reason", b"invalid_tweet:text"),
+    ]
+
+
+def test_parse_letter_keeps_the_records_headers() -> None:
+    letter = parse_letter("tweets.rejected", 0, 1, b"not json", [("origin", b"x")])
+    assert letter.headers == (("origin", b"x"),)
