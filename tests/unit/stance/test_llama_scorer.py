@@ -12,6 +12,7 @@ from stance.llama_scorer import LlamaCppScorer
 from stance.logic import calibrate
 from stance.model import StanceScore
 from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
+from tests.unit.stance.decode_spy import spy_on_decodes
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -57,14 +58,7 @@ def test_prefix_cache_reuse_matches_a_fresh_evaluation(llm: Llama) -> None:
 def test_only_the_tweet_is_evaluated_once_the_prefix_is_cached(llm: Llama, monkeypatch: pytest.MonkeyPatch) -> None:
     scorer = LlamaCppScorer(llm, "gemma.gguf", DEFAULT_PROMPT_VERSION, calibrate=False)
     scorer.raw_distribution(TWEETS[0])
-    evaluated: list[int] = []
-    real_eval = llm.eval
-
-    def spy(tokens: list[int]) -> None:
-        evaluated.append(len(tokens))
-        real_eval(tokens)
-
-    monkeypatch.setattr(llm, "eval", spy)
+    evaluated = spy_on_decodes(llm, monkeypatch)
     scorer.raw_distribution(TWEETS[1])
     assert evaluated == [len(scorer.tweet_tokens(TWEETS[1]))]
     assert len(scorer.tweet_tokens(TWEETS[1])) < len(scorer._prefix_tokens)

@@ -16,6 +16,7 @@ from stance.head import LinearHead, fit_logit_map, fit_softmax_regression, recov
 from stance.llama_scorer import LlamaCppScorer
 from stance.model import packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer, head_matches
+from tests.unit.stance.decode_spy import spy_on_decodes
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -83,25 +84,13 @@ def test_a_gguf_only_head_needs_no_encoder(base: LlamaCppScorer, tmp_path: Path)
     assert len(scorer.score_texts(TWEETS)) == 3
 
 
-def _spy_on_decodes(llm: Llama, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    evaluated: list[int] = []
-    real_eval = llm.eval
-
-    def spy(tokens: list[int]) -> None:
-        evaluated.append(len(tokens))
-        real_eval(tokens)
-
-    monkeypatch.setattr(llm, "eval", spy)
-    return evaluated
-
-
 def test_the_shipped_folded_head_decodes_each_tweet_once(
     base: LlamaCppScorer, llm: Llama, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scorer = choose_local_scorer(base, "probe", DEFAULT_HEAD_PATH, threads=1)
     assert isinstance(scorer, ProbeScorer) and scorer.method == "probe-h2"
     scorer.score_texts(TWEETS[:1])  # the prefix is (re-)evaluated here
-    evaluated = _spy_on_decodes(llm, monkeypatch)
+    evaluated = spy_on_decodes(llm, monkeypatch)
     scorer.score_texts(TWEETS[1:])
     assert evaluated == [len(base.tweet_tokens(text)) for text in TWEETS[1:]]
 
@@ -112,7 +101,7 @@ def test_an_old_hidden_state_head_still_serves_with_a_second_one_token_decode(
     scorer = choose_local_scorer(base, "probe", H1_HEAD, threads=1)
     assert isinstance(scorer, ProbeScorer) and scorer.method == "probe-h1"
     scorer.score_texts(TWEETS[:1])
-    evaluated = _spy_on_decodes(llm, monkeypatch)
+    evaluated = spy_on_decodes(llm, monkeypatch)
     scorer.score_texts(TWEETS[1:])
     assert evaluated == [n for text in TWEETS[1:] for n in (len(base.tweet_tokens(text)) - 1, 1)]
 
