@@ -70,7 +70,12 @@ async def gather(settings: KafkaSettings, es_url: str, index: str) -> tuple[Tabl
         stages.add_column("messages", justify="right")
         for topic in names:
             stages.add_row(topic, str(sum(sizes[topic].values())))
-        lag = Table(title="Consumer groups")
+        lag = Table(
+            title="Consumer groups",
+            # Read-committed consumers never see transaction markers, so they cannot commit past them.
+            caption=f"{t.labels} is written in Kafka transactions: each commit marker takes an offset, "
+            "so a group that has caught up shows a lag of up to 1 per partition there",
+        )
         for column in ("group", "topic", "committed", "end", "lag"):
             lag.add_column(column, justify="right" if column != "group" and column != "topic" else "left")
         for group in GROUPS:
