@@ -46,6 +46,12 @@ def shutdown_tracing() -> None:
         shutdown()
 
 
+def configured_tracer(name: str) -> trace.Tracer | None:
+    """The installed provider's tracer, or ``None`` while none is (tracing off)."""
+    provider = trace.get_tracer_provider()
+    return None if isinstance(provider, trace.ProxyTracerProvider) else provider.get_tracer(name)
+
+
 def inject_headers(ctx: Context | None = None) -> list[tuple[str, bytes]]:
     """Kafka headers carrying the current (or given) span context."""
     carrier: dict[str, str] = {}

@@ -25,7 +25,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
 from common.metrics import PRODUCED, REJECTED
-from common.telemetry import TWEET_ID, inject_headers
+from common.telemetry import TWEET_ID, configured_tracer, inject_headers
 from common.topics import Topics
 from ingestor.checkpoint import Cursor, Mark
 from ingestor.logic import Outcome, ReplaySummary, SeenIds, SourceItem, duplicate, to_outcome
@@ -285,12 +285,6 @@ def publish_span(tracer: Tracer, tweet_id: str, topic: str) -> list[tuple[str, b
     headers = inject_headers(trace.set_span_in_context(span))
     span.end()
     return headers
-
-
-def configured_tracer(name: str) -> Tracer | None:
-    """The installed provider's tracer, or ``None`` while none is (tracing off)."""
-    provider = trace.get_tracer_provider()
-    return None if isinstance(provider, trace.ProxyTracerProvider) else provider.get_tracer(name)
 
 
 def _pacer(rate: float) -> AsyncLimiter:

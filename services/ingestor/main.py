@@ -13,13 +13,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
-from opentelemetry import trace
 
 from common.kafka import OutgoingMessage, ensure_topics, make_producer, send_all
 from common.settings import KafkaSettings
+from common.telemetry import configured_tracer
 from ingestor.checkpoint import Ledger, Mark, StateDir, read_identity
 from ingestor.errors import KafkaUnavailableError, SourceFormatError
-from ingestor.handlers import IndexedIds, ProgressCallback, Replay
+from ingestor.handlers import SERVICE, IndexedIds, ProgressCallback, Replay
 from ingestor.index_lookup import IndexLookup
 from ingestor.logic import ReplaySummary
 from ingestor.settings import IngestorSettings
@@ -51,7 +51,7 @@ class KafkaOut:
         self._retry = retry
         self._stopping = stopping
         self._producer: AIOKafkaProducer | None = None
-        self._traced = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        self._traced = configured_tracer(SERVICE) is not None
         self._handing = asyncio.Lock()
         self.retries = 0
 
