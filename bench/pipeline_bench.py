@@ -44,7 +44,9 @@ from tests.conftest import _delete_topics
 from tests.e2e.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EMOTION_BATCH = int(EmotionSettings.model_fields["batch_size"].default)  # the service default (EMOTION_BATCH_SIZE)
+# The service's batch size: its default, or EMOTION_BATCH_SIZE from the environment / .env (to
+# compare batch sizes: EMOTION_BATCH_SIZE=32 .venv/bin/python bench/pipeline_bench.py ...).
+EMOTION_BATCH = EmotionSettings().batch_size
 WARMUP = 8  # tweets labelled before the clock starts
 WINDOW_S = 60.0  # rate window of the plot
 ES_URL = os.environ.get("GATEWAY_ES_URL", "http://127.0.0.1:9200")
