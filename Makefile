@@ -73,6 +73,7 @@ bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_T
 	@PYTHONPATH=. $(PY) bench/onnx_parity.py
 	@PYTHONPATH=. $(PY) bench/transactions_bench.py
 	@PYTHONPATH=. $(PY) bench/ingest_bench.py --tweets 10000
+	@PYTHONPATH=. $(PY) bench/es_bulk_bench.py
 	@PYTHONPATH=. $(PY) bench/pipeline_bench.py --tweets $(BENCH_TWEETS) --unbudgeted-tweets $(BENCH_UNBUDGETED_TWEETS)
 	@mkdir -p docs/bench && cp bench/results/pipeline_rates.png bench/results/emotion_batch.png docs/bench/
 

@@ -25,7 +25,8 @@ class GatewaySettings(BaseSettings):
     indexer_batch_size: int = Field(default=500, ge=1, le=10_000)
     indexer_max_wait_ms: int = Field(default=200, ge=1)
     # The broker holds a fetch until ~a batch of bytes or this long: Elasticsearch spends per
-    # bulk, not per document (measured: 2.2 ms CPU a tweet in bulks of 8, 0.4 in bulks of 200).
+    # bulk, not only per document (bench/es_bulk_bench.py: 1.1-1.3 ms of its CPU a tweet in bulks
+    # of 8, 0.4-0.5 in bulks of 200, the indexer's own 0.85 vs 0.3).
     indexer_linger_ms: int = Field(default=1000, ge=0, le=10_000)
     relabel_max_tweets: int = Field(default=10_000, ge=1, le=10_000)  # ES max_result_window
     jaeger_ui_url: str = "http://127.0.0.1:16686"
