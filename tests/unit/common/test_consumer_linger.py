@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from common.kafka import LINGER_MIN_BYTES, make_consumer
+from aiokafka import ConsumerRecord
+
+from common.delivery import group_loop
+from common.kafka import LINGER_MIN_BYTES, OutgoingMessage, make_consumer
 from common.settings import KafkaSettings
 from gateway.settings import GatewaySettings
 
@@ -18,6 +21,27 @@ async def test_without_a_linger_a_fetch_returns_as_soon_as_one_byte_is_there() -
     assert consumer._fetch_min_bytes == 1
 
 
-def test_the_indexer_lingers_by_default_and_zero_turns_it_off() -> None:
-    assert GatewaySettings().indexer_linger_ms > 0
-    assert GatewaySettings(indexer_linger_ms=0).indexer_linger_ms == 0
+async def test_a_group_loop_hands_its_linger_to_its_consumer_and_the_indexer_lingers_by_default() -> None:
+    linger = GatewaySettings().indexer_linger_ms
+    assert linger > 0
+    loop = group_loop(
+        KafkaSettings(),
+        "g",
+        ["t"],
+        handle=_no_output,
+        service="s",
+        batch_size=10,
+        max_wait_ms=100,
+        transactional=False,
+        fetch_linger_ms=linger,
+    )
+    try:
+        assert (loop.consumer._fetch_min_bytes, loop.consumer._fetch_max_wait_ms) == (LINGER_MIN_BYTES, linger)
+    finally:
+        await loop.consumer.stop()
+        if loop.producer is not None:
+            await loop.producer.stop()
+
+
+async def _no_output(batch: list[ConsumerRecord]) -> list[OutgoingMessage]:
+    return []
