@@ -25,6 +25,25 @@ def fetch_all(client: httpx.Client) -> list[dict[str, object]]:
             return items
 
 
+JAEGER_PLACEHOLDER = "placeholder for the Jaeger UI"  # the page a Jaeger built without its UI serves on /
+
+
+def jaeger_line(url: str) -> str:
+    """The UI's address only where a UI answers: a Go-module build of Jaeger serves the query API
+    and a placeholder page instead (deploy/local/infra.sh builds one where the release archive
+    is unreachable)."""
+    try:
+        page = httpx.get(url, timeout=5)
+    except httpx.HTTPError:
+        return f"Jaeger:     not answering at {url}"
+    if page.is_success and JAEGER_PLACEHOLDER not in page.text:
+        return f"Jaeger UI:  {url}"
+    return (
+        "Jaeger:     no web UI in this build (built from its Go module); a tweet's trace: GET /tweets/<id>/trace,"
+        f" or the query API {url}/api/traces"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -65,7 +84,7 @@ def main() -> int:
         )
     console.print(table)
     console.print(f"API:        {args.url}/tweets   (docs: {args.url}/docs)")
-    console.print(f"Jaeger UI:  {args.jaeger}")
+    console.print(jaeger_line(args.jaeger), markup=False)
     console.print("Status:     make status     Stop: make down")
     return 0
 

@@ -20,7 +20,11 @@ RUN_DIR="${TWEETPIPE_RUN_DIR:-$TWEETPIPE_HOME/run}"
 MAVEN_CENTRAL="${TWEETPIPE_MAVEN_URL:-https://repo.maven.apache.org/maven2}"
 KAFKA_VERSION="3.9.1"  # pinned in deploy/local/kafka/pom.xml too
 ES_VERSION="${TWEETPIPE_ES_VERSION:-8.19.4}"
+# Jaeger: the release archive (with the web UI) where reachable, else a build from the Go module.
+# The build is pinned to v1.75.0, the newest release the Go module proxy lists (v1.76.0 is served
+# but not listed); the built binary's cache path carries its version, so a new pin is built afresh.
 JAEGER_VERSION="${TWEETPIPE_JAEGER_VERSION:-v1.76.0}"
+JAEGER_MODULE_VERSION="${TWEETPIPE_JAEGER_MODULE_VERSION:-v1.75.0}"
 DEPENDENCY_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 BIND_HOST="127.0.0.1"
@@ -129,12 +133,24 @@ jaeger_healthy() {
     "http://$BIND_HOST:$OTLP_HTTP_PORT/v1/traces" 2>/dev/null
 }
 
+# What answers on the query port: the web UI (release archive), or, from a Go-module build, only
+# the query API (its / is Jaeger's "placeholder for the Jaeger UI" page, so no UI address is shown).
+jaeger_query_endpoint() {
+  local base="http://$BIND_HOST:$JAEGER_UI_PORT" page
+  if ! page="$(curl -fsS -m 5 "$base/" 2>/dev/null)"; then
+    printf '%s' "$base"
+  elif [[ "$page" == *"placeholder for the Jaeger UI"* ]]; then
+    printf 'query API %s/api/traces, no web UI in this build' "$base"
+  else
+    printf 'UI %s' "$base"
+  fi
+}
+
 endpoint() {
   case "$1" in
     kafka) printf '%s:%s' "$BIND_HOST" "$KAFKA_PORT" ;;
     elasticsearch) printf 'http://%s:%s' "$BIND_HOST" "$ES_PORT" ;;
-    jaeger) printf 'http://%s:%s (OTLP grpc :%s, http :%s)' "$BIND_HOST" "$JAEGER_UI_PORT" \
-      "$OTLP_GRPC_PORT" "$OTLP_HTTP_PORT" ;;
+    jaeger) printf '%s (OTLP grpc :%s, http :%s)' "$(jaeger_query_endpoint)" "$OTLP_GRPC_PORT" "$OTLP_HTTP_PORT" ;;
   esac
 }
 
@@ -332,7 +348,7 @@ JAEGER_RELEASE_CONNECT_TIMEOUT="${TWEETPIPE_JAEGER_RELEASE_CONNECT_TIMEOUT:-5}"
 JAEGER_RELEASE_RETRY_SECONDS="${TWEETPIPE_JAEGER_RELEASE_RETRY_SECONDS:-86400}"
 
 jaeger_release_bin() { printf '%s/jaeger-all-in-one-%s-release\n' "$BIN_DIR" "$JAEGER_VERSION"; }
-jaeger_built_bin() { printf '%s/jaeger-all-in-one-%s\n' "$BIN_DIR" "$JAEGER_VERSION"; }
+jaeger_built_bin() { printf '%s/jaeger-all-in-one-%s\n' "$BIN_DIR" "$JAEGER_MODULE_VERSION"; }
 jaeger_bin() {
   if [[ -x "$(jaeger_release_bin)" ]]; then jaeger_release_bin; else jaeger_built_bin; fi
 }
@@ -389,12 +405,12 @@ jaeger_install() {
   # Jaeger's go.mod carries replace directives, which `go install pkg@version` refuses, so the
   # module is downloaded and built in a writable copy instead.
   export GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="-mod=mod" GOWORK=off
-  log "jaeger: downloading github.com/jaegertracing/jaeger@$JAEGER_VERSION"
-  module_dir="$(cd "$DOWNLOADS_DIR" && go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_VERSION" \
+  log "jaeger: downloading github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION"
+  module_dir="$(cd "$DOWNLOADS_DIR" && go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION" \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')" \
-    || die "go mod download of jaeger $JAEGER_VERSION failed"
+    || die "go mod download of jaeger $JAEGER_MODULE_VERSION failed"
   # Per-process scratch names: two concurrent first starts must not remove each other's build.
-  work="$DOWNLOADS_DIR/jaeger-src-$JAEGER_VERSION.$$.tmp"
+  work="$DOWNLOADS_DIR/jaeger-src-$JAEGER_MODULE_VERSION.$$.tmp"
   rm -rf "$work"
   cp -r "$module_dir" "$work"
   chmod -R u+w "$work"
@@ -415,7 +431,7 @@ jaeger_start() {
   if [[ "$bin" == "$(jaeger_release_bin)" ]]; then
     log "jaeger: starting $JAEGER_VERSION all-in-one (in-memory) UI http://$BIND_HOST:$JAEGER_UI_PORT"
   else
-    log "jaeger: starting $JAEGER_VERSION all-in-one (in-memory), built from the Go module: the web UI is" \
+    log "jaeger: starting $JAEGER_MODULE_VERSION all-in-one (in-memory), built from the Go module: the web UI is" \
       "missing (its assets are not in the module); the query API http://$BIND_HOST:$JAEGER_UI_PORT/api/traces" \
       "and the gateway's GET /tweets/{id}/trace work, and 'docker compose up' has the UI"
   fi

@@ -35,6 +35,16 @@ class GatewaySettings(BaseSettings):
     api_keys: SecretStr | None = None
     rate_limit: float = Field(default=60, gt=0)  # mutating requests per client per rate_limit_period_s
     rate_limit_period_s: float = Field(default=60.0, gt=0)
+    # wrong keys per client address within the window before it is locked out (429) for the window
+    auth_failure_limit: int = Field(default=10, ge=1)
+    auth_failure_window_s: float = Field(default=300.0, gt=0)
+    # proxies trusted to name the client in X-Forwarded-For (uvicorn's forwarded_allow_ips); empty:
+    # none, the peer is the client (uvicorn's default, 127.0.0.1, would let any local caller pick
+    # its own address and so dodge the wrong-key limit)
+    forwarded_allow_ips: str = ""
+    # the /review key cookie is Secure: browsers send it over https, and over http only to
+    # localhost/127.0.0.1; false for a plain-http gateway reached by another host name
+    review_cookie_secure: bool = True
     max_request_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # any request body; 413 past it
     ingest_max_records: int = Field(default=10_000, ge=1)  # JSON Lines per POST /ingest
     jaeger_query_url: str = "http://127.0.0.1:16686"  # Jaeger's query API, for GET /tweets/{id}/trace

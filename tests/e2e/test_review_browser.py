@@ -182,6 +182,11 @@ def test_review_page_samples_strata_and_a_correction_round_trips_to_es_and_the_c
     browser.find_element(By.ID, "api-key").send_keys(API_KEY)
     browser.find_element(By.CSS_SELECTOR, "#signin-form button").click()
     _wait(browser, ec.invisibility_of_element_located((By.ID, "signin")), "the sign-in box to go")
+    # The key cookie is Secure (GATEWAY_REVIEW_COOKIE_SECURE's default), HttpOnly and SameSite=Strict;
+    # Chromium keeps and sends a Secure cookie over plain http to 127.0.0.1 (a trustworthy origin),
+    # which the saves below prove.
+    cookie = browser.get_cookie("gateway_api_key")
+    assert cookie and cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
 
     # Correct the first row: a different emotion, OPPOSE, negative sentiment.
     target = ids[0]
@@ -216,8 +221,10 @@ def test_review_page_samples_strata_and_a_correction_round_trips_to_es_and_the_c
     second_stored = httpx.get(f"{es_url}/{index_name}/_doc/{ids[1]}").json()["_source"]
     assert second_stored["review"]["emotion"] == second_stored["emotion"]["label"]
 
-    # ...and the gold CSV export has both, in the evaluate command's format.
-    export = httpx.get(f"{stack.api}/review/export.csv")
+    # ...and the gold CSV export (which needs the key, like the forms) has both, in the evaluate
+    # command's format.
+    assert httpx.get(f"{stack.api}/review/export.csv").status_code == 401
+    export = httpx.get(f"{stack.api}/review/export.csv", headers={"X-API-Key": API_KEY})
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
     gold = list(csv.DictReader(io.StringIO(export.text)))
     assert list(gold[0]) == ["id", "text", "emotion", "stance", "sentiment"]

@@ -20,7 +20,13 @@ def main() -> None:
 
         FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            forwarded_allow_ips=settings.forwarded_allow_ips,  # the client address the key limit counts
+        )
     finally:
         shutdown_tracing()
 

@@ -8,6 +8,14 @@
 * Each key has its own leaky bucket of ``GATEWAY_RATE_LIMIT`` requests per
   ``GATEWAY_RATE_LIMIT_PERIOD_S``; past it the answer is 429 with ``Retry-After``. (Without keys
   there is no client identity worth limiting: that mode is for a local stack.)
+* Guessing is limited per client address: ``GATEWAY_AUTH_FAILURE_LIMIT`` wrong keys within
+  ``GATEWAY_AUTH_FAILURE_WINDOW_S`` lock that address out for the window: every protected request
+  from it is answered 429 with ``Retry-After`` before its key is even looked at (so a right guess
+  during the lock-out is not told apart). Other addresses, and their valid keys, are unaffected.
+  The address is the connection's peer; ``X-Forwarded-For`` counts only from the proxies in
+  ``GATEWAY_FORWARDED_ALLOW_IPS`` (none by default: see ``gateway.api.__main__``).
+* ``key_required`` applies the same checks to a read that must not be open
+  (``GET /review/export.csv``).
 * ``BodyLimit`` answers 413 for a body over ``GATEWAY_MAX_REQUEST_BYTES``, from the declared
   ``Content-Length`` before reading, or while streaming a body that declares none.
 """
@@ -15,9 +23,13 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import math
+import time
+from collections import deque
+from collections.abc import Callable
 from typing import Annotated
 
 from aiolimiter import AsyncLimiter
@@ -62,20 +74,99 @@ class RateLimits:
         return None
 
 
+def client_address(host: str) -> str:
+    """The unit the failed-key limit counts: the IPv4 address, or the IPv6 /64 (one host's
+    usual allocation, so rotating through it is not a fresh budget each time)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # "unknown", or a test client's name
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class FailedAttempts:
+    """Wrong keys per client address: ``limit`` of them within ``window_s`` lock the address out
+    for ``window_s`` from the last one. Attempts refused during the lock-out do not extend it
+    (``Retry-After`` stays true). ``clock`` is injectable for tests; at most ``max_clients``
+    addresses are remembered (the stalest are forgotten first)."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self.max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+
+    def retry_after(self, address: str) -> float | None:
+        """Seconds until ``address`` may try again, or ``None`` if it is not locked out."""
+        until = self._locked_until.get(address)
+        if until is None:
+            return None
+        left = until - self.clock()
+        if left > 0:
+            return left
+        del self._locked_until[address]
+        return None
+
+    def record(self, address: str) -> None:
+        """One more wrong key from ``address``; the ``limit``-th within the window locks it out."""
+        now = self.clock()
+        failures = self._failures.pop(address, None) or deque()
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        failures.append(now)
+        if len(failures) >= self.limit:
+            self._locked_until[address] = now + self.window_s
+            log.warning("too many wrong API keys: client locked out", extra={"client_address": address})
+        else:
+            self._failures[address] = failures  # re-inserted last: both dicts stay ordered stalest first
+        for remembered in (self._failures, self._locked_until):
+            while len(remembered) > self.max_clients:
+                del remembered[next(iter(remembered))]
+
+
 class FrontDoor:
     """What the ``front_door`` dependency checks, built once from the settings."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.keys = settings.api_key_names
         self.limits = RateLimits(settings.rate_limit, settings.rate_limit_period_s)
+        self.failures = FailedAttempts(settings.auth_failure_limit, settings.auth_failure_window_s, clock)
         if not self.keys:
             log.warning("GATEWAY_API_KEYS is not set: mutating routes (POST /ingest, /emotion, /stance) are open")
 
     def admit(self, presented: str | None, address: str) -> tuple[str, bool]:
-        """(client name, whether it is rate limited), or an :class:`HTTPException` (401)."""
+        """(client name, whether it is rate limited), or an :class:`HTTPException` (401, or 429
+        while ``address`` is locked out for wrong keys)."""
         if not self.keys:
             return f"anonymous@{address}", False
-        return self.client_for(presented), True
+        counted = client_address(address)
+        wait = self.failures.retry_after(counted)
+        if wait is not None:  # before the key is looked at: a right guess now is not told apart
+            log.debug("refused while locked out for wrong API keys", extra={"client_address": counted})
+            raise HTTPException(
+                status_code=429,
+                detail=f"too many wrong {API_KEY_HEADER} values from this client "
+                f"({self.failures.limit} within {self.failures.window_s:g} s); retry later",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        try:
+            return self.client_for(presented), True
+        except HTTPException:
+            if presented:  # a wrong key is a guess; a missing one is not
+                self.failures.record(counted)
+            raise
 
     def client_for(self, presented: str | None) -> str:
         """The key's name, or an :class:`HTTPException` (401)."""
@@ -91,6 +182,15 @@ async def front_door(request: Request, api_key: Annotated[str | None, Security(a
     """App-level dependency: reads pass; writes need a key (when configured) and a free slot."""
     if request.method not in MUTATING_METHODS:
         return
+    await _check(request, api_key)
+
+
+async def key_required(request: Request, api_key: Annotated[str | None, Security(api_key_header)] = None) -> None:
+    """Route-level dependency for a read that must not be open: the same checks as a write."""
+    await _check(request, api_key)
+
+
+async def _check(request: Request, api_key: str | None) -> None:
     door: FrontDoor = request.app.state.front_door
     address = request.client.host if request.client else "unknown"
     client, limited = door.admit(api_key or request.cookies.get(API_KEY_COOKIE), address)

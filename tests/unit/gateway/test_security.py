@@ -1,4 +1,5 @@
-"""The front door with fakes behind it: API keys on mutating routes, per-key rate limits, 413s."""
+"""The front door with fakes behind it: API keys on mutating routes, per-key rate limits, the
+per-client lock-out after wrong keys, the review cookie and export, 413s."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ from pydantic import SecretStr, ValidationError
 from common.kafka import OutgoingMessage
 from gateway.api import deps
 from gateway.api.main import create_app
+from gateway.api.security import FailedAttempts, client_address
 from gateway.settings import GatewaySettings
 from tests.unit.gateway.test_routes import FakeQueue, FakeRepository
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 KEYS = SecretStr("ci:ci-key-0123456789, alice:alice-key-0123456789")
+CI, ALICE = {"X-API-Key": "ci-key-0123456789"}, {"X-API-Key": "alice-key-0123456789"}
+GUESSER, NEIGHBOUR, COLLEAGUE = "203.0.113.7", "203.0.113.8", "198.51.100.20"
 
 
 @dataclass
@@ -184,3 +188,135 @@ async def test_malformed_api_keys_fail_at_start_without_showing_a_key(monkeypatc
     settings = GatewaySettings()
     assert settings.api_key_names == {"ci-key-0123456789": "ci"}
     assert "ci-key-0123456789" not in repr(settings) and "ci-key-0123456789" not in str(settings.model_dump())
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeReviews:
+    pages: list[list[dict[str, Any]]] = field(default_factory=list)
+
+    def reviewed(self, page_size: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+        async def pages() -> AsyncIterator[list[dict[str, Any]]]:
+            for page in self.pages:
+                yield page
+
+        return pages()
+
+
+def guard_app(clock: FakeClock, **overrides: Any) -> FastAPI:
+    """Keys configured, a per-key rate limit far away, the lock-out on its defaults (unless overridden)."""
+    app = app_with(GatewaySettings(api_keys=KEYS, rate_limit=10_000, **overrides))
+    app.state.front_door.failures.clock = clock
+    reviews = FakeReviews([[{"id": "42", "text": "hi", "review": {"status": "accepted", "emotion": "joy"}}]])
+    app.dependency_overrides[deps.get_quality_store] = lambda: reviews
+    return app
+
+
+def from_address(app: FastAPI, host: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(host, 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def test_100_wrong_keys_from_one_client_are_refused_with_429_from_the_11th_on() -> None:
+    clock = FakeClock()
+    app = guard_app(clock)
+    async with (
+        from_address(app, GUESSER) as guesser,
+        from_address(app, NEIGHBOUR) as neighbour,
+        from_address(app, COLLEAGUE) as colleague,
+    ):
+        answers = [await guesser.post("/emotion", headers={"X-API-Key": f"guess-{n:04d}-abcdef"}) for n in range(100)]
+        statuses = [a.status_code for a in answers]
+        assert statuses.index(429) == 10, "the first 429 answers the 11th wrong key (the default limit is 10)"
+        assert statuses == [401] * 10 + [429] * 90
+        assert {a.headers["Retry-After"] for a in answers[10:]} == {"300"}, "a fixed lock-out, not extended"
+        assert "too many wrong X-API-Key" in answers[-1].json()["detail"]
+        # Locked out before the key is looked at: a right guess now is not told apart from a wrong one.
+        assert (await guesser.post("/emotion", headers=CI)).status_code == 429
+        assert (await guesser.get("/review/export.csv", headers=CI)).status_code == 429
+        assert (await guesser.get("/tweets")).status_code == 200, "open reads stay open"
+        # Other addresses are unaffected: a wrong key is a plain 401, a valid key goes through.
+        assert (await neighbour.post("/emotion", headers={"X-API-Key": "guess-9999-abcdef"})).status_code == 401
+        assert (await colleague.post("/emotion", headers=ALICE)).status_code == 202
+
+
+async def test_the_lock_out_ends_when_the_window_has_passed_and_the_count_starts_afresh() -> None:
+    clock = FakeClock()
+    app = guard_app(clock, auth_failure_limit=3, auth_failure_window_s=60)
+    wrong = {"X-API-Key": "wrong-key-0000"}
+    async with from_address(app, GUESSER) as client:
+        assert [(await client.post("/stance", headers=wrong)).status_code for _ in range(3)] == [401] * 3
+        clock.now += 59.5
+        refused = await client.post("/stance", headers=CI)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+        clock.now += 0.5  # 60 s after the third wrong key
+        assert (await client.post("/stance", headers=CI)).status_code == 202
+        assert [(await client.post("/stance", headers=wrong)).status_code for _ in range(3)] == [401, 401, 401]
+        assert (await client.post("/stance", headers=CI)).status_code == 429
+
+
+async def test_only_wrong_keys_within_one_window_count() -> None:
+    clock = FakeClock()
+    app = guard_app(clock, auth_failure_limit=3, auth_failure_window_s=60)
+    async with from_address(app, GUESSER) as client:
+        missing = [(await client.post("/emotion")).status_code for _ in range(20)]
+        assert missing == [401] * 20, "a missing key is not a guess"
+        for _ in range(4):  # two wrong keys a minute, forever: never three within one window
+            for _ in range(2):
+                assert (await client.post("/emotion", headers={"X-API-Key": "wrong-key-0000"})).status_code == 401
+            clock.now += 60
+        assert (await client.post("/emotion", headers=CI)).status_code == 202
+
+
+async def test_failed_attempts_remember_a_bounded_number_of_clients_and_group_ipv6_by_64() -> None:
+    clock = FakeClock()
+    failures = FailedAttempts(limit=2, window_s=10, clock=clock, max_clients=3)
+    for n in range(5):
+        failures.record(f"10.0.0.{n}")
+    assert len(failures._failures) == 3 and "10.0.0.0" not in failures._failures  # the stalest forgotten
+    failures.record("10.0.0.4")
+    assert failures.retry_after("10.0.0.4") == 10 and failures.retry_after("10.0.0.3") is None
+    clock.now += 10
+    assert failures.retry_after("10.0.0.4") is None
+    assert client_address("2001:db8:1:2:aaaa::1") == client_address("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert client_address("::ffff:192.0.2.1") == "192.0.2.1" and client_address("testclient") == "testclient"
+
+
+async def test_review_login_sets_a_secure_httponly_strict_cookie_unless_configured_off() -> None:
+    for secure in (True, False):
+        app = guard_app(FakeClock(), review_cookie_secure=secure)
+        async with from_address(app, COLLEAGUE) as client:
+            login = await client.post("/review/login", headers=ALICE)
+        attributes = {part.strip().split("=")[0].lower() for part in login.headers["set-cookie"].split(";")}
+        assert login.status_code == 204
+        assert {"httponly", "samesite", "path", "max-age"} <= attributes
+        assert "samesite=strict" in login.headers["set-cookie"].lower()
+        assert ("secure" in attributes) is secure
+    assert GatewaySettings().review_cookie_secure, "Secure by default"
+
+
+async def test_export_needs_the_key_when_keys_are_configured() -> None:
+    app = guard_app(FakeClock())
+    async with from_address(app, COLLEAGUE) as client:
+        missing = await client.get("/review/export.csv")
+        wrong = await client.get("/review/export.csv", headers={"X-API-Key": "wrong-key-0000"})
+        by_header = await client.get("/review/export.csv", headers=ALICE)
+        by_cookie = await client.get("/review/export.csv", cookies={"gateway_api_key": ALICE["X-API-Key"]})
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert missing.headers["WWW-Authenticate"] == "X-API-Key"
+    for export in (by_header, by_cookie):
+        assert export.status_code == 200 and export.text.splitlines() == [
+            "id,text,emotion,stance,sentiment",
+            "42,hi,joy,,",
+        ]
+    open_app = app_with(GatewaySettings())  # no keys: a local stack, open as before
+    open_app.dependency_overrides[deps.get_quality_store] = lambda: FakeReviews()
+    async with from_address(open_app, COLLEAGUE) as client:
+        assert (await client.get("/review/export.csv")).status_code == 200

@@ -1,9 +1,10 @@
 """``/review``: a server-rendered page to check a stratified random sample of labelled tweets,
 accept or correct their labels (stored on the tweet's document), and export them as gold CSV.
 
-With ``GATEWAY_API_KEYS`` set, the forms need the key like every mutating route: the page's
-sign-in box calls ``POST /review/login`` with the ``X-API-Key`` header once, which stores the
-key in an HttpOnly, SameSite=Strict cookie valid only under ``/review``.
+With ``GATEWAY_API_KEYS`` set, the forms and the export need the key like every mutating route:
+the page's sign-in box calls ``POST /review/login`` with the ``X-API-Key`` header once, which
+stores the key in a Secure (``GATEWAY_REVIEW_COOKIE_SECURE``), HttpOnly, SameSite=Strict cookie
+valid only under ``/review``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from common.events import EMOTION_LABELS, STANCE_LABELS
 from gateway.api.deps import QualityStoreDep, SettingsDep
 from gateway.api.routes.tweets import TweetIdPath
-from gateway.api.security import API_KEY_COOKIE, API_KEY_HEADER, client_name
+from gateway.api.security import API_KEY_COOKIE, API_KEY_HEADER, client_name, key_required
 from gateway.quality import FLAGS
 from gateway.quality_search import review_strata
 from gateway.review import GOLD_HEADER, SENTIMENT_LABELS, InvalidReview, ReviewForm, csv_lines, gold_row, review_doc
@@ -87,7 +88,13 @@ async def review_login(request: Request, settings: SettingsDep) -> Response:
     key = request.headers.get(API_KEY_HEADER)
     if settings.api_key_names and key:
         response.set_cookie(
-            API_KEY_COOKIE, key, max_age=COOKIE_MAX_AGE_S, path="/review", httponly=True, samesite="strict"
+            API_KEY_COOKIE,
+            key,
+            max_age=COOKIE_MAX_AGE_S,
+            path="/review",
+            secure=settings.review_cookie_secure,
+            httponly=True,
+            samesite="strict",
         )
     return response
 
@@ -127,9 +134,18 @@ async def submit_review(
     return RedirectResponse(f"{_sample_url(seed, per_stratum, status)}#t-{tweet_id}", status_code=303)
 
 
-@router.get("/review/export.csv", response_class=StreamingResponse)
+@router.get(
+    "/review/export.csv",
+    response_class=StreamingResponse,
+    dependencies=[Depends(key_required)],
+    responses={
+        401: {"description": "Missing or unknown X-API-Key (when keys are configured)"},
+        429: {"description": "Rate limit exceeded, or too many wrong keys from this client; see Retry-After"},
+    },
+)
 async def export_gold(store: QualityStoreDep) -> StreamingResponse:
-    """Every reviewed tweet as gold CSV: ``id,text,emotion,stance,sentiment`` (empty = no label)."""
+    """Every reviewed tweet as gold CSV: ``id,text,emotion,stance,sentiment`` (empty = no label).
+    With ``GATEWAY_API_KEYS`` set it needs the key (header, or the page's cookie)."""
 
     async def lines() -> AsyncIterator[str]:
         yield csv_lines([list(GOLD_HEADER)])
