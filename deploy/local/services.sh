@@ -43,9 +43,9 @@ choose_models() {
     if hub_reachable "$emotion_model"; then
       "$py" "$root/deploy/fetch_models.py" --only emotion
     else
-      export EMOTION_BACKEND=minilm-zero-shot
+      export EMOTION_BACKEND=minilm-head
       banner "emotion model $emotion_model is not in $models and the hub is unreachable:" \
-             "using the OFFLINE FALLBACK (zero-shot all-MiniLM-L6-v2). Run 'make models' online for the real model."
+             "using the OFFLINE FALLBACK (all-MiniLM-L6-v2 + trained emotion head). Run 'make models' online for the real model."
     fi
   fi
   local gguf="${STANCE_GGUF_PATH:-$models/tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf}"

@@ -16,7 +16,7 @@ from common.errors import PermanentError
 from common.events import TweetRecord
 from common.kafka import OutgoingMessage, dead_letter
 from common.telemetry import TWEET_ID, current_trace_id, extract_context, inject_headers
-from emotion.logic import build_label_events, decode_tweet
+from emotion.logic import build_label_events, decode_tweet, valence_map_for
 from emotion.model import EmotionClassifier
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class EmotionHandler:
                     revision=self.classifier.revision,
                     job_ids=[job.decode() if job else None],
                     trace_ids=[current_trace_id()],
+                    valence_map=valence_map_for(self.classifier),
                 )
                 headers = inject_headers()
                 log.debug("labelled tweet", extra={TWEET_ID: tweet.id, "label": event.label, "score": event.score})

