@@ -41,6 +41,21 @@ EMOTION_LABELS: tuple[str, ...] = (
 )
 STANCE_LABELS: tuple[str, ...] = ("SUPPORT", "OPPOSE", "NEUTRAL")
 TASK_LABELS: dict[str, tuple[str, ...]] = {"emotion": EMOTION_LABELS, "stance": STANCE_LABELS}
+# The stance target when none is named: the tweet's own main subject (docs/stance-guideline.md).
+MAIN_SUBJECT = "main subject"
+MAX_TARGET_CHARS = 200
+# A re-label request for stance toward a named target carries it in this Kafka header (UTF-8).
+STANCE_TARGET_HEADER = "stance-target"
+# A target is user text that a local model reads inside a prompt prefix tokenised with special
+# tokens on: the characters special tokens and templates are made of, and control characters, go.
+_TARGET_UNSAFE = re.compile(r"[<>{}\[\]|\x00-\x1f\x7f]")
+
+
+def clean_target(target: str | None) -> str:
+    """A stance target as it is put in a prompt, recorded and filtered on: unsafe characters
+    dropped, whitespace collapsed, at most ``MAX_TARGET_CHARS``; blank or None: the main subject."""
+    cleaned = _WHITESPACE.sub(" ", _TARGET_UNSAFE.sub(" ", target or "")).strip()[:MAX_TARGET_CHARS].strip()
+    return cleaned or MAIN_SUBJECT
 
 _WHITESPACE = re.compile(r"\s+")
 TweetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$")]
@@ -129,6 +144,8 @@ class LabelEvent(_Strict):
     provider: str | None = None
     prompt_version: str | None = None
     method: str | None = None  # how the model's output became the label, e.g. "probe-h1" (stance)
+    # Stance only: what the stance is toward; MAIN_SUBJECT unless a target was named.
+    target: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TARGET_CHARS)] | None = None
     valence: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
     produced_at: AwareDatetime = Field(default_factory=_utcnow)
     job_id: str | None = None  # set when the label answers a gateway re-label job

@@ -31,6 +31,7 @@ LABEL_FIELDS = (
     "provider",
     "prompt_version",
     "method",
+    "target",
     "valence",
     "produced_at",
     "job_id",
@@ -73,8 +74,10 @@ def label_doc(event: LabelEvent, *, header_trace_id: str | None = None) -> dict[
     # a new verdict's scores replace the old ones instead of keeping stale labels.
     doc["scores"] = [{"label": label, "score": score} for label, score in sorted(event.scores.items())]
     doc["trace_id"] = event.trace_id or header_trace_id
-    if event.task != "emotion":
+    if event.task == "stance":
         doc.pop("valence")  # only emotion has a numeric sentiment
+    else:
+        doc.pop("target")  # only stance is toward a target
     return doc
 
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from common.events import EMOTION_LABELS, STANCE_LABELS
+from common.events import EMOTION_LABELS, MAX_TARGET_CHARS, STANCE_LABELS, clean_target
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TWEET_ID = re.compile(r"^[0-9]{1,19}$")
@@ -52,6 +52,7 @@ class TweetQuery:
     window: TimeWindow = field(default_factory=TimeWindow)
     emotion: str | None = None
     stance: str | None = None
+    stance_target: str | None = None  # exact match on the stored stance.target
     min_valence: float | None = None
     max_valence: float | None = None
     after: Cursor | None = None
@@ -109,6 +110,17 @@ def parse_label(param: str, raw: str | None, allowed: tuple[str, ...]) -> str | 
     return label
 
 
+def parse_target(param: str, raw: str | None) -> str | None:
+    """A stance target: stripped, 1..MAX_TARGET_CHARS characters; absent or blank = not given."""
+    if raw is None or not raw.strip():
+        return None
+    target = raw.strip()
+    if len(target) > MAX_TARGET_CHARS:
+        raise InvalidParameter(param, f"a target has at most {MAX_TARGET_CHARS} characters, not {len(target)}")
+    # the form the stance service records, so a job's target and a filter match its labels
+    return clean_target(target)
+
+
 def valence_range(min_score: float | None, max_score: float | None) -> tuple[float | None, float | None]:
     for param, value in (("min_score", min_score), ("max_score", max_score)):
         if value is not None and not (math.isfinite(value) and -1.0 <= value <= 1.0):
@@ -126,6 +138,7 @@ def tweet_query(
     cursor: str | None = None,
     emotion: str | None = None,
     stance: str | None = None,
+    stance_target: str | None = None,
     min_score: float | None = None,
     max_score: float | None = None,
 ) -> TweetQuery:
@@ -135,6 +148,7 @@ def tweet_query(
         window=time_window(start_date, end_date),
         emotion=parse_label("emotion", emotion, EMOTION_LABELS),
         stance=parse_label("stance", stance, STANCE_LABELS),
+        stance_target=parse_target("stance_target", stance_target),
         min_valence=min_valence,
         max_valence=max_valence,
         after=decode_cursor(cursor) if cursor is not None else None,

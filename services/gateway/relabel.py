@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common.errors import TransientError
-from common.events import TweetRecord
+from common.events import STANCE_TARGET_HEADER, TweetRecord
 from common.kafka import OutgoingMessage, ensure_topics, make_producer, publish_all
 from common.settings import KafkaSettings
 from common.telemetry import inject_headers
@@ -65,11 +65,17 @@ class RelabelPublisher:
             return False
         return True
 
-    async def publish(self, task: str, tweets: Sequence[TweetRecord], job_id: str) -> None:
-        """Send every tweet keyed by id with a ``job-id`` header; return once all are acknowledged."""
+    async def publish(
+        self, task: str, tweets: Sequence[TweetRecord], job_id: str, *, target: str | None = None
+    ) -> None:
+        """Send every tweet keyed by id with a ``job-id`` header, and a ``stance-target`` header
+        when a target is named; return once all are acknowledged."""
         producer = await self._started()
         topic = self.settings.topics.requests(task)
-        headers = [(JOB_ID_HEADER, job_id.encode()), *inject_headers()]
+        headers = [(JOB_ID_HEADER, job_id.encode())]
+        if target is not None:
+            headers.append((STANCE_TARGET_HEADER, target.encode("utf-8")))
+        headers += inject_headers()
         messages = [OutgoingMessage(topic, t.id, t.model_dump_json().encode(), headers) for t in tweets]
         try:
             await publish_all(producer, messages)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from common.events import MAIN_SUBJECT
 from gateway.logic import scores_from_stored
 
 
@@ -22,7 +23,7 @@ class MetricsPublic(BaseModel):
     likes: int | None = None
 
 
-class StancePublic(BaseModel):
+class LabelPublic(BaseModel):
     label: str
     score: float
     scores: dict[str, float]
@@ -34,7 +35,15 @@ class StancePublic(BaseModel):
         return scores_from_stored(value)
 
 
-class EmotionPublic(StancePublic):
+class StancePublic(LabelPublic):
+    target: str | None = Field(
+        default=None,
+        description=f"What the stance is toward: {MAIN_SUBJECT!r} (the tweet's own) or the target a re-label "
+        "job named; null on labels stored before targets were recorded",
+    )
+
+
+class EmotionPublic(LabelPublic):
     valence: float | None = Field(default=None, description="Sentiment in -1..1 derived from the emotion scores")
 
 
@@ -75,6 +84,9 @@ class JobCreatedPublic(BaseModel):
     job_id: str
     task: Literal["emotion", "stance"]
     queued: int
+    target: str | None = Field(
+        default=None, description="The stance target the job named; null: the stance service's own target"
+    )
 
 
 class JobPublic(JobCreatedPublic):

@@ -24,7 +24,7 @@ _KEYWORD = {"type": "keyword"}
 _DATE = {"type": "date"}
 
 
-def _label_mapping(*, with_valence: bool) -> dict[str, Any]:
+def _label_mapping(*, with_valence: bool = False, with_target: bool = False) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "label": _KEYWORD,
         "score": {"type": "float"},
@@ -40,6 +40,8 @@ def _label_mapping(*, with_valence: bool) -> dict[str, Any]:
     }
     if with_valence:
         properties["valence"] = {"type": "float"}
+    if with_target:
+        properties["target"] = _KEYWORD  # what the stance is toward (LabelEvent.target)
     return {"properties": properties}
 
 
@@ -65,7 +67,7 @@ TWEETS_MAPPING: dict[str, Any] = {
         "indexed_at": _DATE,
         "trace": {"properties": {"ingest": _KEYWORD, "index": _KEYWORD}},
         "emotion": _label_mapping(with_valence=True),
-        "stance": _label_mapping(with_valence=False),
+        "stance": _label_mapping(with_target=True),
         # quality checks (gateway.quality): the lexicon score of the text, the flags the
         # indexer recomputes after every write, and a reviewer's verdict
         "lexicon": {"properties": {"compound": {"type": "float"}, "model": _KEYWORD}},
@@ -100,6 +102,7 @@ JOBS_MAPPING: dict[str, Any] = {
         "task": _KEYWORD,
         "queued": {"type": "integer"},
         "created_at": _DATE,
+        "target": _KEYWORD,
     },
 }
 
@@ -121,6 +124,7 @@ class Job:
     task: str
     queued: int
     created_at: str
+    target: str | None = None  # stance jobs toward a named target
 
 
 def make_client(url: str, request_timeout_s: float) -> AsyncElasticsearch:
@@ -154,6 +158,8 @@ def tweets_filter(query: TweetQuery) -> list[dict[str, Any]]:
         clauses.append({"term": {"emotion.label": query.emotion}})
     if query.stance is not None:
         clauses.append({"term": {"stance.label": query.stance}})
+    if query.stance_target is not None:
+        clauses.append({"term": {"stance.target": query.stance_target}})
     if query.min_valence is not None or query.max_valence is not None:
         valence: dict[str, float] = {}
         if query.min_valence is not None:
@@ -235,9 +241,18 @@ class TweetSearch:
         source: dict[str, Any] = response["_source"]
         return source if "created_at" in source else None
 
-    async def select_for_labelling(self, task: str, query: TweetQuery, *, force: bool) -> list[dict[str, Any]]:
-        """Tweets in the window, oldest first; only those without a ``task`` label unless forced."""
-        must_not = [] if force else [{"exists": {"field": f"{task}.label"}}]
+    async def select_for_labelling(
+        self, task: str, query: TweetQuery, *, force: bool, target: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Tweets in the window, oldest first; only those without a ``task`` label unless forced.
+
+        With a stance ``target``: only those without a stance label toward that target.
+        """
+        must_not: list[dict[str, Any]] = []
+        if not force and target is not None:
+            must_not.append({"term": {f"{task}.target": target}})
+        elif not force:
+            must_not.append({"exists": {"field": f"{task}.label"}})
         async with _translated_errors("select"):
             response = await self.client.search(
                 index=self.index,
@@ -253,7 +268,13 @@ class TweetSearch:
             await self.client.index(
                 index=self.jobs_index,
                 id=job.job_id,
-                document={"job_id": job.job_id, "task": job.task, "queued": job.queued, "created_at": job.created_at},
+                document={
+                    "job_id": job.job_id,
+                    "task": job.task,
+                    "queued": job.queued,
+                    "created_at": job.created_at,
+                    "target": job.target,
+                },
                 refresh="wait_for",
             )
 
@@ -269,7 +290,7 @@ class TweetSearch:
             except NotFoundError:
                 return None
         source = response["_source"]
-        return Job(source["job_id"], source["task"], int(source["queued"]), source["created_at"])
+        return Job(source["job_id"], source["task"], int(source["queued"]), source["created_at"], source.get("target"))
 
     async def count_labelled(self, task: str, job_id: str) -> int:
         async with _translated_errors("count"):

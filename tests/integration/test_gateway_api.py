@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from common.events import LabelEvent, TweetRecord
+from common.events import MAIN_SUBJECT, STANCE_TARGET_HEADER, LabelEvent, TweetRecord
 from common.kafka import ensure_topics
 from gateway import logic
 from gateway.api.main import create_app
@@ -271,6 +271,65 @@ async def test_relabel_job_queues_tweets_and_counts_labels(settings: GatewaySett
         assert (await api.post("/emotion")).json()["queued"] == 0
         assert (await api.post("/emotion", params={"force": True, "limit": 5})).json()["queued"] == 5
         assert (await api.get("/jobs/" + "0" * 32)).status_code == 404
+
+
+async def test_stance_target_filter_and_a_targeted_relabel_job(settings: GatewaySettings, clean_index: None) -> None:
+    async with api_and_search(settings) as (api, search):
+        kafka = settings.kafka
+        await ensure_topics(kafka, kafka.topics.all())
+        records = spread(6)
+        ids = [t.id for t in records]
+        await seed(search, records)
+        async with running_indexer(settings):
+            # what the stance service publishes: toward its main subject, and from an older one without target
+            toward_main = [stance(ids[0], target=MAIN_SUBJECT), stance(ids[1], target=MAIN_SUBJECT, label="OPPOSE")]
+            await produce_labels(kafka, [*toward_main, stance(ids[2])])
+            await wait_until(
+                lambda: all_pages(api, limit=10),
+                lambda found: sum(i["stance"] is not None for i in found[0]) == 3,
+                what="3 stance labels indexed",
+            )
+            assert [i["id"] for i in (await all_pages(api, limit=10, stance_target=f"  {MAIN_SUBJECT} "))[0]] == ids[:2]
+            items, _ = await all_pages(api, limit=10, stance_target=MAIN_SUBJECT, stance="oppose")
+            assert [i["id"] for i in items] == [ids[1]]
+            assert (await all_pages(api, limit=10, stance_target="Main Subject"))[0] == []  # exact, no folding
+            assert (await api.get(f"/tweets/{ids[0]}")).json()["stance"]["target"] == MAIN_SUBJECT
+            assert (await api.get(f"/tweets/{ids[2]}")).json()["stance"]["target"] is None
+
+            target = "la réforme des retraites"
+            response = await api.post("/stance", params={"target": f" {target} ", "start_date": "2024-03-01"})
+            assert response.status_code == 202, response.text
+            job = response.json()
+            assert (job["task"], job["queued"], job["target"]) == ("stance", 6, target)  # none is toward it yet
+            queued = await read_topic(kafka, kafka.topics.requests("stance"))
+            assert sorted(key.decode() for key, _, _ in queued if key) == sorted(ids)
+            for _, _, headers in queued:
+                assert ("job-id", job["job_id"].encode()) in headers
+                assert (STANCE_TARGET_HEADER, target.encode("utf-8")) in headers
+            status = (await api.get(f"/jobs/{job['job_id']}")).json()
+            assert status == {**job, "labelled": 0, "done": False}
+
+            # the stance service's answers: toward the named target, replacing the stored labels
+            answers = [
+                stance(key.decode() if key else "", label="OPPOSE", target=target, job_id=job["job_id"])
+                for key, _, _ in queued
+            ]
+            await produce_labels(kafka, answers)
+            done = await wait_until(
+                lambda: api.get(f"/jobs/{job['job_id']}"), lambda r: r.json()["done"], what="targeted job done"
+            )
+        assert done.json()["labelled"] == 6 and done.json()["target"] == target
+        items, totals = await all_pages(api, limit=4, stance_target=target)
+        assert totals == {6} and sorted(i["id"] for i in items) == sorted(ids)
+        assert all(i["stance"]["target"] == target and i["stance"]["label"] == "OPPOSE" for i in items)
+        assert (await all_pages(api, limit=10, stance_target=MAIN_SUBJECT))[0] == []  # replaced
+        # only tweets not yet labelled toward that target are queued again, unless forced
+        assert (await api.post("/stance", params={"target": target})).json()["queued"] == 0
+        assert (await api.post("/stance", params={"target": "another one"})).json()["queued"] == 6
+        response = await api.post("/stance", params={"target": "x" * 201})
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "target"]
+        response = await api.get("/tweets", params={"stance_target": "x" * 201})
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "stance_target"]
 
 
 async def test_readiness_with_real_servers(settings: GatewaySettings, clean_index: None) -> None:

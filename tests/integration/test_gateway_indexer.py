@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -16,10 +17,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from common.events import DeadLetter, LabelEvent, TweetRecord
+from common.events import MAIN_SUBJECT, DeadLetter, LabelEvent, TweetRecord
 from common.kafka import ensure_topics
 from common.settings import KafkaSettings
 from gateway.indexer import run_indexer
+from gateway.search import TWEETS_MAPPING
 from gateway.settings import GatewaySettings
 from tests.support.polling import wait_until
 from tests.unit.gateway.factories import emotion, stance, tweet
@@ -158,6 +160,42 @@ async def test_tweet_then_label_and_label_before_tweet_make_one_complete_doc_eac
     assert first["emotion"]["label"] == "joy" and first["emotion"]["valence"] == 0.6
     assert first["stance"]["label"] == "SUPPORT"
     assert "stance" not in docs[late[0].id]
+
+
+async def test_stance_target_is_stored_also_in_an_index_created_before_targets(
+    settings: GatewaySettings, clean_index: None
+) -> None:
+    # the index as an older gateway created it: no stance.target in its strict mapping
+    old_mapping = copy.deepcopy(TWEETS_MAPPING)
+    del old_mapping["properties"]["stance"]["properties"]["target"]
+    async with elastic(settings) as es:
+        await es.indices.create(
+            index=settings.index, mappings=old_mapping, settings={"number_of_shards": 1, "number_of_replicas": 0}
+        )
+    records = tweets(3)
+    await produce_tweets(settings.kafka, records)
+    await produce_labels(
+        settings.kafka,
+        [
+            stance(records[0].id, target="the budget", label="OPPOSE"),
+            stance(records[1].id, target=MAIN_SUBJECT),
+            stance(records[2].id),  # an older stance service: no target
+        ],
+    )
+    async with running_indexer(settings):  # puts the new mapping on the existing index at start
+        docs = await wait_until(
+            lambda: all_docs(settings), lambda d: len(d) == 3 and all("stance" in x for x in d.values()), what="docs"
+        )
+        await wait_until(lambda: committed_everything(settings), bool, what="offsets committed")
+    assert [docs[t.id]["stance"]["target"] for t in records] == ["the budget", MAIN_SUBJECT, None]
+    assert docs[records[0].id]["stance"]["label"] == "OPPOSE"
+    async with elastic(settings) as es:
+        mapping = await es.indices.get_mapping(index=settings.index)
+        assert mapping[settings.index]["mappings"]["properties"]["stance"]["properties"]["target"] == {
+            "type": "keyword"
+        }
+        found = await es.search(index=settings.index, query={"term": {"stance.target": "the budget"}})
+    assert [hit["_id"] for hit in found["hits"]["hits"]] == [records[0].id]
 
 
 async def test_replays_are_idempotent(settings: GatewaySettings, clean_index: None) -> None:

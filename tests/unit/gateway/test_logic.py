@@ -64,11 +64,22 @@ def test_label_operations_write_only_their_task_sub_object() -> None:
 
 def test_label_doc_sends_every_field_so_an_update_replaces_the_previous_verdict() -> None:
     doc = logic.label_doc(emotion(scores={"anger": 0.9}, label="anger", score=0.9, valence=None))
-    assert set(doc) == set(logic.LABEL_FIELDS)
+    assert set(doc) == set(logic.LABEL_FIELDS) - {"target"}  # emotion is toward no target
     assert doc["valence"] is None
     # a list is replaced wholesale by a partial update; a dict would keep the stale "joy" key
     assert doc["scores"] == [{"label": "anger", "score": 0.9}]
     assert logic.scores_from_stored(doc["scores"]) == {"anger": 0.9}
+
+
+def test_stance_label_doc_carries_its_target_and_sends_none_to_replace_an_old_one() -> None:
+    doc = logic.label_doc(stance(target="the budget"))
+    assert set(doc) == set(logic.LABEL_FIELDS) - {"valence"}
+    assert doc["target"] == "the budget"
+    # an event from an older producer has no target: null is sent, so a stale target is not kept
+    assert logic.label_doc(stance())["target"] is None
+    assert "target" not in logic.label_doc(emotion())
+    _, body = logic.label_operations("tweets", "1790000000000000001", "stance", doc)
+    assert body["doc"]["stance"]["target"] == "the budget"
 
 
 def test_label_trace_id_falls_back_to_the_propagated_header() -> None:
@@ -112,5 +123,8 @@ def test_public_tweet_from_a_stored_document() -> None:
     assert public.emotion is not None and public.emotion.scores == {"joy": 0.8, "anger": 0.2}
     assert public.emotion.valence == 0.6
     assert public.stance is not None and public.stance.label == "SUPPORT"
+    assert public.stance.target is None
+    targeted = TweetPublic.from_source(stored(tweet(), stance(target="main subject")), jaeger_ui_url="x")
+    assert targeted.stance is not None and targeted.stance.target == "main subject"
     assert public.trace_url == "http://jaeger:16686/trace/" + "d" * 32
     assert TweetPublic.from_source(stored(tweet()), jaeger_ui_url="x").trace_url is None

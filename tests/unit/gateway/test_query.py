@@ -100,6 +100,22 @@ def test_labels_are_case_insensitive_and_unknown_ones_name_the_allowed_set() -> 
         query.parse_label("emotion", "happy", ("joy", "anger"))
 
 
+def test_target_is_stripped_blank_is_none_and_too_long_is_invalid() -> None:
+    assert query.parse_target("target", None) is None
+    assert query.parse_target("target", "  \t ") is None
+    assert query.parse_target("target", "  the new Budget ") == "the new Budget"  # exact otherwise: no case folding
+    assert query.parse_target("target", " " + "é" * 200 + "\n") == "é" * 200
+    with pytest.raises(InvalidParameter, match="at most 200 characters") as caught:
+        query.parse_target("stance_target", "x" * 201)
+    assert caught.value.param == "stance_target"
+
+
+def test_tweet_query_carries_the_stance_target() -> None:
+    assert query.tweet_query(limit=5).stance_target is None
+    assert query.tweet_query(limit=5, stance_target=" the budget ").stance_target == "the budget"
+    assert query.tweet_query(limit=5, stance_target="").stance_target is None
+
+
 def test_valence_range() -> None:
     assert query.valence_range(-1.0, 1.0) == (-1.0, 1.0)
     with pytest.raises(InvalidParameter, match="greater than"):

@@ -19,7 +19,7 @@ from gateway.api.main import create_app
 from gateway.query import TweetQuery
 from gateway.search import Job, TweetPage
 from gateway.settings import GatewaySettings
-from tests.unit.gateway.factories import emotion, stored, tweet
+from tests.unit.gateway.factories import emotion, stance, stored, tweet
 
 # one event loop for the whole session, as the async fixtures (see pyproject)
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -39,8 +39,13 @@ class FakeRepository:
     async def get_tweet(self, tweet_id: str) -> dict[str, Any] | None:
         return next((s for s in self.sources if s["id"] == tweet_id), None)
 
-    async def select_for_labelling(self, task: str, query: TweetQuery, *, force: bool) -> list[dict[str, Any]]:
-        return [s for s in self.sources if force or task not in s][: query.limit]
+    async def select_for_labelling(
+        self, task: str, query: TweetQuery, *, force: bool, target: str | None = None
+    ) -> list[dict[str, Any]]:
+        def labelled(source: dict[str, Any]) -> bool:
+            return task in source if target is None else (source.get(task) or {}).get("target") == target
+
+        return [s for s in self.sources if force or not labelled(s)][: query.limit]
 
     async def save_job(self, job: Job) -> None:
         self.jobs[job.job_id] = job
@@ -61,12 +66,16 @@ class FakeRepository:
 @dataclass
 class FakeQueue:
     published: list[tuple[str, list[TweetRecord], str]] = field(default_factory=list)
+    targets: list[str | None] = field(default_factory=list)  # the target of each publish
     up: bool = True
 
-    async def publish(self, task: str, tweets: Sequence[TweetRecord], job_id: str) -> None:
+    async def publish(
+        self, task: str, tweets: Sequence[TweetRecord], job_id: str, *, target: str | None = None
+    ) -> None:
         if not self.up:
             raise TransientError("kafka down")
         self.published.append((task, list(tweets), job_id))
+        self.targets.append(target)
 
     async def ping(self) -> bool:
         return self.up
@@ -127,6 +136,7 @@ async def test_filters_reach_the_repository_parsed(client: httpx.AsyncClient, re
         ({"max_score": "nan"}, "max_score", ""),
         ({"min_score": 0.5, "max_score": 0.2}, "min_score", "greater than max_score"),
         ({"cursor": "garbage"}, "cursor", "next_cursor"),
+        ({"stance_target": "x" * 201}, "stance_target", "at most 200 characters"),
     ],
 )
 async def test_invalid_parameters_are_422_naming_the_parameter(
@@ -156,9 +166,72 @@ async def test_post_emotion_queues_unlabelled_tweets(
     ((task, tweets, job_id),) = queue.published
     assert (task, [t.id for t in tweets], job_id) == ("emotion", ["1"], job["job_id"])
     status = (await client.get(f"/jobs/{job['job_id']}")).json()
-    assert status == {"job_id": job["job_id"], "task": "emotion", "queued": 1, "labelled": 0, "done": False}
+    assert status == {
+        "job_id": job["job_id"],
+        "task": "emotion",
+        "queued": 1,
+        "target": None,
+        "labelled": 0,
+        "done": False,
+    }
+    assert queue.targets == [None]
     forced = (await client.post("/stance", params={"force": "true"})).json()
     assert forced["queued"] == 2
+
+
+async def test_stance_target_filter_reaches_the_repository_stripped(
+    client: httpx.AsyncClient, repository: FakeRepository
+) -> None:
+    for raw, sent in (("  the budget ", "the budget"), ("Main Subject", "Main Subject"), ("   ", None), ("", None)):
+        assert (await client.get("/tweets", params={"stance_target": raw})).status_code == 200
+        assert repository.queries[-1].stance_target == sent
+    assert (await client.get("/tweets", params={"stance_target": " " + "x" * 200 + " "})).status_code == 200
+    assert repository.queries[-1].stance_target == "x" * 200
+
+
+async def test_public_stance_shows_its_target(client: httpx.AsyncClient, repository: FakeRepository) -> None:
+    repository.sources = [stored(tweet("3"), stance("3", target="the budget")), stored(tweet("4"), stance("4"))]
+    assert (await client.get("/tweets/3")).json()["stance"]["target"] == "the budget"
+    assert (await client.get("/tweets/4")).json()["stance"]["target"] is None  # stored before targets were
+    assert [i["stance"]["target"] for i in (await client.get("/tweets")).json()["items"]] == ["the budget", None]
+
+
+async def test_post_stance_with_a_target_queues_it_and_the_job_records_it(
+    client: httpx.AsyncClient, repository: FakeRepository, queue: FakeQueue
+) -> None:
+    repository.sources = [
+        stored(tweet("1")),
+        stored(tweet("2"), stance("2", target="main subject")),
+        stored(tweet("3"), stance("3", target="the budget")),
+    ]
+    response = await client.post("/stance", params={"target": "  the budget  "})
+    assert response.status_code == 202
+    job = response.json()
+    assert (job["task"], job["queued"], job["target"]) == ("stance", 2, "the budget")
+    ((task, tweets, job_id),) = queue.published
+    # without force, only the tweets not yet labelled toward this target
+    assert (task, [t.id for t in tweets], job_id) == ("stance", ["1", "2"], job["job_id"])
+    assert queue.targets == ["the budget"]
+    assert repository.jobs[job["job_id"]].target == "the budget"
+    status = (await client.get(f"/jobs/{job['job_id']}")).json()
+    assert status == {**job, "labelled": 0, "done": False}
+    forced = (await client.post("/stance", params={"target": "the budget", "force": "true"})).json()
+    assert forced["queued"] == 3
+    # blank is no target: the stance service's own; so is POST /emotion, which has no target
+    assert (await client.post("/stance", params={"target": "   "})).json()["target"] is None
+    assert (await client.post("/emotion", params={"target": "x"})).json()["target"] is None
+    assert queue.targets[-2:] == [None, None]
+
+
+@pytest.mark.parametrize("target", ["x" * 201, " " + "é" * 201])
+async def test_post_stance_rejects_a_target_too_long(
+    client: httpx.AsyncClient, queue: FakeQueue, repository: FakeRepository, target: str
+) -> None:
+    response = await client.post("/stance", params={"target": target})
+    assert response.status_code == 422
+    assert "query.target" in messages(response) and "at most 200 characters" in messages(response)
+    assert queue.published == [] and repository.jobs == {}
+    assert (await client.post("/stance", params={"target": "é" * 200})).json()["target"] == "é" * 200
 
 
 async def test_job_is_forgotten_when_kafka_does_not_acknowledge(
@@ -224,7 +297,7 @@ ODD = [
     "W10",
     "=" * 8,
 ]
-PARAMS = ["limit", "start_date", "end_date", "cursor", "emotion", "stance", "min_score", "max_score"]
+PARAMS = ["limit", "start_date", "end_date", "cursor", "emotion", "stance", "stance_target", "min_score", "max_score"]
 
 
 async def test_no_input_makes_the_api_fail_with_500(client: httpx.AsyncClient) -> None:
@@ -244,3 +317,4 @@ async def test_no_input_makes_the_api_fail_with_500(client: httpx.AsyncClient) -
         assert (await client.get(f"/jobs/{segment}")).status_code in (307, 404, 422), value
         assert (await client.post("/emotion", params={"start_date": value})).status_code in (202, 422)
         assert (await client.post("/stance", params={"limit": value})).status_code in (202, 422)
+        assert (await client.post("/stance", params={"target": value})).status_code in (202, 422)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import ValidationError
 
 from common.errors import TransientError
+from common.events import MAX_TARGET_CHARS
 from gateway import query
 from gateway.api.deps import RelabelQueueDep, RepositoryDep
 from gateway.api.routes.tweets import EndDate, StartDate
@@ -23,6 +24,14 @@ router = APIRouter(tags=["jobs"])
 
 Limit = Annotated[int, Query(ge=1, le=10_000, description="How many tweets to queue at most, oldest first")]
 Force = Annotated[bool, Query(description="Also queue tweets that already have this label")]
+Target = Annotated[
+    str | None,
+    Query(
+        description=f"Label the stance toward this target (1..{MAX_TARGET_CHARS} characters, stripped; blank = "
+        "not given) instead of each tweet's main subject; the new label replaces the stored stance label. "
+        "Without `force`, tweets already labelled toward this exact target are left out",
+    ),
+]
 
 
 async def _queue_job(
@@ -34,9 +43,10 @@ async def _queue_job(
     start_date: str | None,
     end_date: str | None,
     force: bool,
+    target: str | None = None,
 ) -> JobCreatedPublic:
     selection = query.TweetQuery(limit=limit, window=query.time_window(start_date, end_date))
-    sources = await repository.select_for_labelling(task, selection, force=force)
+    sources = await repository.select_for_labelling(task, selection, force=force, target=target)
     tweets = []
     for source in sources:
         try:
@@ -45,16 +55,16 @@ async def _queue_job(
             log.warning(
                 "stored tweet no longer validates; not queued", extra={"event_id": source.get("id"), "error": str(exc)}
             )
-    job = Job(uuid.uuid4().hex, task, len(tweets), datetime.now(UTC).isoformat())
+    job = Job(uuid.uuid4().hex, task, len(tweets), datetime.now(UTC).isoformat(), target)
     # The job is stored first so labels that come back quickly always find it.
     await repository.save_job(job)
     try:
-        await relabel_queue.publish(task, tweets, job.job_id)
+        await relabel_queue.publish(task, tweets, job.job_id, target=target)
     except TransientError:
         await repository.delete_job(job.job_id)
         raise
-    log.info("queued relabel job", extra={"job_id": job.job_id, "task": task, "queued": job.queued})
-    return JobCreatedPublic(job_id=job.job_id, task=task, queued=job.queued)
+    log.info("queued relabel job", extra={"job_id": job.job_id, "task": task, "queued": job.queued, "target": target})
+    return JobCreatedPublic(job_id=job.job_id, task=task, queued=job.queued, target=target)
 
 
 @router.post("/emotion", status_code=202, response_model=JobCreatedPublic)
@@ -80,10 +90,24 @@ async def queue_stance(
     start_date: StartDate = None,
     end_date: EndDate = None,
     force: Force = False,
+    target: Target = None,
 ) -> JobCreatedPublic:
-    """Queue tweets without a stance label (all of them with ``force``) for the stance service."""
+    """Queue tweets without a stance label (all of them with ``force``) for the stance service.
+
+    With ``target``, the stance service labels each tweet's stance toward that target instead of
+    toward the tweet's own main subject, and the new label (its ``target`` recorded) replaces the
+    stored stance label; only tweets without a stance label toward that target are queued unless
+    ``force``. ``GET /tweets?stance_target=...`` finds them afterwards.
+    """
     return await _queue_job(
-        "stance", repository, relabel_queue, limit=limit, start_date=start_date, end_date=end_date, force=force
+        "stance",
+        repository,
+        relabel_queue,
+        limit=limit,
+        start_date=start_date,
+        end_date=end_date,
+        force=force,
+        target=query.parse_target("target", target),
     )
 
 
@@ -97,4 +121,11 @@ async def get_job(
         raise HTTPException(status_code=404, detail=f"job {job_id} does not exist")
     labelled = await repository.count_labelled(job.task, job.job_id)
     task: Literal["emotion", "stance"] = "emotion" if job.task == "emotion" else "stance"
-    return JobPublic(job_id=job.job_id, task=task, queued=job.queued, labelled=labelled, done=labelled >= job.queued)
+    return JobPublic(
+        job_id=job.job_id,
+        task=task,
+        queued=job.queued,
+        target=job.target,
+        labelled=labelled,
+        done=labelled >= job.queued,
+    )

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
 
+from common.events import MAX_TARGET_CHARS
 from gateway import query
 from gateway.api.deps import RepositoryDep, SettingsDep
 from gateway.schemas import TweetPagePublic, TweetPublic
@@ -31,6 +32,13 @@ async def list_tweets(
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     emotion: Annotated[str | None, Query(max_length=32, description="One of the emotion labels")] = None,
     stance: Annotated[str | None, Query(max_length=32, description="SUPPORT, OPPOSE or NEUTRAL")] = None,
+    stance_target: Annotated[
+        str | None,
+        Query(
+            description="Only stance labels toward exactly this target (as stored in stance.target, stripped; "
+            f"at most {MAX_TARGET_CHARS} characters; blank = any), e.g. the target a POST /stance job named"
+        ),
+    ] = None,
     min_score: Annotated[float | None, Query(ge=-1, le=1, description="Lowest emotion valence")] = None,
     max_score: Annotated[float | None, Query(ge=-1, le=1, description="Highest emotion valence")] = None,
 ) -> TweetPagePublic:
@@ -41,6 +49,7 @@ async def list_tweets(
         cursor=cursor,
         emotion=emotion,
         stance=stance,
+        stance_target=stance_target,
         min_score=min_score,
         max_score=max_score,
     )
