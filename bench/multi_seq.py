@@ -81,7 +81,7 @@ def multi_sequence_slice(
     del gguf  # the scorer's model is reused; the argument documents which GGUF ran
     ctx = _context(scorer, k, threads)
     memory = llama_cpp.llama_get_memory(ctx)
-    prefix = scorer._prefix_tokens
+    prefix = scorer.prefix_tokens
     n_vocab = scorer._llm.n_vocab()
     llama_cpp.llama_memory_clear(memory, True)
     _decode(ctx, [(0, 0, prefix)])

@@ -100,7 +100,7 @@ def main() -> None:
             "naive_unparseable": sum(p is None for p in naive_pred),
             "content_free_probabilities": scorer.content_free,
             "calibration_setup_s": round(calibration_s, 3),
-            "prefix_tokens": len(scorer._prefix_tokens),
+            "prefix_tokens": len(scorer.prefix_tokens),
         }
         if main_run:
             _, naive_reuse_tps = timed(naive_predictor(llm, scorer, args.max_tokens, reuse=True), texts, args.repeat)

@@ -70,7 +70,7 @@ def ceiling_slice(
     depth = 0
     if after_prefix:
         scorer._ensure_prefix()
-        depth = len(scorer._prefix_tokens)
+        depth = len(scorer.prefix_tokens)
     done, elapsed = 0, 0.0
     while done < tokens:
         offset = (start + done) % max(1, len(stream) - size)
@@ -180,7 +180,7 @@ def main() -> None:
             str(size): [round(n / s, 1) for n, s in runs] for size, runs in ceiling.items()
         },
         "ceiling_after_prefix_tokens_per_s": {str(size): round(v, 1) for size, v in prefixed_tps.items()},
-        "prefix_tokens": len(label_scorer._prefix_tokens),
+        "prefix_tokens": len(label_scorer.prefix_tokens),
         "scorers": {},
     }
     old = {f"old bench (label scoring, {OLD_DEV_SET.name}) {name}": runs for name, runs in old_passes.items()}

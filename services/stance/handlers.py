@@ -17,10 +17,10 @@ from opentelemetry.trace import Link, SpanKind
 from prometheus_client import Histogram
 
 from common.errors import PermanentError
-from common.events import TweetRecord
+from common.events import MAIN_SUBJECT, TweetRecord
 from common.kafka import OutgoingMessage, dead_letter
 from common.telemetry import TWEET_ID, current_trace_id, extract_context, inject_headers
-from stance.logic import build_label_event, decode_tweet
+from stance.logic import build_label_event, decode_tweet, group_by_target, request_target
 from stance.model import StanceScore, StanceScorer
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ JOB_ID_HEADER = "job-id"
 class StanceHandler:
     scorer: StanceScorer
     labels_topic: str
+    default_target: str = MAIN_SUBJECT
 
     async def __call__(self, batch: list[ConsumerRecord]) -> list[OutgoingMessage]:
         out: list[OutgoingMessage] = []
@@ -52,6 +53,8 @@ class StanceHandler:
         if not accepted:
             return out
         links = [Link(trace.get_current_span(extract_context(r.headers)).get_span_context()) for r, _ in accepted]
+        targets = [request_target(record.headers, self.default_target) for record, _ in accepted]
+        results: dict[int, StanceScore | PermanentError] = {}
         with (
             tracer.start_as_current_span(
                 "stance inference",
@@ -60,18 +63,22 @@ class StanceHandler:
             ) as batch_span,
             INFERENCE_SECONDS.labels(self.scorer.provider, self.scorer.model).time(),
         ):
-            results = await self.scorer.score([tweet.text for _, tweet in accepted])
-        if len(results) != len(accepted):
-            raise RuntimeError(f"scorer returned {len(results)} results for {len(accepted)} tweets")
-        for (record, tweet), result in zip(accepted, results, strict=True):
+            # One scorer call per target: a local model keeps one cached prompt prefix per target.
+            for target, positions in group_by_target(targets).items():
+                scored = await self.scorer.score([accepted[i][1].text for i in positions], target)
+                if len(scored) != len(positions):
+                    raise RuntimeError(f"scorer returned {len(scored)} results for {len(positions)} tweets")
+                results.update(zip(positions, scored, strict=True))
+        for i, (record, tweet) in enumerate(accepted):
+            result = results[i]
             if isinstance(result, PermanentError):
                 out.append(self._dead_letter(record, result))
             else:
-                out.append(self._label_message(record, tweet, result, batch_span.get_span_context()))
+                out.append(self._label_message(record, tweet, result, targets[i], batch_span.get_span_context()))
         return out
 
     def _label_message(
-        self, record: ConsumerRecord, tweet: TweetRecord, result: StanceScore, batch: trace.SpanContext
+        self, record: ConsumerRecord, tweet: TweetRecord, result: StanceScore, target: str, batch: trace.SpanContext
     ) -> OutgoingMessage:
         job = dict(record.headers or ()).get(JOB_ID_HEADER)
         with tracer.start_as_current_span(
@@ -88,6 +95,7 @@ class StanceHandler:
                 provider=self.scorer.provider,
                 prompt_version=self.scorer.prompt_version,
                 method=self.scorer.method,
+                target=target,
                 job_id=job.decode(errors="replace") if job else None,
                 trace_id=current_trace_id(),
             )

@@ -1,7 +1,8 @@
 """A small trained head: multinomial logistic regression over features the LLM computes.
 
-Pure numpy, no I/O but ``load``/``save`` of one ``.npz``. ``bench/train_stance_head.py``
-fits it on ``data/labelled/stance_train.csv`` and writes ``services/stance/stance_head.npz``.
+Pure numpy, no I/O but ``load``/``save`` of one ``.npz``. ``python -m training.stance_head``
+fits it on human-labelled real tweets and writes it to the head cache (or
+``services/stance/stance_head.npz`` for the shipped one).
 """
 
 from __future__ import annotations

@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from common.errors import PermanentError
-from common.events import STANCE_LABELS
+from common.events import MAIN_SUBJECT, STANCE_LABELS, clean_target
 from stance.logic import calibrate, logsumexp, mean_probabilities, normalise_for_model, softmax, top_label
 from stance.model import StanceScore
 from stance.prompts import CONTENT_FREE_INPUTS, PromptParts, chat_prompt, completion_prompt
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 _LABEL_ROOM = 8  # tokens kept free after the prompt for multi-token label scoring
 DEFAULT_MAX_TWEET_TOKENS = 128  # a 280-character tweet is ~70 tokens; longer texts are cut
+_MAX_TARGETS = 64  # rendered prompts kept per scorer (targets named by re-label jobs are few)
+_MAX_SAVED_STATES = 8  # KV states kept in memory, one per recently used target
 
 
 def load_llama(path: Path, n_ctx: int, n_threads: int, n_batch: int, n_threads_batch: int | None = None) -> Llama:
@@ -66,6 +69,17 @@ class LogitFeatures:
     logits: np.ndarray  # next-token logits at the head's ``logit_ids``: W_sub @ hidden (tied lm_head)
 
 
+@dataclass
+class _Prefix:
+    """One target's prompt: the tokens before the tweet (cached in the KV), the tail after it."""
+
+    parts: PromptParts
+    tokens: list[int]
+    tail: list[int]
+    tweet_lead: str
+    content_free: dict[str, float] | None = None
+
+
 class LlamaCppScorer:
     provider = "llamacpp"
 
@@ -76,51 +90,96 @@ class LlamaCppScorer:
         prompt_version: str,
         calibrate: bool,
         max_tweet_tokens: int = DEFAULT_MAX_TWEET_TOKENS,
+        default_target: str = MAIN_SUBJECT,
     ) -> None:
         self._llm = llm
         self.max_tweet_tokens = max_tweet_tokens
         self._lock = threading.Lock()  # a llama context is not thread-safe
         self.model = model
         self.prompt_version = prompt_version
-        self.parts = self._prompt_parts(prompt_version)
+        self.default_target = clean_target(default_target)
         self._space_prefixing = llm.detokenize(llm.tokenize(b"a", add_bos=False)).startswith(b" ")
-        prefix = self.parts.prefix.rstrip(" ")
-        self._tweet_lead = "" if self._space_prefixing else self.parts.prefix[len(prefix) :]
-        self._prefix_tokens = self._tokens(prefix, special=True, bos=True)
-        self._tail_tokens = self._tokens(self.parts.suffix, special=True)
-        if self._space_prefixing and self._tail_tokens and llm.detokenize(self._tail_tokens[:1]) == b" ":
-            self._tail_tokens = self._tail_tokens[1:]  # the tokenizer's dummy space, not ours
+        self._calibrate = calibrate
+        self._prefixes: dict[str, _Prefix] = {}
+        # One saved KV state per target (least recently used first): switching back to a
+        # target restores its evaluated prefix instead of decoding it again.
+        self._states: OrderedDict[str, Any] = OrderedDict()
+        self.parts = self._prefix(self.default_target).parts
         self.label_tokens, self.label_sequences = self._label_vocabulary()
-        self.content_free: dict[str, float] | None = None
         self.method = "label-scoring+calibration" if calibrate else "label-scoring"
-        if calibrate:
-            self.content_free = mean_probabilities([self.raw_distribution(t) for t in CONTENT_FREE_INPUTS])
-            log.info("contextual calibration measured", extra={"content_free": self.content_free})
+        self.content_free: dict[str, float] | None = self._content_free(self.default_target)
 
-    async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]:
-        return list(await asyncio.to_thread(self.score_texts, texts))
+    def _prefix(self, target: str) -> _Prefix:
+        found = self._prefixes.get(target)
+        if found is not None:
+            return found
+        parts = self._prompt_parts(self.prompt_version, target)
+        prefix = parts.prefix.rstrip(" ")
+        tail = self._tokens(parts.suffix, special=True)
+        if self._space_prefixing and tail and self._llm.detokenize(tail[:1]) == b" ":
+            tail = tail[1:]  # the tokenizer's dummy space, not ours
+        lead = "" if self._space_prefixing else parts.prefix[len(prefix) :]
+        entry = _Prefix(parts, self._tokens(prefix, special=True, bos=True), tail, lead)
+        if len(self._prefixes) >= _MAX_TARGETS:
+            self._prefixes.pop(next(iter(self._prefixes)))
+        self._prefixes[target] = entry
+        return entry
+
+    def _content_free(self, target: str) -> dict[str, float] | None:
+        """The label bias of this target's prompt alone (contextual calibration), measured once."""
+        if not self._calibrate:
+            return None
+        entry = self._prefix(target)
+        if entry.content_free is None:
+            entry.content_free = mean_probabilities([self.raw_distribution(t, target) for t in CONTENT_FREE_INPUTS])
+            log.info("contextual calibration measured", extra={"content_free": entry.content_free, "target": target})
+        return entry.content_free
+
+    @property
+    def prefix_tokens(self) -> list[int]:
+        """The default target's prefix tokens (what the benchmarks measure)."""
+        return self._prefix(self.default_target).tokens
+
+    @property
+    def tail_tokens(self) -> list[int]:
+        return self._prefix(self.default_target).tail
+
+    def resolve_target(self, target: str | None) -> str:
+        return clean_target(target) if target else self.default_target
+
+    async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
+        return list(await asyncio.to_thread(self.score_texts, texts, target))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._llm.close)
 
-    def score_texts(self, texts: Sequence[str]) -> list[StanceScore]:
+    def score_texts(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore]:
+        resolved = self.resolve_target(target)
+        content_free = self._content_free(resolved)
         scores = []
         for text in texts:
-            probs = self.raw_distribution(text)
-            if self.content_free is not None:
-                probs = calibrate(probs, self.content_free)
+            probs = self.raw_distribution(text, resolved)
+            if content_free is not None:
+                probs = calibrate(probs, content_free)
             scores.append(StanceScore(top_label(probs), probs))
         return scores
 
-    def raw_distribution(self, text: str) -> dict[str, float]:
-        """Uncalibrated label probabilities, reusing the cached prefix."""
+    def raw_distribution(self, text: str, target: str | None = None) -> dict[str, float]:
+        """Uncalibrated label probabilities, reusing the target's cached prefix."""
         with self._lock:
-            self._ensure_prefix()
-            self._llm.n_tokens = len(self._prefix_tokens)
-            self._llm.eval(self.tweet_tokens(text))
+            tokens = self._start_tweet(text, target)
+            self._llm.eval(tokens)
             return self._read_distribution()
 
-    def logit_features(self, text: str, ids: np.ndarray) -> LogitFeatures:
+    def _start_tweet(self, text: str, target: str | None) -> list[int]:
+        """Put the target's prefix in the context and cut it back to the prefix; the tweet's
+        tokens to decode next. Holds ``_lock``."""
+        resolved = self.resolve_target(target)
+        self._ensure_prefix(resolved)
+        self._llm.n_tokens = len(self._prefix(resolved).tokens)
+        return self.tweet_tokens(text, resolved)
+
+    def logit_features(self, text: str, ids: np.ndarray, target: str | None = None) -> LogitFeatures:
         """Label distribution plus the logits at ``ids``, from the one decode label scoring does.
 
         Gemma's lm_head is the tied token embedding and llama.cpp applies no soft-cap to its
@@ -128,13 +187,13 @@ class LlamaCppScorer:
         decode (``features`` pays one to read the hidden state itself).
         """
         with self._lock:
-            self._ensure_prefix()
-            self._llm.n_tokens = len(self._prefix_tokens)
-            self._llm.eval(self.tweet_tokens(text))
+            self._llm.eval(self._start_tweet(text, target))
             logits = self._last_logits()
             return LogitFeatures(self._read_distribution(logits), logits[ids].astype(np.float64))
 
-    def calibration_rows(self, texts: Sequence[str], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def calibration_rows(
+        self, texts: Sequence[str], ids: np.ndarray, target: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(hidden states, logits at ``ids``) at every position of each tweet + cue after the
         prefix, decoded with embeddings on: the pairs ``head.fit_logit_map`` regresses."""
         import llama_cpp
@@ -143,9 +202,7 @@ class LlamaCppScorer:
         n_embd, n_vocab = self._llm.n_embd(), self._llm.n_vocab()
         with self._lock:
             for text in texts:
-                self._ensure_prefix()
-                self._llm.n_tokens = len(self._prefix_tokens)
-                tokens = self.tweet_tokens(text)
+                tokens = self._start_tweet(text, target)
                 llama_cpp.llama_set_embeddings(self._llm.ctx, True)
                 try:
                     self._llm.eval(tokens)
@@ -156,10 +213,10 @@ class LlamaCppScorer:
                         logits.append(np.ctypeslib.as_array(row, shape=(n_vocab,))[ids].astype(np.float64))
                 finally:
                     llama_cpp.llama_set_embeddings(self._llm.ctx, False)
-                self._llm.n_tokens = len(self._prefix_tokens)  # the next tweet starts from the prefix
+                self._llm.n_tokens = len(self._prefix(self.resolve_target(target)).tokens)  # back to the prefix
         return np.asarray(hidden), np.asarray(logits)
 
-    def features(self, text: str) -> LlmFeatures:
+    def features(self, text: str, target: str | None = None) -> LlmFeatures:
         """Label distribution plus the last position's hidden state, from the same forward pass.
 
         The tweet is decoded with logits for its last token only; the final token alone is
@@ -169,9 +226,7 @@ class LlamaCppScorer:
         import llama_cpp
 
         with self._lock:
-            self._ensure_prefix()
-            self._llm.n_tokens = len(self._prefix_tokens)
-            tokens = self.tweet_tokens(text)
+            tokens = self._start_tweet(text, target)
             self._llm.eval(tokens[:-1])
             llama_cpp.llama_set_embeddings(self._llm.ctx, True)
             try:
@@ -186,32 +241,49 @@ class LlamaCppScorer:
     def hidden_size(self) -> int:
         return int(self._llm.n_embd())
 
-    def distribution_from_scratch(self, text: str, single_pass: bool = True) -> dict[str, float]:
+    def distribution_from_scratch(
+        self, text: str, single_pass: bool = True, target: str | None = None
+    ) -> dict[str, float]:
         """The same, with the whole context evaluated anew (to check the cache reuse)."""
+        entry = self._prefix(self.resolve_target(target))
         with self._lock:
             self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
             if single_pass:
-                self._llm.eval(self._prefix_tokens + self.tweet_tokens(text))
+                self._llm.eval(entry.tokens + self.tweet_tokens(text, target))
             else:
-                self._llm.eval(self._prefix_tokens)
-                self._llm.eval(self.tweet_tokens(text))
+                self._llm.eval(entry.tokens)
+                self._llm.eval(self.tweet_tokens(text, target))
             probs = self._read_distribution()
             self._llm.n_tokens = 0  # the next cached call re-evaluates the prefix
             return probs
 
-    def tweet_tokens(self, text: str) -> list[int]:
+    def tweet_tokens(self, text: str, target: str | None = None) -> list[int]:
         """Normalised tweet (never parsed for special tokens, so it cannot inject any) plus the
         tail; at most ``max_tweet_tokens`` of the tweet, and what fits in ``n_ctx``."""
-        budget = self._llm.n_ctx() - len(self._prefix_tokens) - len(self._tail_tokens) - _LABEL_ROOM
+        entry = self._prefix(self.resolve_target(target))
+        budget = self._llm.n_ctx() - len(entry.tokens) - len(entry.tail) - _LABEL_ROOM
         budget = min(budget, self.max_tweet_tokens)
-        tweet = self._tokens(self._tweet_lead + normalise_for_model(text), special=False)[: max(budget, 1)]
-        return tweet + self._tail_tokens
+        tweet = self._tokens(entry.tweet_lead + normalise_for_model(text), special=False)[: max(budget, 1)]
+        return tweet + entry.tail
 
-    def _ensure_prefix(self) -> None:
-        n = len(self._prefix_tokens)
-        if self._llm.n_tokens < n or self._llm.input_ids[:n].tolist() != self._prefix_tokens:
-            self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
-            self._llm.eval(self._prefix_tokens)
+    def _ensure_prefix(self, target: str) -> None:
+        """The target's prefix in the KV cache: kept if it is there, restored from its saved
+        state, or decoded (and saved). Holds ``_lock``."""
+        tokens = self._prefix(target).tokens
+        n = len(tokens)
+        if self._llm.n_tokens >= n and self._llm.input_ids[:n].tolist() == tokens:
+            return
+        state = self._states.get(target)
+        if state is not None:
+            self._llm.load_state(state)
+            self._states.move_to_end(target)
+            if self._llm.n_tokens >= n and self._llm.input_ids[:n].tolist() == tokens:
+                return
+        self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
+        self._llm.eval(tokens)
+        self._states[target] = self._llm.save_state()
+        while len(self._states) > _MAX_SAVED_STATES:
+            self._states.popitem(last=False)
 
     def _read_distribution(self, logits: np.ndarray | None = None) -> dict[str, float]:
         logits = self._last_logits() if logits is None else logits
@@ -248,14 +320,14 @@ class LlamaCppScorer:
             tokens.insert(0, self._llm.token_bos())
         return tokens
 
-    def _prompt_parts(self, version: str) -> PromptParts:
+    def _prompt_parts(self, version: str, target: str) -> PromptParts:
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
-            return completion_prompt(version)
+            return completion_prompt(version, target)
         vocab_piece = self._llm.detokenize
         bos = vocab_piece([self._llm.token_bos()], special=True).decode(errors="ignore")
         eos = vocab_piece([self._llm.token_eos()], special=True).decode(errors="ignore")
-        return chat_prompt(version, template, bos, eos)
+        return chat_prompt(version, template, bos, eos, target)
 
     def _label_vocabulary(self) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
         """First tokens that spell only one label; label sequences if some label has none."""

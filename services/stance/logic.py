@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from common.events import STANCE_LABELS, LabelEvent, TweetRecord, decode_event
+from common.events import STANCE_LABELS, STANCE_TARGET_HEADER, LabelEvent, TweetRecord, clean_target, decode_event
 
 _ANSWER_DECORATION = " \t\r\n.,;:!?\"'`*_()[]{}<>"
 _LABEL_WORD = re.compile(r"\b(SUPPORT|OPPOSE|NEUTRAL)\b", re.IGNORECASE)
@@ -127,6 +127,7 @@ def build_label_event(
     provider: str,
     prompt_version: str,
     method: str | None = None,
+    target: str | None = None,
     job_id: str | None,
     trace_id: str | None,
 ) -> LabelEvent:
@@ -142,6 +143,26 @@ def build_label_event(
         provider=provider,
         prompt_version=prompt_version,
         method=method,
+        target=target,
         job_id=job_id,
         trace_id=trace_id,
     )
+
+
+def request_target(headers: Sequence[tuple[str, bytes]] | None, default: str) -> str:
+    """The target a message asks stance toward: its ``stance-target`` header (a re-label job
+    that named one), else ``default``; cleaned as every recorded target is."""
+    raw = dict(headers or ()).get(STANCE_TARGET_HEADER)
+    if raw:
+        named = raw.decode("utf-8", errors="replace").strip()
+        if named:
+            return clean_target(named)
+    return clean_target(default)
+
+
+def group_by_target(targets: Sequence[str]) -> dict[str, list[int]]:
+    """Positions per target, in first-seen order (each group is one scorer call)."""
+    groups: dict[str, list[int]] = {}
+    for position, target in enumerate(targets):
+        groups.setdefault(target, []).append(position)
+    return groups

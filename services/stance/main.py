@@ -16,9 +16,9 @@ from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
 from stance.handlers import StanceHandler
 from stance.llama_scorer import LlamaCppScorer, load_llama
-from stance.model import StanceScorer, require_gguf
+from stance.model import StanceScorer, gguf_sha256, require_gguf
 from stance.openai_scorer import OpenAIScorer
-from stance.probe_scorer import DEFAULT_HEAD_PATH, choose_local_scorer
+from stance.probe_scorer import choose_local_scorer
 from stance.quota import SharedQuota
 from stance.settings import StanceSettings
 
@@ -42,13 +42,17 @@ def build_api_client(settings: StanceSettings) -> ChatCompletionsClient:
 async def build_scorer(settings: StanceSettings, client: ChatCompletionsClient | None = None) -> StanceScorer:
     if settings.provider == "openai":
         client = client or build_api_client(settings)
-        return OpenAIScorer(client, settings.api_model, settings.prompt_version, settings.api_logprobs)
+        return OpenAIScorer(
+            client, settings.api_model, settings.prompt_version, settings.api_logprobs, settings.target
+        )
     path = require_gguf(settings.resolved_gguf_path)
 
     def load() -> StanceScorer:
         llm = load_llama(path, settings.n_ctx, settings.n_threads, settings.n_batch, settings.n_threads_batch)
-        scorer = LlamaCppScorer(llm, path.name, settings.prompt_version, settings.calibrate, settings.max_tweet_tokens)
-        return choose_local_scorer(scorer, settings.method, settings.head_path or DEFAULT_HEAD_PATH, settings.n_threads)
+        scorer = LlamaCppScorer(
+            llm, path.name, settings.prompt_version, settings.calibrate, settings.max_tweet_tokens, settings.target
+        )
+        return choose_local_scorer(scorer, settings.method, settings.head_path, settings.n_threads, gguf_sha256(path))
 
     return await asyncio.to_thread(load)
 
@@ -65,7 +69,7 @@ async def run(settings: StanceSettings, stopping: asyncio.Event | None = None) -
             settings.kafka,
             settings.kafka.group(settings.group_id),
             sources,
-            StanceHandler(scorer, topics.labels),
+            StanceHandler(scorer, topics.labels, settings.target),
             service="stance",
             batch_size=settings.batch_size,
             max_wait_ms=settings.max_wait_ms,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +34,10 @@ class StanceScorer(Protocol):
     prompt_version: str
     method: str  # named in every label event: "label-scoring+calibration", "probe-h1", "answer-logprobs"...
 
-    async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]: ...
+    async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
+        """``target``: what the stance is toward (``None``: the scorer's default, normally the
+        tweet's main subject)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -40,6 +45,40 @@ class StanceScorer(Protocol):
 def default_model_cache_dir() -> Path:
     configured = os.environ.get("MODEL_CACHE_DIR")
     return Path(configured) if configured else Path.home() / ".cache" / "tweet-pipeline" / "models"
+
+
+def heads_dir() -> Path:
+    """Where ``make fit-stance-head`` caches heads, and GGUF hashes are remembered."""
+    home = Path(os.environ.get("TWEETPIPE_HOME", Path.home() / ".cache" / "tweet-pipeline"))
+    return home / "stance-heads"
+
+
+def fitted_head_path(gguf_sha256: str, prompt_version: str) -> Path:
+    return heads_dir() / f"{gguf_sha256[:16]}-{prompt_version}.npz"
+
+
+def gguf_sha256(path: Path) -> str:
+    """The GGUF's SHA-256 (a head is specific to the exact file), remembered by path, size and
+    modification time so a restart does not re-read a 670 MB file."""
+    resolved = path.expanduser().resolve()
+    stat = resolved.stat()
+    key = hashlib.sha256(f"{resolved}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    memo = heads_dir() / "gguf-sha256" / f"{key}.json"
+    try:
+        return str(json.loads(memo.read_text())["sha256"])
+    except (OSError, ValueError, KeyError):
+        pass
+    digest = hashlib.sha256()
+    with resolved.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    value = digest.hexdigest()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps({"path": str(resolved), "sha256": value}))
+    except OSError:
+        pass  # a read-only home only costs the hash again at the next start
+    return value
 
 
 def require_gguf(path: Path) -> Path:

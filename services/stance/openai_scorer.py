@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.errors import PermanentError
+from common.events import MAIN_SUBJECT, clean_target
 from stance.api_client import ChatCompletionsClient
 from stance.logic import one_hot, probabilities_from_top_logprobs, top_label, validate_answer
 from stance.model import StanceScore
@@ -30,49 +31,56 @@ class OpenAIScorer:
     provider = "openai"
 
     def __init__(
-        self, client: ChatCompletionsClient, model: str, prompt_version: str, request_logprobs: bool = True
+        self,
+        client: ChatCompletionsClient,
+        model: str,
+        prompt_version: str,
+        request_logprobs: bool = True,
+        default_target: str = MAIN_SUBJECT,
     ) -> None:
         self._client = client
+        self.default_target = clean_target(default_target)
         self.model = model
         self.prompt_version = prompt_version
         self._request_logprobs = request_logprobs
         # With logprobs the three probabilities come from the first answer token's top
         # log-probs (the text answer is the fallback where the API sends none).
         self.method = "answer-logprobs" if request_logprobs else "answer-text"
-        self._answered: OrderedDict[str, StanceScore] = OrderedDict()
+        self._answered: OrderedDict[tuple[str, str], StanceScore] = OrderedDict()
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]:
+    async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
+        resolved = clean_target(target) if target else self.default_target
         # Every call runs to its end even when a sibling fails: cancelling would also cancel
         # the breaker's half-open probe, and the circuit could then never close again.
-        outcomes = await asyncio.gather(*(self._remembered(text) for text in texts), return_exceptions=True)
+        outcomes = await asyncio.gather(*(self._remembered(text, resolved) for text in texts), return_exceptions=True)
         results: list[StanceScore | PermanentError] = []
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, PermanentError):
                 raise outcome  # TransientError: the batch is retried; answers so far are kept
             results.append(outcome)
         for text in texts:
-            self._answered.pop(text, None)
+            self._answered.pop((text, resolved), None)
         return results
 
-    async def _remembered(self, text: str) -> StanceScore | PermanentError:
+    async def _remembered(self, text: str, target: str) -> StanceScore | PermanentError:
         """Answers of a batch that failed as a whole are kept, so its retry asks only for the rest."""
-        if text in self._answered:
-            return self._answered[text]
-        result = await self._score_one(text)
+        if (text, target) in self._answered:
+            return self._answered[(text, target)]
+        result = await self._score_one(text, target)
         if isinstance(result, StanceScore):
-            self._answered[text] = result
+            self._answered[(text, target)] = result
             while len(self._answered) > _REMEMBERED_ANSWERS:
                 self._answered.popitem(last=False)
         return result
 
-    async def _score_one(self, text: str) -> StanceScore | PermanentError:
+    async def _score_one(self, text: str, target: str) -> StanceScore | PermanentError:
         answers = []
         for strict in (False, True):
             try:
-                choice = await self._client.complete(self._payload(text, strict))
+                choice = await self._client.complete(self._payload(text, target, strict))
             except PermanentError as exc:
                 return exc
             probs = _logprob_distribution(choice)
@@ -86,8 +94,8 @@ class OpenAIScorer:
             log.warning("answer is not one of the three labels", extra={"answer": answer[:100], "strict": strict})
         return PermanentError("invalid_answer", f"answers outside SUPPORT/OPPOSE/NEUTRAL: {answers!r}"[:500])
 
-    def _payload(self, text: str, strict: bool) -> dict[str, Any]:
-        content = user_message(self.prompt_version, text) + (STRICT_SUFFIX if strict else "")
+    def _payload(self, text: str, target: str, strict: bool) -> dict[str, Any]:
+        content = user_message(self.prompt_version, text, target) + (STRICT_SUFFIX if strict else "")
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [{"role": "user", "content": content}],

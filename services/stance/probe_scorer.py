@@ -1,14 +1,13 @@
 """The ``probe`` method: a trained linear head over what the LLM (and the encoder) compute.
 
-For each tweet the GGUF runs the usual prompt (cached prefix, tweet, answer cue) once; the
-head reads the final hidden state at the answer cue and the three label log-probabilities,
-next to the tweet's MiniLM sentence embedding, and returns the three probabilities. A head
-folded onto logits (``head.fold_hidden``, ``logit_ids`` in its file) reads the hidden state
-through 1,024 of the logits that one decode returns (they are a linear function of it); an
-older head without them pays a second one-token decode to read the hidden state itself. The LLM
-stays in the loop: its features carry the prompt's question, the encoder's carry the
-sentence's meaning. ``bench/train_stance_head.py`` trains the head; docs/stance.md has the
-figures.
+For each tweet the GGUF runs the prompt (the target's cached prefix, tweet, answer cue) once;
+the head reads 1,024 of the logits that decode returns (a linear image of the final hidden
+state) and the three label log-probabilities, next to the tweet's MiniLM sentence embedding
+and (head h3) that embedding times the target's, and returns the three probabilities. An
+older head without ``logit_ids`` pays a second one-token decode to read the hidden state
+itself. The LLM stays in the loop: its features carry the prompt's question about the target,
+the encoder's carry the sentence's meaning. ``python -m training.stance_head`` (``make
+fit-stance-head``) fits a head for any GGUF; docs/stance.md has the figures.
 """
 
 from __future__ import annotations
@@ -17,26 +16,31 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from common.errors import ConfigurationError, PermanentError
-from common.events import STANCE_LABELS
+from common.events import MAIN_SUBJECT, STANCE_LABELS
 from stance.encoder import MiniLMEncoder
 from stance.head import LinearHead
 from stance.llama_scorer import LlamaCppScorer, LlmFeatures, LogitFeatures
 from stance.logic import top_label
-from stance.model import StanceScore, StanceScorer
+from stance.model import StanceScore, StanceScorer, fitted_head_path
+from stance.prompts import MAIN_SUBJECT_PHRASE
 
 log = logging.getLogger(__name__)
 DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "stance_head.npz"
 ENCODER_FEATURE = "minilm"
+TARGET_FEATURE = "minilm_x_target"  # the tweet's embedding times the target's, element-wise
 
 
-def probe_features(llm: Sequence[LlmFeatures | LogitFeatures], encoded: np.ndarray | None) -> np.ndarray:
+def probe_features(
+    llm: Sequence[LlmFeatures | LogitFeatures], encoded: np.ndarray | None, target_vector: np.ndarray | None = None
+) -> np.ndarray:
     """One row per tweet: hidden state (or the logits a folded head reads instead), label
-    log-probabilities, then the encoder's embedding."""
+    log-probabilities, then the encoder's embedding, then (for a head that reads the target)
+    the embedding times the target's embedding, element by element: what lets one linear head
+    tell stance toward different targets apart beyond what the LLM's prompt carries."""
     rows = [
         np.concatenate(
             [
@@ -47,14 +51,25 @@ def probe_features(llm: Sequence[LlmFeatures | LogitFeatures], encoded: np.ndarr
         for f in llm
     ]
     matrix = np.asarray(rows, dtype=np.float64)
-    return matrix if encoded is None else np.hstack([matrix, encoded.astype(np.float64)])
+    if encoded is None:
+        return matrix
+    blocks = [matrix, encoded.astype(np.float64)]
+    if target_vector is not None:
+        blocks.append(encoded.astype(np.float64) * target_vector.astype(np.float64)[None, :])
+    return np.hstack(blocks)
 
 
-def head_matches(head: LinearHead, model: str, hidden_size: int, prompt_version: str) -> str | None:
-    """Why this head cannot serve this GGUF and prompt, or None when it can."""
+def head_matches(
+    head: LinearHead, model: str, hidden_size: int, prompt_version: str, gguf_sha256: str | None = None
+) -> str | None:
+    """Why this head cannot serve this GGUF and prompt, or None when it can. A head that records
+    its GGUF's SHA-256 serves that exact file only; an older one is matched by file name."""
     if head.meta.get("prompt_version") != prompt_version:
         return f"head trained with prompt {head.meta.get('prompt_version')!r}, not {prompt_version!r}"
-    if head.meta.get("model") != model:
+    recorded = head.meta.get("gguf_sha256")
+    if recorded and gguf_sha256 and recorded != gguf_sha256:
+        return f"head trained on a GGUF with SHA-256 {recorded[:12]}…, not {gguf_sha256[:12]}…"
+    if not recorded and head.meta.get("model") != model:
         return f"head trained on {head.meta.get('model')!r}, not {model!r}"
     if head.meta.get("hidden_size") != hidden_size:
         return f"head expects hidden size {head.meta.get('hidden_size')}, the GGUF has {hidden_size}"
@@ -64,76 +79,110 @@ def head_matches(head: LinearHead, model: str, hidden_size: int, prompt_version:
 class ProbeScorer:
     provider = "llamacpp"
 
-    def __init__(self, llm: LlamaCppScorer, head: LinearHead, encoder: MiniLMEncoder | None) -> None:
-        problem = head_matches(head, llm.model, llm.hidden_size, llm.prompt_version)
+    def __init__(
+        self, llm: LlamaCppScorer, head: LinearHead, encoder: MiniLMEncoder | None, gguf_sha256: str | None = None
+    ) -> None:
+        problem = head_matches(head, llm.model, llm.hidden_size, llm.prompt_version, gguf_sha256)
         if problem:
             raise ConfigurationError(f"stance head does not fit: {problem}")
-        if (ENCODER_FEATURE in head.meta.get("features", [])) != (encoder is not None):
+        features = head.meta.get("features", [])
+        if (ENCODER_FEATURE in features) != (encoder is not None):
             raise ConfigurationError("the stance head and the encoder setting disagree")
         self._llm = llm
         self._head = head
         self._encoder = encoder
+        self._reads_target = TARGET_FEATURE in features
+        self._target_vectors: dict[str, np.ndarray] = {}
         self.model = llm.model if encoder is None else f"{llm.model}+{encoder.name}"
         self.prompt_version = llm.prompt_version
+        self.default_target = llm.default_target
         self.method = f"probe-{head.meta.get('version', 'unversioned')}"
 
-    @staticmethod
-    def head_meta(llm: LlamaCppScorer, encoder: MiniLMEncoder | None, **extra: Any) -> dict[str, Any]:
-        """What a head trained on this scorer's features must record (the training script uses it)."""
-        features = ["hidden", "label_logprobs"] + ([ENCODER_FEATURE] if encoder is not None else [])
-        return {
-            "model": llm.model,
-            "hidden_size": llm.hidden_size,
-            "prompt_version": llm.prompt_version,
-            "features": features,
-            **extra,
-        }
+    def target_vector(self, target: str) -> np.ndarray | None:
+        """The encoder's embedding of the target as the prompt names it (cached per target)."""
+        if not self._reads_target or self._encoder is None:
+            return None
+        if target not in self._target_vectors:
+            self._target_vectors[target] = self._encoder.embed([target_text(target)])[0]
+        return self._target_vectors[target]
 
-    def feature_rows(self, texts: Sequence[str]) -> np.ndarray:
-        return feature_rows(self._llm, self._encoder, texts, self._head.logit_ids)
+    def feature_rows(self, texts: Sequence[str], target: str | None = None) -> np.ndarray:
+        resolved = self._llm.resolve_target(target)
+        return feature_rows(
+            self._llm, self._encoder, texts, self._head.logit_ids, resolved, self.target_vector(resolved)
+        )
 
-    def score_texts(self, texts: Sequence[str]) -> list[StanceScore]:
+    def score_texts(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore]:
         if not texts:
             return []
-        probabilities = self._head.probabilities(self.feature_rows(texts))
+        probabilities = self._head.probabilities(self.feature_rows(texts, target))
         scores = []
         for row in probabilities:
             probs = {label: float(row[self._head.labels.index(label)]) for label in STANCE_LABELS}
             scores.append(StanceScore(top_label(probs), probs))
         return scores
 
-    async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]:
-        return list(await asyncio.to_thread(self.score_texts, texts))
+    async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
+        return list(await asyncio.to_thread(self.score_texts, texts, target))
 
     async def aclose(self) -> None:
         await self._llm.aclose()
 
 
+def target_text(target: str) -> str:
+    """What the encoder embeds for a target: the phrase the prompt uses for it."""
+    return MAIN_SUBJECT_PHRASE if target == MAIN_SUBJECT else target
+
+
 def feature_rows(
-    llm: LlamaCppScorer, encoder: MiniLMEncoder | None, texts: Sequence[str], logit_ids: np.ndarray | None = None
+    llm: LlamaCppScorer,
+    encoder: MiniLMEncoder | None,
+    texts: Sequence[str],
+    logit_ids: np.ndarray | None = None,
+    target: str | None = None,
+    target_vector: np.ndarray | None = None,
 ) -> np.ndarray:
-    """One decode per tweet for a folded head (``logit_ids``); two for a hidden-state head."""
+    """One decode per tweet for a head on logits (``logit_ids``); two for a hidden-state head."""
     encoded = encoder.embed(texts) if encoder is not None else None
     if logit_ids is not None:
-        return probe_features([llm.logit_features(text, logit_ids) for text in texts], encoded)
-    return probe_features([llm.features(text) for text in texts], encoded)
+        return probe_features([llm.logit_features(text, logit_ids, target) for text in texts], encoded, target_vector)
+    return probe_features([llm.features(text, target) for text in texts], encoded, target_vector)
 
 
-def choose_local_scorer(llm: LlamaCppScorer, method: str, head_path: Path, threads: int) -> StanceScorer:
+def head_candidates(configured: Path | None, gguf_sha256: str | None, prompt_version: str) -> list[Path]:
+    """Where a head is looked for: the configured file alone; else the head ``make
+    fit-stance-head`` cached for this GGUF's SHA-256 and prompt, then the shipped one."""
+    if configured is not None:
+        return [configured]
+    cached = [fitted_head_path(gguf_sha256, prompt_version)] if gguf_sha256 else []
+    return [*cached, DEFAULT_HEAD_PATH]
+
+
+def choose_local_scorer(
+    llm: LlamaCppScorer, method: str, head_path: Path | None, threads: int, gguf_sha256: str | None = None
+) -> StanceScorer:
     """``label-scoring``: the GGUF alone. ``probe``: the trained head, or a configuration error
-    saying why it cannot serve. ``auto``: the head when it fits this GGUF and prompt, else the
-    GGUF alone (TinyLlama in production has no head yet), said in the log."""
+    saying why it cannot serve. ``auto``: the first head that fits this GGUF and prompt (see
+    ``head_candidates``), else the GGUF alone, said in the log."""
     if method == "label-scoring":
         return llm
-    problem = "no head file" if not head_path.is_file() else None
-    head = None
-    if problem is None:
-        head = LinearHead.load(head_path)
-        problem = head_matches(head, llm.model, llm.hidden_size, llm.prompt_version)
-    if problem is not None or head is None:
-        if method == "probe":
-            raise ConfigurationError(f"STANCE_METHOD=probe but {head_path} cannot serve: {problem}")
-        log.warning("stance probe head not used, label scoring instead", extra={"head": str(head_path), "why": problem})
-        return llm
-    encoder = MiniLMEncoder(threads) if ENCODER_FEATURE in head.meta.get("features", []) else None
-    return ProbeScorer(llm, head, encoder)
+    problems = []
+    for path in head_candidates(head_path, gguf_sha256, llm.prompt_version):
+        if not path.is_file():
+            problems.append(f"{path}: no head file")
+            continue
+        head = LinearHead.load(path)
+        problem = head_matches(head, llm.model, llm.hidden_size, llm.prompt_version, gguf_sha256)
+        if problem is None:
+            encoder = MiniLMEncoder(threads) if ENCODER_FEATURE in head.meta.get("features", []) else None
+            log.info("stance probe head in use", extra={"head": str(path), "version": head.meta.get("version")})
+            return ProbeScorer(llm, head, encoder, gguf_sha256)
+        problems.append(f"{path}: {problem}")
+    why = "; ".join(problems)
+    if method == "probe":
+        raise ConfigurationError(f"STANCE_METHOD=probe but no stance head can serve: {why}")
+    log.warning(
+        "stance probe head not used, label scoring instead (run `make fit-stance-head` to fit one for this GGUF)",
+        extra={"why": why},
+    )
+    return llm

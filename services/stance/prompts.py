@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from common.events import MAIN_SUBJECT, clean_target
+
 TWEET = "{tweet}"
+TARGET = "{target}"
+# How the default target reads inside a prompt.
+MAIN_SUBJECT_PHRASE = "the main subject of the tweet (the person, group, policy, product or idea it is about)"
 
 _V2_INSTRUCTION = (
     "Decide which stance the author of a tweet takes toward the main subject of the tweet "
@@ -41,6 +46,17 @@ _V4_SHOTS = _V3_SHOTS + (
     "Answer: NEUTRAL\n\n"
 )
 
+# Stance toward a named target (or the main subject), the question kept apart from the tweet's
+# mood: the head trained on real posts reads this prompt (docs/stance.md, "v5").
+_V5_INSTRUCTION = (
+    "What stance does the author of the tweet take toward {target}?\n"
+    "SUPPORT: in favour of it: praises, defends, celebrates or argues for it.\n"
+    "OPPOSE: against it: criticises, mocks, blames or argues against it.\n"
+    "NEUTRAL: takes no side on it, only reports or asks, or the tweet is not about it.\n"
+    "Judge the position, not the mood: an angry tweet can defend, a cheerful one can mock.\n"
+    "Answer with one word: SUPPORT, OPPOSE or NEUTRAL.\n\n"
+)
+
 PROMPT_VERSIONS: dict[str, str] = {
     # The specification's prompt, verbatim.
     "v1": (
@@ -53,8 +69,10 @@ PROMPT_VERSIONS: dict[str, str] = {
     "v3": _V2_INSTRUCTION + _V3_SHOTS + "Tweet: {tweet}",
     # Two examples per label: halves the prompt's pull toward SUPPORT (see docs/stance.md).
     "v4": _V2_INSTRUCTION + _V4_SHOTS + "Tweet: {tweet}",
+    # The target named in the question (one cached prefix per target); no worked examples.
+    "v5": _V5_INSTRUCTION + "Tweet: {tweet}",
 }
-DEFAULT_PROMPT_VERSION = "v4"
+DEFAULT_PROMPT_VERSION = "v5"
 
 # Stricter wording for the one retry an API answer outside the three labels earns.
 STRICT_SUFFIX = "\n\nReply with one of SUPPORT, OPPOSE or NEUTRAL and nothing else: no punctuation, no explanation."
@@ -74,30 +92,39 @@ class PromptParts:
         return f"{self.prefix}{tweet}{self.suffix}"
 
 
-def user_message(version: str, tweet: str) -> str:
+def names_target(version: str) -> bool:
+    """Whether this prompt version puts the target in the question (older ones ask about the
+    main subject only)."""
+    return TARGET in PROMPT_VERSIONS.get(version, "")
+
+
+def user_message(version: str, tweet: str, target: str = MAIN_SUBJECT) -> str:
     """The prompt as one chat message (for chat-completions APIs)."""
-    before, after = split_template(version)
+    before, after = split_template(version, target)
     return before + tweet + after
 
 
-def split_template(version: str) -> tuple[str, str]:
+def split_template(version: str, target: str = MAIN_SUBJECT) -> tuple[str, str]:
     try:
         template = PROMPT_VERSIONS[version]
     except KeyError:
         raise ValueError(f"unknown prompt version {version!r}; known: {', '.join(PROMPT_VERSIONS)}") from None
     before, _, after = template.partition(TWEET)
-    return before, after
+    cleaned = clean_target(target)
+    return before.replace(TARGET, MAIN_SUBJECT_PHRASE if cleaned == MAIN_SUBJECT else cleaned), after
 
 
-def completion_prompt(version: str) -> PromptParts:
+def completion_prompt(version: str, target: str = MAIN_SUBJECT) -> PromptParts:
     """For a base model without a chat template: the prompt continues with an answer cue."""
-    before, after = split_template(version)
+    before, after = split_template(version, target)
     return PromptParts(prefix=before, suffix=after + "\nAnswer:")
 
 
-def chat_prompt(version: str, chat_template: str, bos_token: str, eos_token: str) -> PromptParts:
+def chat_prompt(
+    version: str, chat_template: str, bos_token: str, eos_token: str, target: str = MAIN_SUBJECT
+) -> PromptParts:
     """Render the model's own chat template around a placeholder, then split at it."""
-    before, after = split_template(version)
+    before, after = split_template(version, target)
     placeholder = "\x00TWEET\x00"
     rendered = (
         ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.events import MAIN_SUBJECT, MAX_TARGET_CHARS
 from common.settings import KafkaSettings, TelemetrySettings
 from stance.model import TINYLLAMA_GGUF
 from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
@@ -20,6 +21,9 @@ class StanceSettings(BaseSettings):
 
     provider: Literal["llamacpp", "openai"] = "llamacpp"
     prompt_version: str = DEFAULT_PROMPT_VERSION
+    # What the stance is toward when a re-label request names none: "main subject" (the tweet's
+    # own subject, docs/stance-guideline.md) or a named target such as "Hillary Clinton".
+    target: str = Field(default=MAIN_SUBJECT, min_length=1, max_length=MAX_TARGET_CHARS)
     group_id: str = "stance"
     batch_size: int = Field(default=16, ge=1, le=1024)
     max_wait_ms: int = Field(default=200, ge=1)
@@ -36,7 +40,7 @@ class StanceSettings(BaseSettings):
     max_tweet_tokens: int = Field(default=128, ge=8)  # longer tweets are cut (after URL/whitespace normalising)
     # auto: the trained probe head when it was trained for this GGUF, else label scoring
     method: Literal["auto", "probe", "label-scoring"] = "auto"
-    head_path: Path | None = None  # default: services/stance/stance_head.npz
+    head_path: Path | None = None  # default: the head fitted for this GGUF, else services/stance/stance_head.npz
     metrics_port: int | None = Field(default=9103, ge=0, le=65535)  # 0 disables /metrics
     n_batch: int = Field(default=512, ge=8)
     calibrate: bool = True  # contextual calibration, see docs/stance.md

@@ -34,9 +34,11 @@ class FakeScorer:
         self.fail_text = fail_text
         self.down = down
         self.calls: list[list[str]] = []
+        self.targets: list[str | None] = []
 
-    async def score(self, texts: Sequence[str]) -> list[StanceScore | PermanentError]:
+    async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
         self.calls.append(list(texts))
+        self.targets.append(target)
         if self.down:
             raise TransientError("api down")
         return [
@@ -147,3 +149,30 @@ async def test_every_tweet_ends_labelled_or_dead_lettered_once(logprobs: bool) -
         assert 0.5 < labels[0].score < 1.0  # real probabilities, not one-hot
     else:
         assert labels[0].scores == {"SUPPORT": 1.0, "OPPOSE": 0.0, "NEUTRAL": 0.0}
+
+
+async def test_a_named_target_is_scored_in_its_own_call_and_recorded_on_every_event() -> None:
+    scorer = FakeScorer()
+    batch = [
+        record(0, tweet(1).model_dump_json().encode()),
+        record(1, tweet(2).model_dump_json().encode(), topic="p.tweets.requests.stance",
+               headers=[("job-id", b"job-7"), ("stance-target", b"Hillary <Clinton>")]),
+        record(2, tweet(3).model_dump_json().encode()),
+        record(3, tweet(4).model_dump_json().encode(), headers=[("stance-target", b"   ")]),
+    ]
+    out = await StanceHandler(scorer, LABELS, default_target="the new tax")(batch)
+
+    # the default target's tweets in one call, the named target's in another; a blank header is no target
+    assert scorer.calls == [["tweet number 1", "tweet number 3", "tweet number 4"], ["tweet number 2"]]
+    assert scorer.targets == ["the new tax", "Hillary Clinton"]
+    events = {e.tweet_id: e for e in (LabelEvent.model_validate_json(m.value) for m in out if m.topic == LABELS)}
+    assert [events[tweet(i).id].target for i in (1, 2, 3, 4)] == ["the new tax", "Hillary Clinton", "the new tax",
+                                                                   "the new tax"]
+    assert events[tweet(2).id].job_id == "job-7"
+    # output order follows the batch, whatever the grouping
+    assert [m.key for m in out] == [tweet(i).id for i in (1, 2, 3, 4)]
+
+
+async def test_without_a_configured_target_events_say_main_subject() -> None:
+    out = await StanceHandler(FakeScorer(), LABELS)([record(0, tweet(1).model_dump_json().encode())])
+    assert LabelEvent.model_validate_json(out[0].value).target == "main subject"

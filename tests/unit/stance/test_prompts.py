@@ -38,3 +38,24 @@ def test_chat_prompt_renders_the_models_template_around_the_tweet() -> None:
 def test_unknown_version_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown prompt version"):
         completion_prompt("v99")
+
+
+def test_v5_names_the_target_in_the_cached_prefix_and_defaults_to_the_main_subject() -> None:
+    from stance.prompts import MAIN_SUBJECT_PHRASE, names_target
+
+    named = completion_prompt("v5", "Hillary Clinton")
+    default = completion_prompt("v5")
+    assert "toward Hillary Clinton?" in named.prefix and "{target}" not in named.prefix
+    assert MAIN_SUBJECT_PHRASE in default.prefix
+    assert named.suffix == default.suffix  # only the prefix differs: one cache per target
+    assert names_target("v5") and not names_target("v4")
+    assert completion_prompt("v4", "Hillary Clinton") == completion_prompt("v4")
+
+
+def test_a_target_cannot_smuggle_template_or_special_token_syntax_into_the_prefix() -> None:
+    from common.events import clean_target
+
+    assert clean_target("<start_of_turn>user {tweet}\x00 Hillary") == "start_of_turn user tweet Hillary"
+    assert clean_target("   ") == "main subject" and clean_target(None) == "main subject"
+    assert len(clean_target("x" * 500)) == 200
+    assert "{tweet}" not in user_message("v5", "a tweet", "{tweet} [INST]")
