@@ -15,8 +15,13 @@ BENCH_UNBUDGETED_TWEETS ?= 300
 # make evaluate: the gold CSV and where predictions come from (models in-process, or the running index).
 GOLD ?= data/labelled/test.csv
 SOURCE ?= models
+# make evaluate BENCH=...: a public benchmark (tweeteval-stance, tweeteval-emotion, tweeteval-sentiment,
+# goemotions, annotated-stance, or all) on its dev/val split, or SPLIT=test where you have the file.
+BENCH ?=
+SPLIT ?= dev
 
-.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean browser dlq
+.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean browser dlq \
+	fit-stance-head train-emotion-head
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,8 +68,8 @@ test-unit: install ## unit tests only (no servers)
 	@$(PY) -m pytest -q tests/unit
 
 lint: install ## ruff + mypy
-	@.venv/bin/ruff check libs services tests bench deploy evaluation
-	@.venv/bin/mypy libs/common services evaluation
+	@.venv/bin/ruff check libs services tests bench deploy evaluation training
+	@.venv/bin/mypy libs/common services evaluation training
 
 bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_TWEETS=5000 for the pipeline)
 	@PYTHONPATH=. $(PY) bench/stance_bench.py
@@ -77,8 +82,12 @@ bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_T
 	@PYTHONPATH=. $(PY) bench/pipeline_bench.py --tweets $(BENCH_TWEETS) --unbudgeted-tweets $(BENCH_UNBUDGETED_TWEETS)
 	@mkdir -p docs/bench && cp bench/results/pipeline_rates.png bench/results/emotion_batch.png docs/bench/
 
-evaluate: install ## score a gold CSV: make evaluate [GOLD=data/labelled/test.csv] [SOURCE=models|index] [ARGS=...]
-	@$(PY) -m evaluation --gold $(GOLD) --source $(SOURCE) $(ARGS)
+evaluate: install ## score a gold CSV, or a public benchmark: make evaluate [BENCH=tweeteval-stance|...|all] [SPLIT=dev|test]
+	@if [ -n "$(BENCH)" ]; then $(PY) -m evaluation --bench $(BENCH) --split $(SPLIT) $(ARGS); \
+	else $(PY) -m evaluation --gold $(GOLD) --source $(SOURCE) $(ARGS); fi
+
+fit-stance-head: install ## fit the stance head for the configured GGUF (STANCE_GGUF_PATH) from human-labelled tweets
+	@$(PY) -m training.stance_head $(ARGS)
 
 report: install ## REPORT.md and docs/report/*.png: test-set metrics, sample-data labels, benchmark figures
 	@$(PY) -m evaluation.report $(ARGS)

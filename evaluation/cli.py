@@ -20,8 +20,18 @@ import httpx
 import typer
 from rich.console import Console
 
-from evaluation.evaluate import print_table, reliability_pngs, report_for, results_payload, write_json
+from evaluation.bench_runs import run_benchmark
+from evaluation.benchmarks import BENCHMARKS
+from evaluation.evaluate import (
+    print_bench_table,
+    print_table,
+    reliability_pngs,
+    report_for,
+    results_payload,
+    write_json,
+)
 from evaluation.gold import GoldFormatError, GoldItem, read_gold, write_feed
+from evaluation.public_data import PublicDataError
 from evaluation.sources import (
     Run,
     emotion_run_with_fallback,
@@ -110,12 +120,26 @@ def evaluate(
     valence_threshold: Annotated[float, typer.Option(help="|valence| above this is positive/negative")] = 0.2,
     limit: Annotated[int | None, typer.Option(min=1, help="only the first N gold rows")] = None,
     out_dir: Annotated[Path, typer.Option(help="JSON and reliability diagrams go here")] = DEFAULT_OUT,
+    bench: Annotated[
+        str | None,
+        typer.Option(help="a public benchmark instead of --gold: " + ", ".join(BENCHMARKS) + ", or all"),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="with --bench: dev (the dev/val split) or test (never downloaded)")
+    ] = "dev",
+    bench_file: Annotated[Path | None, typer.Option("--file", help="with --bench: read this CSV instead")] = None,
+    method: Annotated[
+        list[str] | None, typer.Option(help="with --bench: only methods whose name contains this (repeatable)")
+    ] = None,
     write_feed_to: Annotated[
         Path | None,
         typer.Option("--write-feed", help="write the gold texts as JSON Lines for `make replay FORMAT=jsonl` and exit"),
     ] = None,
 ) -> None:
     """Accuracy, macro-F1, confusion matrix and calibration (ECE) per task, model and prompt version."""
+    if bench:
+        run_benchmarks(bench, split, bench_file, method, limit, out_dir)
+        return
     try:
         gold = read_gold(gold_path)[:limit]
     except (GoldFormatError, OSError) as exc:
@@ -147,6 +171,22 @@ def evaluate(
     path = write_json(results_payload(gold_path, gold, source.value, runs, reports), out_dir / f"{source.value}.json")
     diagrams = reliability_pngs(reports, out_dir)
     console.print(f"results: {path}; reliability diagrams: {len(diagrams)} in {out_dir}")
+
+
+def run_benchmarks(
+    bench: str, split: str, file: Path | None, methods: list[str] | None, limit: int | None, out_dir: Path
+) -> None:
+    names = list(BENCHMARKS) if bench == "all" else [bench]
+    if any(name not in BENCHMARKS for name in names) or split not in ("dev", "test"):
+        console.print(f"[red]--bench must be one of {', '.join(BENCHMARKS)} or all, --split dev or test[/red]")
+        raise typer.Exit(2)
+    for name in names:
+        try:
+            payload = run_benchmark(name, split, file, methods, limit, out_dir)
+        except (PublicDataError, ValueError, OSError) as exc:
+            console.print(f"[red]{name}: {exc}[/red]")
+            raise typer.Exit(2) from exc
+        print_bench_table(payload, console)
 
 
 def main() -> None:

@@ -122,3 +122,31 @@ def print_table(reports: Sequence[TaskReport], console: Console | None = None) -
             " ".join(f"{k}:{v}" for k, v in r.predicted_distribution.items() if v),
         )
     (console or Console()).print(table)
+
+
+def print_bench_table(payload: dict[str, Any], console: Console | None = None) -> None:
+    """One benchmark's methods: the official metric, per-class F1, shares and ECE."""
+    table = Table(title=f"{payload['benchmark']} ({payload['split']}, {payload['n']} items)")
+    for column in ("method", "metric", "per-class F1", "predicted share", "gold share", "ECE", "tweets/s"):
+        table.add_column(column, overflow="fold")
+    for m in payload["methods"]:
+        if "skipped" in m:
+            table.add_row(m["method"], "not run", m["skipped"][:160], "", "", "", "")
+            continue
+        subsets = " ".join(
+            f"[{k.removeprefix('subset:')} {v['score']:.3f}, n={v['n']}]"
+            for k, v in m.items()
+            if k.startswith("subset:")
+        )
+        table.add_row(
+            m["method"],
+            f"{m['metric']} {m['score']:.3f} {subsets} {m.get('note', '')}".strip(),
+            " ".join(f"{k}:{v:.2f}" for k, v in m["per_class_f1"].items()),
+            " ".join(f"{k}:{v:.2f}" for k, v in m["predicted_share"].items()),
+            " ".join(f"{k}:{v:.2f}" for k, v in m["gold_share"].items()),
+            f"{m['ece']:.3f}",
+            str(m.get("tweets_per_s", "")),
+        )
+    (console or Console()).print(table)
+    if payload.get("path"):
+        (console or Console()).print(f"results: {payload['path']}")

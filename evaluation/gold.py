@@ -1,4 +1,7 @@
-"""The gold CSV (``id,text,emotion,stance,sentiment``), its tweet ids, and a replayable feed.
+"""The gold CSV (``id,text,emotion,stance,sentiment[,target]``), its tweet ids, and a replayable feed.
+
+``target`` (optional) names what a row's stance label is toward ("Hillary Clinton"); an empty
+cell or no column means the tweet's main subject, as the stance service labels by default.
 
 Every label column is optional and an empty cell means "not labelled": the /review page's
 export and hand-written sets read the same way. Labels are normalised (emotion and sentiment
@@ -18,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common.events import EMOTION_LABELS, MAX_TWEET_ID, STANCE_LABELS
+from common.events import EMOTION_LABELS, MAX_TARGET_CHARS, MAX_TWEET_ID, STANCE_LABELS
 
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 TASKS: dict[str, tuple[str, ...]] = {"emotion": EMOTION_LABELS, "stance": STANCE_LABELS, "sentiment": SENTIMENT_LABELS}
@@ -36,6 +39,7 @@ class GoldItem:
     id: str
     text: str
     labels: dict[str, str]  # task -> gold label; a task without a label is absent
+    target: str | None = None  # what the stance label is toward; None: the main subject
 
     @property
     def tweet_id(self) -> str:
@@ -76,7 +80,10 @@ def parse_gold(lines: Iterable[str], source: str = "gold") -> list[GoldItem]:
             if cell not in allowed:
                 raise GoldFormatError(f"{source} row {row_number}: {task} {cell!r} is not one of {', '.join(allowed)}")
             labels[task] = cell
-        items.append(GoldItem(gold_id, text, labels))
+        target = (row.get("target") or "").strip() or None
+        if target is not None and len(target) > MAX_TARGET_CHARS:
+            raise GoldFormatError(f"{source} row {row_number}: target is longer than {MAX_TARGET_CHARS} characters")
+        items.append(GoldItem(gold_id, text, labels, target))
     return items
 
 

@@ -61,6 +61,7 @@ class ReportData:
     lexicon_gold: TaskReport | None = None
     plots: dict[str, Path] = field(default_factory=dict)
     bench: dict[str, Any] = field(default_factory=dict)
+    benchmarks: list[dict[str, Any]] = field(default_factory=list)  # make evaluate BENCH=... results
     lessons: str = ""
 
 
@@ -168,6 +169,11 @@ def read_bench(bench_dir: Path) -> dict[str, Any]:
     return found
 
 
+def read_benchmarks(folder: Path) -> list[dict[str, Any]]:
+    """The latest public-benchmark results, one per benchmark and split."""
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("bench-*.json"))]
+
+
 def make_plots(data: ReportData, out: Path) -> None:
     gold, plots = data.gold, data.plots
     by_task: dict[str, list[TaskReport]] = {}
@@ -249,6 +255,9 @@ def main(
     out: Annotated[Path, typer.Option(help="the markdown file")] = Path("REPORT.md"),
     plots_dir: Annotated[Path, typer.Option()] = Path("docs/report"),
     bench_dir: Annotated[Path, typer.Option()] = Path("bench/results"),
+    benchmarks_dir: Annotated[
+        Path, typer.Option(help="where `make evaluate BENCH=all` wrote bench-*.json")
+    ] = Path("evaluation/results"),
     lessons: Annotated[Path, typer.Option(help="hand-written lessons, included verbatim")] = Path(
         "evaluation/lessons.md"
     ),
@@ -285,6 +294,7 @@ def main(
         stale.unlink()
     make_plots(data, plots_dir)
     data.bench = read_bench(bench_dir)
+    data.benchmarks = read_benchmarks(benchmarks_dir)
     data.lessons = lessons.read_text(encoding="utf-8") if lessons.is_file() else ""
     out.write_text(render(data, out.parent), encoding="utf-8")
     console.print(f"wrote {out} and {len(data.plots)} plots in {plots_dir}")

@@ -30,6 +30,9 @@ class Prediction:
     confidence: float | None
     scores: dict[str, float] = field(default_factory=dict)
     valence: float | None = None
+    # negative/neutral/positive from the emotion backend's fitted valence map (empty: none fitted,
+    # sentiment is the thresholded valence)
+    sentiment_scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,14 +50,19 @@ def stance_run_name(model: str, prompt_version: str | None, method: str | None) 
 
 
 def sentiment_run(emotion: Run, threshold: float) -> Run:
-    """Sentiment from the sign of the emotion valence: ±``threshold`` bounds neutral."""
+    """Sentiment from the emotion backend's fitted valence map where it has one, else from the
+    sign of the valence (±``threshold`` bounds neutral)."""
     run = Run("sentiment", emotion.name, {**emotion.meta, "valence_threshold": threshold}, missing=emotion.missing)
     for gold_id, p in emotion.predictions.items():
         if p.valence is None:
             run.missing.append(gold_id)
             continue
-        label = sentiment_from_valence(p.valence, threshold)
-        confidence = sentiment_probabilities(p.scores)[label] if p.scores else None
+        if p.sentiment_scores:
+            label = max(p.sentiment_scores, key=p.sentiment_scores.__getitem__)
+            confidence: float | None = p.sentiment_scores[label]
+        else:
+            label = sentiment_from_valence(p.valence, threshold)
+            confidence = sentiment_probabilities(p.scores)[label] if p.scores else None
         run.predictions[gold_id] = Prediction(label, confidence, valence=p.valence)
     return run
 
@@ -148,16 +156,22 @@ async def fetch_from_gateway(
 
 def emotion_run_in_process(gold: Sequence[GoldItem], overrides: dict[str, Any], batch_size: int = 32) -> Run:
     """The classifier ``load_classifier`` builds from ``EmotionSettings`` (env + overrides)."""
-    from emotion.logic import normalise_scores, valence
+    from emotion.logic import normalise_scores, valence_map_for
     from emotion.model import load_classifier
     from emotion.settings import EmotionSettings
 
     settings = EmotionSettings(**overrides)
     classifier = load_classifier(settings)
+    valence_map = valence_map_for(classifier)
     run = Run(
         "emotion",
         classifier.model_id,
-        {"model": classifier.model_id, "revision": classifier.revision, "backend": settings.backend},
+        {
+            "model": classifier.model_id,
+            "revision": classifier.revision,
+            "backend": settings.backend,
+            "valence_map": valence_map.name,
+        },
     )
     started = time.perf_counter()
     for start in range(0, len(gold), batch_size):
@@ -165,7 +179,8 @@ def emotion_run_in_process(gold: Sequence[GoldItem], overrides: dict[str, Any], 
         for item, raw in zip(batch, classifier.classify([i.text for i in batch]), strict=True):
             probs = normalise_scores(raw)
             label = max(probs, key=probs.__getitem__)
-            run.predictions[item.id] = Prediction(label, probs[label], probs, valence(probs))
+            sentiment = valence_map.sentiment(probs)[1] if valence_map.fitted else {}
+            run.predictions[item.id] = Prediction(label, probs[label], probs, valence_map.valence(probs), sentiment)
     run.seconds = time.perf_counter() - started
     return run
 
@@ -180,9 +195,9 @@ def emotion_run_with_fallback(items: Sequence[GoldItem], overrides: dict[str, An
     except ModelUnavailableError as exc:
         notes.append(
             f"The production emotion model is not downloaded here ({exc}); emotion figures come from the offline "
-            "fallback `EMOTION_BACKEND=minilm-zero-shot`, as `make up` would use."
+            "fallback `EMOTION_BACKEND=minilm-head`, as `make up` would use."
         )
-        return emotion_run_in_process(items, {**overrides, "backend": "minilm-zero-shot"})
+        return emotion_run_in_process(items, {**overrides, "backend": "minilm-head"})
 
 
 def stance_settings(overrides: dict[str, Any]) -> Any:
@@ -201,6 +216,7 @@ def stance_settings(overrides: dict[str, Any]) -> Any:
 async def stance_run_in_process(gold: Sequence[GoldItem], overrides: dict[str, Any]) -> Run:
     """Whatever scorer the stance service would build from these settings (``build_scorer``)."""
     from common.errors import PermanentError
+    from stance.logic import group_by_target
     from stance.main import build_scorer
 
     settings = stance_settings(overrides)
@@ -216,14 +232,17 @@ async def stance_run_in_process(gold: Sequence[GoldItem], overrides: dict[str, A
         run = Run("stance", stance_run_name(scorer.model, scorer.prompt_version, method), meta)
         started = time.perf_counter()
         size = settings.batch_size
-        for start in range(0, len(gold), size):
-            batch = gold[start : start + size]
-            for item, result in zip(batch, await scorer.score([i.text for i in batch]), strict=True):
-                if isinstance(result, PermanentError):
-                    run.missing.append(item.id)
-                    continue
-                probs = dict(result.probabilities)
-                run.predictions[item.id] = Prediction(result.label, probs.get(result.label), probs)
+        # One scorer call per target and batch: the gold's optional target column names it.
+        for target, positions in group_by_target([item.target or "" for item in gold]).items():
+            for start in range(0, len(positions), size):
+                batch = [gold[i] for i in positions[start : start + size]]
+                results = await scorer.score([i.text for i in batch], target or None)
+                for item, result in zip(batch, results, strict=True):
+                    if isinstance(result, PermanentError):
+                        run.missing.append(item.id)
+                        continue
+                    probs = dict(result.probabilities)
+                    run.predictions[item.id] = Prediction(result.label, probs.get(result.label), probs)
         run.seconds = time.perf_counter() - started
         return run
     finally:

@@ -4,6 +4,6 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 status=0
 .venv/bin/python -m pytest -q -rs --durations=15 tests || status=$?
-.venv/bin/ruff check libs services tests bench deploy evaluation || status=$?
-.venv/bin/mypy libs/common services evaluation || status=$?
+.venv/bin/ruff check libs services tests bench deploy evaluation training || status=$?
+.venv/bin/mypy libs/common services evaluation training || status=$?
 exit $status

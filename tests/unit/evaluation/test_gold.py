@@ -97,3 +97,12 @@ def test_sentiment_probabilities_fold_emotions_onto_polarity() -> None:
         {"joy": 0.5, "anger": 0.1, "fear": 0.1, "neutral": 0.2, "surprise": 0.1, "disgust": 0.0, "sadness": 0.0}
     )
     assert probs == pytest.approx({"positive": 0.5, "negative": 0.2, "neutral": 0.3})
+
+
+def test_an_optional_target_column_names_what_the_stance_is_toward() -> None:
+    csv_text = "id,text,stance,target\n1,Vote for her,SUPPORT,Hillary Clinton\n2,Meh,NEUTRAL,\n"
+    items = parse_gold(io.StringIO(csv_text))
+    assert [i.target for i in items] == ["Hillary Clinton", None]
+    assert parse_gold(io.StringIO("id,text,stance\n1,x,SUPPORT\n"))[0].target is None
+    with pytest.raises(GoldFormatError, match="target is longer"):
+        parse_gold(io.StringIO(f"id,text,stance,target\n1,x,SUPPORT,{'t' * 201}\n"))

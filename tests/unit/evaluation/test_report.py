@@ -67,3 +67,21 @@ def test_saved_runs_reload_as_explicit_stance_variants_only(tmp_path: Path) -> N
     assert (reloaded.name, reloaded.predictions["t1"].label) == ("g · v1", "OPPOSE")
     assert reloaded.meta["variant"] == {"prompt_version": "v1"} and "reused_from" in reloaded.meta
     assert [r.name for r in load_runs(tmp_path / "runs.json", with_default=True)] == ["g · v1", "g · v4"]
+
+
+def test_the_benchmark_table_leads_beside_the_published_figures_and_says_what_did_not_run(tmp_path: Path) -> None:
+    data = ReportData(Path("data/labelled/test.csv"), Path("data/sample_tweets.json"), GOLD, [], 0.2)
+    data.benchmarks = [
+        {"benchmark": "tweeteval-stance", "split": "dev", "n": 294, "methods": [
+            {"method": "probe-h3", "metric": "F_avg", "score": 0.678, "per_class_f1": {"SUPPORT": 0.62},
+             "predicted_share": {"SUPPORT": 0.16}, "gold_share": {"SUPPORT": 0.26}, "ece": 0.083},
+        ]},
+        {"benchmark": "goemotions", "split": "dev", "n": 5426, "methods": [
+            {"method": "j-hartmann", "skipped": "emotion model is not available: run `make models`"},
+        ]},
+    ]
+    text = render(data, tmp_path)
+    table = text.index("## Public benchmarks")
+    assert table < text.index("## Smoke test: the self-written set")
+    assert "| tweeteval-stance | dev (294) | probe-h3 | F_avg | **0.678** |" in text
+    assert "SVM 67.3" in text and "not run here" in text and "run `make models`" in text

@@ -65,3 +65,34 @@ def test_sentiment_run_and_report_from_valence() -> None:
     assert report is not None and report.accuracy == pytest.approx(2 / 3)
     wrong = failures(GOLD, sentiment)
     assert [(f.gold_id, f.gold, f.predicted) for f in wrong] == [("t2", "negative", "neutral")]
+
+
+async def test_in_process_stance_scores_each_gold_target_in_its_own_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections.abc import Sequence
+
+    import stance.main
+    from evaluation.sources import stance_run_in_process
+    from stance.model import StanceScore
+
+    calls: list[tuple[str | None, list[str]]] = []
+
+    class Recorder:
+        provider, model, prompt_version, method = "fake", "m", "v5", "probe-test"
+
+        async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore]:
+            calls.append((target, list(texts)))
+            return [StanceScore("SUPPORT", {"SUPPORT": 0.8, "OPPOSE": 0.1, "NEUTRAL": 0.1}) for _ in texts]
+
+        async def aclose(self) -> None:
+            pass
+
+    async def build(settings: object) -> Recorder:
+        return Recorder()
+
+    monkeypatch.setattr(stance.main, "build_scorer", build)
+    gold = parse_gold(io.StringIO(
+        "id,text,stance,target\na,x,SUPPORT,Hillary Clinton\nb,y,OPPOSE,\nc,z,NEUTRAL,Hillary Clinton\n"
+    ))
+    run = await stance_run_in_process(gold, {"provider": "llamacpp", "gguf_path": __file__})
+    assert sorted(calls, key=str) == sorted([("Hillary Clinton", ["x", "z"]), (None, ["y"])], key=str)
+    assert set(run.predictions) == {"a", "b", "c"} and run.meta["method"] == "probe-test"
