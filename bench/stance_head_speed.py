@@ -42,7 +42,8 @@ def main() -> None:
     sha = gguf_sha256(gguf)
     items = items_from_rows("tweeteval-stance", read_rows("tweeteval_stance_val.csv"))[: args.tweets]
     scorers: dict[str, Any] = {}
-    for name, version, head in (("before: probe-h2 v4", "v4", H2_HEAD), ("after: probe-h3 v5", "v5", DEFAULT_HEAD_PATH)):
+    variants = (("before: probe-h2 v4", "v4", H2_HEAD), ("after: probe-h3 v5", "v5", DEFAULT_HEAD_PATH))
+    for name, version, head in variants:
         llm = LlamaCppScorer(load_llama(gguf, 2048, args.threads, 512), gguf.name, version, calibrate=False)
         scorers[name] = choose_local_scorer(llm, "probe", head, args.threads, sha)
     rates: dict[str, list[float]] = {name: [] for name in scorers}
