@@ -98,9 +98,11 @@ async def test_real_gguf_labels_every_tweet_and_request_and_dead_letters_garbage
     assert Counter(e.tweet_id for e in events) == Counter([t.id for t in tweets] + [relabel.id])
     assert sum(ends.values()) == len(tweets) + 2
     for event in events:
-        assert event.task == "stance" and event.provider == "llamacpp" and event.model == "gemma-3-270m-q4_k_m.gguf"
-        assert event.prompt_version == settings.prompt_version
-        assert event.method is not None and event.method.startswith("probe-")  # the shipped head serves Gemma
+        # the shipped head serves Gemma and reads MiniLM too, so the event names both models
+        assert event.task == "stance" and event.provider == "llamacpp"
+        assert event.model == "gemma-3-270m-q4_k_m.gguf+all-MiniLM-L6-v2"
+        assert event.prompt_version == settings.prompt_version and event.method == "probe-h3"
+        assert event.target == "main subject"
         assert set(event.scores) == {"SUPPORT", "OPPOSE", "NEUTRAL"}
         assert abs(sum(event.scores.values()) - 1.0) < 1e-4 and event.score == event.scores[event.label]
     assert sorted(e.job_id or "" for e in events if e.tweet_id == relabel.id) == ["", "job-7"]
