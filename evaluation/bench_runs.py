@@ -30,8 +30,6 @@ from evaluation.benchmarks import (
 from evaluation.gold import now_stamp
 from evaluation.public_data import PublicDataError
 
-RESULTS_DIR = Path("evaluation/results")
-
 
 @dataclass(frozen=True)
 class Method:
@@ -100,7 +98,8 @@ def load_items(benchmark: str, split: str, file: Path | None) -> list[BenchItem]
 
 async def stance_predictions(
     items: Sequence[BenchItem], overrides: dict[str, Any]
-) -> tuple[list[Prediction], dict[str, Any]]:
+) -> tuple[list[Prediction | None], dict[str, Any]]:
+    """One prediction per item, or None where the scorer failed it for good (an API provider)."""
     from common.errors import PermanentError
     from evaluation.sources import stance_settings
     from stance.logic import group_by_target
@@ -110,14 +109,14 @@ async def stance_predictions(
     scorer = await build_scorer(settings)
     started = time.perf_counter()
     try:
-        results: dict[int, Prediction] = {}
+        results: dict[int, Prediction | None] = {}
         for target, positions in group_by_target([item.target for item in items]).items():
             for start in range(0, len(positions), settings.batch_size):
                 chunk = positions[start : start + settings.batch_size]
                 scored = await scorer.score([items[i].text for i in chunk], target)
                 for i, result in zip(chunk, scored, strict=True):
                     if isinstance(result, PermanentError):
-                        results[i] = Prediction("NEUTRAL", {"SUPPORT": 0.0, "OPPOSE": 0.0, "NEUTRAL": 0.0})
+                        results[i] = None  # an API answer that failed for good: unscored, never guessed
                     else:
                         results[i] = Prediction(result.label, dict(result.probabilities))
         meta = {
@@ -133,7 +132,7 @@ async def stance_predictions(
 
 def emotion_predictions(
     items: Sequence[BenchItem], overrides: dict[str, Any], sentiment: bool, fixed_valence: bool = False
-) -> tuple[list[Prediction], dict[str, Any]]:
+) -> tuple[list[Prediction | None], dict[str, Any]]:
     """Emotion probabilities, or (``sentiment``) the backend's fitted sentiment bands."""
     from emotion.logic import FIXED_VALENCE_MAP, normalise_scores, valence_map_for
     from emotion.model import load_classifier
@@ -142,7 +141,7 @@ def emotion_predictions(
     classifier = load_classifier(EmotionSettings(**overrides))
     valence_map = FIXED_VALENCE_MAP if fixed_valence else valence_map_for(classifier)
     started = time.perf_counter()
-    out = []
+    out: list[Prediction | None] = []
     for start in range(0, len(items), 64):
         batch = items[start : start + 64]
         for raw in classifier.classify([item.text for item in batch]):
@@ -180,13 +179,15 @@ def run_method(benchmark: str, items: Sequence[BenchItem], method: Method) -> di
             predictions, meta = emotion_predictions(items, method.overrides, sentiment, method.fixed_valence)
     except (ModelUnavailableError, ConfigurationError) as exc:
         return {"method": method.name, "role": method.role, "skipped": str(exc)}
-    result = score_benchmark(benchmark, items, predictions)
+    scored = [i for i, p in enumerate(predictions) if p is not None]
+    result = score_benchmark(benchmark, [items[i] for i in scored], [p for p in predictions if p is not None])
     result["max_share_gap_points"] = max_share_gap(result)
     return {
         "method": method.name,
         "role": method.role,
         **meta,
         **result,
+        "unscored": len(items) - len(scored),
         "tweets_per_s": round(len(items) / max(float(meta["inference_seconds"]), 1e-9), 2),
     }
 

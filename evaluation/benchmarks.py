@@ -17,16 +17,15 @@ wherever it is printed:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.events import EMOTION_LABELS, MAIN_SUBJECT, STANCE_LABELS
+from evaluation.gold import SENTIMENT_LABELS
 from evaluation.metrics import expected_calibration_error, reliability_bins
 from evaluation.public_data import TARGET_PHRASES, PublicDataError, goemotions_labels, locate, shared_dir
 
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
 TWEETEVAL_STANCE = {"favor": "SUPPORT", "against": "OPPOSE", "none": "NEUTRAL"}
 TWEETEVAL_EMOTION = {"anger": "anger", "joy": "joy", "optimism": "joy", "sadness": "sadness"}
 BENCHMARKS = ("tweeteval-stance", "tweeteval-emotion", "tweeteval-sentiment", "goemotions", "annotated-stance")
@@ -217,11 +216,6 @@ def max_share_gap(result: Mapping[str, object]) -> float:
     gold = result["gold_share"]
     assert isinstance(predicted, dict) and isinstance(gold, dict)
     return round(100 * max(abs(float(predicted[c]) - float(gold.get(c, 0.0))) for c in predicted), 1)
-
-
-def labelled_dir_note() -> str:
-    folder = os.environ.get("TWEETPIPE_LABELLED_DIR") or str(shared_dir() or "")
-    return folder or "(downloaded on first use)"
 
 
 # Published figures on the benchmarks' TEST splits (README of ../shared/data/labelled/ and the

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from common.events import EMOTION_LABELS
+from common.settings import pipeline_home
 
 ROOT = Path(__file__).resolve().parent.parent
 TWEETEVAL = "https://raw.githubusercontent.com/cardiffnlp/tweeteval/4fbd22c/datasets"
@@ -145,8 +146,7 @@ def shared_dir() -> Path | None:
 
 
 def download_dir() -> Path:
-    home = Path(os.environ.get("TWEETPIPE_HOME", Path.home() / ".cache" / "tweet-pipeline"))
-    return home / "labelled"
+    return pipeline_home() / "labelled"
 
 
 def sha256_of(path: Path) -> str:

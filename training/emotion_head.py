@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import numpy as np
 import typer
 
 from common.events import EMOTION_LABELS
+from common.settings import pipeline_home
 from emotion.head import DEFAULT_HEAD_PATH, EmotionHead, default_valence_map_path, save_valence_map
 from emotion.logic import FIXED_VALENCE_MAP, SENTIMENT_LABELS, ValenceMap, log_scores, normalise_scores
 from emotion.minilm import MINILM_ID, MINILM_REVISION, MiniLMEncoder
@@ -86,8 +86,7 @@ def tweeteval_emotion(name: str) -> Split:
 
 
 def features_cache_dir() -> Path:
-    home = Path(os.environ.get("TWEETPIPE_HOME", Path.home() / ".cache" / "tweet-pipeline"))
-    return home / "features"
+    return pipeline_home() / "features"
 
 
 class FeatureStore:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from common.events import STANCE_LABELS
+from common.settings import pipeline_home
 from evaluation.benchmarks import (
     BenchItem,
     Prediction,
@@ -90,8 +91,7 @@ def training_sets() -> tuple[list[LabelledSet], list[LabelledSet]]:
 
 
 def features_cache_dir() -> Path:
-    home = Path(os.environ.get("TWEETPIPE_HOME", Path.home() / ".cache" / "tweet-pipeline"))
-    return home / "features" / "stance"
+    return pipeline_home() / "features" / "stance"
 
 
 class FeatureExtractor:
@@ -109,16 +109,14 @@ class FeatureExtractor:
     def rows(self, items: Sequence[BenchItem]) -> np.ndarray:
         """Feature rows in the order of ``items``; computed in cached chunks of one target, so
         an interrupted run resumes where it stopped."""
-        from stance.probe_scorer import target_text
+        from stance.logic import group_by_target
+        from stance.prompts import target_phrase
 
         rows: list[np.ndarray | None] = [None] * len(items)
-        by_target: dict[str, list[int]] = {}
-        for n, item in enumerate(items):
-            by_target.setdefault(item.target, []).append(n)
         done = 0
-        for target, positions in by_target.items():
+        for target, positions in group_by_target([item.target for item in items]).items():
             if target not in self.target_vectors:
-                self.target_vectors[target] = self.encoder.embed([target_text(target)])[0]
+                self.target_vectors[target] = self.encoder.embed([target_phrase(target)])[0]
             for start in range(0, len(positions), CHUNK):
                 chunk = positions[start : start + CHUNK]
                 block = self._chunk(target, [items[i].text for i in chunk])
@@ -168,7 +166,8 @@ FOLDS = 5  # out-of-fold logits on train fit the temperature
 
 
 def fit(x: np.ndarray, labels: Sequence[str], annotated: np.ndarray, llm_columns: int, choice: Choice) -> LinearFit:
-    """Class-weighted-as-is multinomial logistic regression over the standardised features."""
+    """Multinomial logistic regression over the standardised features, classes weighted as they
+    come (balancing them was worse on dev)."""
     targets = one_hot([STANCE_LABELS.index(label) for label in labels], len(STANCE_LABELS))
     weights = np.where(annotated, choice.annotated_weight, 1.0)
     penalty = np.ones(x.shape[1])

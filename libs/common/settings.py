@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.topics import Topics
+
+
+def pipeline_home() -> Path:
+    """Where the pipeline keeps what outlives a clone: downloads, caches, run state
+    (``$TWEETPIPE_HOME``, default ``~/.cache/tweet-pipeline``)."""
+    return Path(os.environ.get("TWEETPIPE_HOME") or Path.home() / ".cache" / "tweet-pipeline")
 
 
 class KafkaSettings(BaseSettings):

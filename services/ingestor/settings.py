@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.settings import KafkaSettings, TelemetrySettings
+from common.settings import KafkaSettings, TelemetrySettings, pipeline_home
 
 
 class IngestorSettings(BaseSettings):
@@ -24,7 +23,7 @@ class IngestorSettings(BaseSettings):
     csv_encoding: str = "utf-8"  # undecodable bytes fall back to CP1252 per cell (Sentiment140)
     # Checkpoints (--follow) and the ledger of finished files (watch); outside the data on purpose.
     # Default: $TWEETPIPE_HOME/state/ingestor, which `make clean` deletes along with Kafka's data.
-    state_dir: Path = Field(default_factory=lambda: _tweetpipe_home() / "state" / "ingestor")
+    state_dir: Path = Field(default_factory=lambda: pipeline_home() / "state" / "ingestor")
     watch_settle_s: float = Field(default=2.0, ge=0)  # a watched file is ready once unchanged this long
     max_backoff_s: float = Field(default=30.0, gt=0)  # --follow / watch: retry Kafka up to this apart
     # --skip-existing looks tweets up where the gateway indexes them (same variables as the gateway).
@@ -34,7 +33,3 @@ class IngestorSettings(BaseSettings):
     index: str = Field(default="tweets", validation_alias=AliasChoices("INGESTOR_INDEX", "GATEWAY_INDEX"))
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
-
-
-def _tweetpipe_home() -> Path:
-    return Path(os.environ.get("TWEETPIPE_HOME") or Path.home() / ".cache" / "tweet-pipeline")

@@ -22,6 +22,7 @@ from common.kafka import OutgoingMessage, dead_letter
 from common.telemetry import TWEET_ID, current_trace_id, extract_context, inject_headers
 from stance.logic import build_label_event, decode_tweet, group_by_target, request_target
 from stance.model import StanceScore, StanceScorer
+from stance.prompts import names_target
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("stance")
@@ -54,6 +55,8 @@ class StanceHandler:
             return out
         links = [Link(trace.get_current_span(extract_context(r.headers)).get_span_context()) for r, _ in accepted]
         targets = [request_target(record.headers, self.default_target) for record, _ in accepted]
+        if not names_target(self.scorer.prompt_version):
+            targets = [MAIN_SUBJECT] * len(accepted)  # what an older prompt asks about, whatever was named
         results: dict[int, StanceScore | PermanentError] = {}
         with (
             tracer.start_as_current_span(

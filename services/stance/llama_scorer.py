@@ -23,7 +23,15 @@ import numpy as np
 
 from common.errors import PermanentError
 from common.events import MAIN_SUBJECT, STANCE_LABELS, clean_target
-from stance.logic import calibrate, logsumexp, mean_probabilities, normalise_for_model, softmax, top_label
+from stance.logic import (
+    calibrate,
+    logsumexp,
+    mean_probabilities,
+    normalise_for_model,
+    resolve_target,
+    softmax,
+    top_label,
+)
 from stance.model import StanceScore
 from stance.prompts import CONTENT_FREE_INPUTS, PromptParts, chat_prompt, completion_prompt
 
@@ -145,7 +153,7 @@ class LlamaCppScorer:
         return self._prefix(self.default_target).tail
 
     def resolve_target(self, target: str | None) -> str:
-        return clean_target(target) if target else self.default_target
+        return resolve_target(target, self.default_target)
 
     async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
         return list(await asyncio.to_thread(self.score_texts, texts, target))

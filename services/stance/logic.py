@@ -149,15 +149,17 @@ def build_label_event(
     )
 
 
+def resolve_target(target: str | None, default: str) -> str:
+    """The target a call asks for (None or blank: ``default``), cleaned as every recorded
+    target is."""
+    return clean_target(target) if target and target.strip() else clean_target(default)
+
+
 def request_target(headers: Sequence[tuple[str, bytes]] | None, default: str) -> str:
     """The target a message asks stance toward: its ``stance-target`` header (a re-label job
-    that named one), else ``default``; cleaned as every recorded target is."""
+    that named one), else ``default``."""
     raw = dict(headers or ()).get(STANCE_TARGET_HEADER)
-    if raw:
-        named = raw.decode("utf-8", errors="replace").strip()
-        if named:
-            return clean_target(named)
-    return clean_target(default)
+    return resolve_target(raw.decode("utf-8", errors="replace") if raw else None, default)
 
 
 def group_by_target(targets: Sequence[str]) -> dict[str, list[int]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from common.errors import ModelUnavailableError, PermanentError
+from common.settings import pipeline_home
 
 TINYLLAMA_HUB_REPO = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF"
 TINYLLAMA_GGUF = "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf"
@@ -49,8 +50,7 @@ def default_model_cache_dir() -> Path:
 
 def heads_dir() -> Path:
     """Where ``make fit-stance-head`` caches heads, and GGUF hashes are remembered."""
-    home = Path(os.environ.get("TWEETPIPE_HOME", Path.home() / ".cache" / "tweet-pipeline"))
-    return home / "stance-heads"
+    return pipeline_home() / "stance-heads"
 
 
 def fitted_head_path(gguf_sha256: str, prompt_version: str) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 from common.errors import PermanentError
 from common.events import MAIN_SUBJECT, clean_target
 from stance.api_client import ChatCompletionsClient
-from stance.logic import one_hot, probabilities_from_top_logprobs, top_label, validate_answer
+from stance.logic import one_hot, probabilities_from_top_logprobs, resolve_target, top_label, validate_answer
 from stance.model import StanceScore
 from stance.prompts import STRICT_SUFFIX, user_message
 
@@ -52,7 +52,7 @@ class OpenAIScorer:
         await self._client.aclose()
 
     async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
-        resolved = clean_target(target) if target else self.default_target
+        resolved = resolve_target(target, self.default_target)
         # Every call runs to its end even when a sibling fails: cancelling would also cancel
         # the breaker's half-open probe, and the circuit could then never close again.
         outcomes = await asyncio.gather(*(self._remembered(text, resolved) for text in texts), return_exceptions=True)

@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ConfigurationError, PermanentError
-from common.events import MAIN_SUBJECT, STANCE_LABELS
+from common.events import STANCE_LABELS
 from stance.encoder import MiniLMEncoder
 from stance.head import LinearHead
 from stance.llama_scorer import LlamaCppScorer, LlmFeatures, LogitFeatures
 from stance.logic import top_label
 from stance.model import StanceScore, StanceScorer, fitted_head_path
-from stance.prompts import MAIN_SUBJECT_PHRASE
+from stance.prompts import target_phrase
 
 log = logging.getLogger(__name__)
 DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "stance_head.npz"
@@ -103,7 +103,7 @@ class ProbeScorer:
         if not self._reads_target or self._encoder is None:
             return None
         if target not in self._target_vectors:
-            self._target_vectors[target] = self._encoder.embed([target_text(target)])[0]
+            self._target_vectors[target] = self._encoder.embed([target_phrase(target)])[0]
         return self._target_vectors[target]
 
     def feature_rows(self, texts: Sequence[str], target: str | None = None) -> np.ndarray:
@@ -127,11 +127,6 @@ class ProbeScorer:
 
     async def aclose(self) -> None:
         await self._llm.aclose()
-
-
-def target_text(target: str) -> str:
-    """What the encoder embeds for a target: the phrase the prompt uses for it."""
-    return MAIN_SUBJECT_PHRASE if target == MAIN_SUBJECT else target
 
 
 def feature_rows(

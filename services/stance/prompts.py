@@ -92,6 +92,12 @@ class PromptParts:
         return f"{self.prefix}{tweet}{self.suffix}"
 
 
+def target_phrase(target: str) -> str:
+    """How a target reads in a prompt (and what the probe's encoder embeds for it)."""
+    cleaned = clean_target(target)
+    return MAIN_SUBJECT_PHRASE if cleaned == MAIN_SUBJECT else cleaned
+
+
 def names_target(version: str) -> bool:
     """Whether this prompt version puts the target in the question (older ones ask about the
     main subject only)."""
@@ -110,8 +116,7 @@ def split_template(version: str, target: str = MAIN_SUBJECT) -> tuple[str, str]:
     except KeyError:
         raise ValueError(f"unknown prompt version {version!r}; known: {', '.join(PROMPT_VERSIONS)}") from None
     before, _, after = template.partition(TWEET)
-    cleaned = clean_target(target)
-    return before.replace(TARGET, MAIN_SUBJECT_PHRASE if cleaned == MAIN_SUBJECT else cleaned), after
+    return before.replace(TARGET, target_phrase(target)), after
 
 
 def completion_prompt(version: str, target: str = MAIN_SUBJECT) -> PromptParts:

@@ -8,10 +8,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.events import MAIN_SUBJECT, MAX_TARGET_CHARS
+from common.events import MAIN_SUBJECT, MAX_TARGET_CHARS, clean_target
 from common.settings import KafkaSettings, TelemetrySettings
 from stance.model import TINYLLAMA_GGUF
-from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
+from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS, names_target
 
 
 class StanceSettings(BaseSettings):
@@ -70,6 +70,10 @@ class StanceSettings(BaseSettings):
     def _consistent(self) -> StanceSettings:
         if self.prompt_version not in PROMPT_VERSIONS:
             raise ValueError(f"prompt_version must be one of {', '.join(PROMPT_VERSIONS)}")
+        if clean_target(self.target) != MAIN_SUBJECT and not names_target(self.prompt_version):
+            raise ValueError(
+                f"STANCE_TARGET needs a prompt version that names the target (v5), not {self.prompt_version}"
+            )
         if self.provider == "openai" and self.api_key is None:
             raise ValueError("STANCE_API_KEY is required when STANCE_PROVIDER=openai")
         if not self.api_base_url.lower().startswith("https://") and not self.allow_insecure_api_url:

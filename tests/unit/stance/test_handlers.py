@@ -27,7 +27,7 @@ LABELS = "p.tweets.labels"
 class FakeScorer:
     provider = "fake"
     model = "fake-model"
-    prompt_version = "v9"
+    prompt_version = "v5"
     method = "fake-method"
 
     def __init__(self, fail_text: str | None = None, down: bool = False) -> None:
@@ -84,7 +84,7 @@ async def test_batch_in_label_events_and_dead_letters_out() -> None:
     ]
     first, requested = labels
     assert (first.task, first.label, first.score, first.provider, first.model, first.prompt_version) == (
-        "stance", "OPPOSE", 0.7, "fake", "fake-model", "v9"
+        "stance", "OPPOSE", 0.7, "fake", "fake-model", "v5"
     )
     assert first.method == "fake-method"
     assert set(first.scores) == set(STANCE_LABELS)
@@ -175,4 +175,13 @@ async def test_a_named_target_is_scored_in_its_own_call_and_recorded_on_every_ev
 
 async def test_without_a_configured_target_events_say_main_subject() -> None:
     out = await StanceHandler(FakeScorer(), LABELS)([record(0, tweet(1).model_dump_json().encode())])
+    assert LabelEvent.model_validate_json(out[0].value).target == "main subject"
+
+
+async def test_a_prompt_that_never_names_a_target_records_the_main_subject_whatever_was_asked() -> None:
+    scorer = FakeScorer()
+    scorer.prompt_version = "v4"
+    batch = [record(0, tweet(1).model_dump_json().encode(), headers=[("stance-target", b"Hillary Clinton")])]
+    out = await StanceHandler(scorer, LABELS, default_target="the new tax")(batch)
+    assert scorer.targets == ["main subject"]
     assert LabelEvent.model_validate_json(out[0].value).target == "main subject"

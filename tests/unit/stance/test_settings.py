@@ -64,3 +64,10 @@ def test_thread_method_and_truncation_settings_come_from_the_environment(monkeyp
     assert (settings.method, settings.max_tweet_tokens) == ("label-scoring", 64)
     with pytest.raises(ValidationError):
         StanceSettings(method="guess")
+
+
+def test_a_named_target_needs_a_prompt_that_names_it() -> None:
+    assert StanceSettings(target="Hillary Clinton").target == "Hillary Clinton"  # v5, the default
+    assert StanceSettings(prompt_version="v4").target == "main subject"
+    with pytest.raises(ValidationError, match="names the target"):
+        StanceSettings(target="Hillary Clinton", prompt_version="v4")
