@@ -50,7 +50,7 @@ from bench.workload import generate_texts, write_jsonl
 from common.events import Author, TweetRecord
 from common.settings import KafkaSettings
 from deploy.local.cpu_budget import available_cores, plan
-from emotion.handlers import EmotionHandler
+from emotion.handlers import emotion_handler
 from tests.conftest import _delete_topics
 from tests.e2e.stack import Stack
 from tests.support.kafka_probe import committed_and_ends
@@ -71,7 +71,7 @@ def records(texts: list[str]) -> list[ConsumerRecord]:
     return out
 
 
-def handler_cpu(handler: EmotionHandler, batch: list[ConsumerRecord], profile: cProfile.Profile | None) -> float:
+def handler_cpu(handler: Any, batch: list[ConsumerRecord], profile: cProfile.Profile | None) -> float:
     """CPU seconds of this process to handle ``batch`` in EMOTION_BATCH slices (after one warm-up slice)."""
 
     async def run() -> float:
@@ -182,7 +182,7 @@ while True:
 
 def stance_load(tmp: Path, texts: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The stance scorer labelling tweets in a loop in another process (the pipeline's neighbour)."""
-    from stance.model import packaged_gemma_gguf
+    from stance.model_files import packaged_gemma_gguf
 
     gguf = packaged_gemma_gguf()  # its own file name, so the default probe head serves as in the service
     corpus = tmp / "stance-texts.txt"
@@ -227,7 +227,7 @@ def main() -> None:
             model, base, threads, [int(size) for size in args.bucket_sizes.split(",")]).items()}
             if args.bucket_sizes else None)
         profile = cProfile.Profile() if args.cprofile else None
-        handled = handler_cpu(EmotionHandler(clf, "bench.tweets.labels"), records(base), profile)
+        handled = handler_cpu(emotion_handler(clf, "bench.tweets.labels"), records(base), profile)
         bare_again = timed(clf, base, EMOTION_BATCH)[1]  # bare before and after: drift on a shared host
         print(f"bare {1000 * bare / len(base):.1f}, {1000 * bare_again / len(base):.1f} ms/tweet; "
               f"handler {1000 * handled / len(base):.1f} ms/tweet", flush=True)

@@ -39,7 +39,7 @@ from bench.emotion_bench import build_model, classifier, plot, sweep, timed
 from bench.workload import generate_texts, length_stats, write_jsonl
 from deploy.local.cpu_budget import Budget, available_cores, plan
 from emotion.settings import EmotionSettings
-from stance.model import packaged_gemma_gguf
+from stance.model_files import packaged_gemma_gguf
 from tests.conftest import _delete_topics
 from tests.e2e.stack import Stack
 

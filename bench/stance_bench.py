@@ -20,7 +20,7 @@ from llama_cpp import Llama
 
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.logic import first_label_in
-from stance.model import packaged_gemma_gguf
+from stance.model_files import packaged_gemma_gguf
 from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
 
 HERE = Path(__file__).resolve().parent

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from stance.llama_scorer import LlamaCppScorer, load_llama
-from stance.model import packaged_gemma_gguf
+from stance.model_files import packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer
 
 HERE = Path(__file__).resolve().parent

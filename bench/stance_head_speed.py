@@ -23,7 +23,7 @@ from evaluation.benchmarks import items_from_rows
 from evaluation.public_data import read_rows
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.logic import group_by_target
-from stance.model import gguf_sha256, packaged_gemma_gguf
+from stance.model_files import gguf_sha256, packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, choose_local_scorer
 
 HERE = Path(__file__).resolve().parent

@@ -36,7 +36,7 @@ from common.delivery import group_loop
 from common.events import EMOTION_LABELS, Author, TweetRecord
 from common.kafka import OutgoingMessage, ensure_topics
 from common.settings import KafkaSettings
-from emotion.logic import build_label_events
+from emotion.logic import build_label_event
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "transactions.json"
@@ -74,14 +74,17 @@ class LabelHandler:
         if self.first is None:
             self.first = time.perf_counter()
         records = [TweetRecord.model_validate_json(r.value or b"") for r in batch]
-        events = build_label_events(
-            records,
-            [self.scores] * len(records),
-            model="j-hartmann/emotion-english-distilroberta-base",
-            revision="0e1cd914e3d46199ed785853e12b57304e04178b",
-            job_ids=[None] * len(records),
-            trace_ids=["4bf92f3577b34da6a3ce929d0e0e4736"] * len(records),
-        )
+        events = [
+            build_label_event(
+                record,
+                self.scores,
+                model="j-hartmann/emotion-english-distilroberta-base",
+                revision="0e1cd914e3d46199ed785853e12b57304e04178b",
+                job_id=None,
+                trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+            )
+            for record in records
+        ]
         return [OutgoingMessage(self.labels_topic, e.tweet_id, e.model_dump_json().encode()) for e in events]
 
 

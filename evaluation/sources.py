@@ -203,7 +203,7 @@ def emotion_run_with_fallback(items: Sequence[GoldItem], overrides: dict[str, An
 def stance_settings(overrides: dict[str, Any]) -> Any:
     """``StanceSettings`` from the environment plus ``overrides``; when the configured GGUF is
     absent (no ``make models``), the offline gemma GGUF from PyPI, recorded in the run's meta."""
-    from stance.model import packaged_gemma_gguf
+    from stance.model_files import packaged_gemma_gguf
     from stance.settings import StanceSettings
 
     settings = StanceSettings(**overrides)

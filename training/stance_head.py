@@ -45,6 +45,7 @@ from evaluation.benchmarks import (
 from evaluation.public_data import read_rows
 from training.annotations import bench_items, read_annotated
 from training.linear import LinearFit, fit_softmax, fit_temperature, one_hot, softmax_rows
+from training.stance_probe import logit_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD_VERSION = "h3"
@@ -98,8 +99,6 @@ class FeatureExtractor:
     """The serving scorer's features for (text, target) pairs, cached on disk per GGUF+prompt."""
 
     def __init__(self, llm: Any, encoder: Any, gguf_sha: str) -> None:
-        from stance.head import logit_ids
-
         self.llm = llm  # stance.llama_scorer.LlamaCppScorer
         self.encoder = encoder  # stance.encoder.MiniLMEncoder
         self.ids = logit_ids(self.llm._llm.n_vocab(), LOGIT_COUNT)
@@ -206,7 +205,7 @@ def evaluate(
 
 def main() -> None:
     from stance.head import LinearHead
-    from stance.model import fitted_head_path, gguf_sha256
+    from stance.model_files import fitted_head_path, gguf_sha256
     from stance.probe_scorer import ENCODER_FEATURE, TARGET_FEATURE
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -8,6 +8,7 @@ wrong types are rejected rather than coerced (an id given as a float, likes give
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -46,6 +47,8 @@ MAIN_SUBJECT = "main subject"
 MAX_TARGET_CHARS = 200
 # A re-label request for stance toward a named target carries it in this Kafka header (UTF-8).
 STANCE_TARGET_HEADER = "stance-target"
+# The gateway's re-label requests name their job here; the label event copies it.
+JOB_ID_HEADER = "job-id"
 # A target is user text that a local model reads inside a prompt prefix tokenised with special
 # tokens on: the characters special tokens and templates are made of, and control characters, go.
 _TARGET_UNSAFE = re.compile(r"[<>{}\[\]|\x00-\x1f\x7f]")
@@ -162,6 +165,14 @@ class LabelEvent(_Strict):
         return self
 
 
+def top_label_event(tweet_id: str, task: Literal["emotion", "stance"], scores: dict[str, float],
+                    **fields: Any) -> LabelEvent:
+    """The label event naming the highest of ``scores`` (the first of equals, in the scores'
+    order); ``fields`` are the task's own (model, provider, job id...)."""
+    label = max(scores, key=scores.__getitem__)
+    return LabelEvent(tweet_id=tweet_id, task=task, label=label, score=scores[label], scores=scores, **fields)
+
+
 class ValidationIssue(BaseModel):
     loc: str
     msg: str
@@ -210,3 +221,18 @@ def decode_event(model: type[Event], value: bytes | None, kind: str) -> Event:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "message"
         raise PermanentError(f"invalid_{kind}:{where}", str(exc)[:2000]) from exc
+
+
+def decode_tweet(value: bytes | None) -> TweetRecord:
+    return decode_event(TweetRecord, value, "tweet")
+
+
+def decode_label(value: bytes | None) -> LabelEvent:
+    return decode_event(LabelEvent, value, "label")
+
+
+def header_text(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
+    """A Kafka header's value as text (None when absent or empty). Undecodable bytes are
+    replaced, not fatal: a garbled job id or target must not cost the tweet its label."""
+    raw = dict(headers or ()).get(name)
+    return raw.decode("utf-8", errors="replace") if raw else None

@@ -17,6 +17,13 @@ def pipeline_home() -> Path:
     return Path(os.environ.get("TWEETPIPE_HOME") or Path.home() / ".cache" / "tweet-pipeline")
 
 
+def default_model_cache_dir() -> Path:
+    """Where downloaded and assembled models live: ``$MODEL_CACHE_DIR``, default
+    ``<pipeline home>/models`` (a service's own ``<SERVICE>_MODEL_CACHE_DIR`` overrides both)."""
+    configured = os.environ.get("MODEL_CACHE_DIR")
+    return Path(configured) if configured else pipeline_home() / "models"
+
+
 class KafkaSettings(BaseSettings):
     """``KAFKA_*``: one broker address for every service."""
 

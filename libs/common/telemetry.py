@@ -7,7 +7,7 @@ tracing off costs (almost) nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
@@ -67,3 +67,20 @@ def extract_context(headers: Sequence[tuple[str, bytes]] | None) -> Context:
 def current_trace_id() -> str | None:
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def span_context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> trace.SpanContext:
+    """The W3C span context a producer propagated in the message headers (invalid if none)."""
+    return trace.get_current_span(extract_context(headers)).get_span_context()
+
+
+def trace_id_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    """The W3C trace id a producer propagated in the message headers, if any."""
+    span_context = span_context_from_headers(headers)
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def upstream_links(headers: Iterable[Sequence[tuple[str, bytes]] | None]) -> list[trace.Link]:
+    """One span link per message to the span that produced it: a batch span then leads back
+    to every tweet's own trace."""
+    return [trace.Link(span_context_from_headers(h)) for h in headers]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.events import EMOTION_LABELS, LabelEvent, TweetRecord, decode_event
+from common.events import EMOTION_LABELS, LabelEvent, TweetRecord, top_label_event
 
 # Valence weight of each emotion. The score is the expected valence under the model's
 # distribution: sum(p(e) * w(e)), which lies in [-1, 1]. Joy is the only clearly pleasant
@@ -138,10 +138,6 @@ def valence_map_for(classifier: object) -> ValenceMap:
     return found if isinstance(found, ValenceMap) else FIXED_VALENCE_MAP
 
 
-def decode_tweet(value: bytes | None) -> TweetRecord:
-    return decode_event(TweetRecord, value, "tweet")
-
-
 def valence(scores: Mapping[str, float], mapping: ValenceMap = FIXED_VALENCE_MAP) -> float:
     return mapping.valence(scores)
 
@@ -152,37 +148,27 @@ def normalise_scores(scores: Mapping[str, float]) -> dict[str, float]:
     return {label: round(scores.get(label, 0.0) / total, 6) for label in EMOTION_LABELS}
 
 
-def build_label_events(
-    tweets: Sequence[TweetRecord],
-    scores: Sequence[Mapping[str, float]],
+def build_label_event(
+    tweet: TweetRecord,
+    scores: Mapping[str, float],
     *,
     model: str,
     revision: str | None,
-    job_ids: Sequence[str | None],
-    trace_ids: Sequence[str | None],
+    job_id: str | None,
+    trace_id: str | None,
     valence_map: ValenceMap = FIXED_VALENCE_MAP,
-) -> list[LabelEvent]:
-    if not len(tweets) == len(scores) == len(job_ids) == len(trace_ids):
-        raise ValueError("one score set, job id and trace id per tweet")
-    events = []
-    for tweet, raw, job_id, trace_id in zip(tweets, scores, job_ids, trace_ids, strict=True):
-        probs = normalise_scores(raw)
-        label = max(probs, key=probs.__getitem__)
-        events.append(
-            LabelEvent(
-                tweet_id=tweet.id,
-                task="emotion",
-                label=label,
-                score=probs[label],
-                scores=probs,
-                model=model,
-                model_revision=revision,
-                valence=valence_map.valence(probs),
-                job_id=job_id,
-                trace_id=trace_id,
-            )
-        )
-    return events
+) -> LabelEvent:
+    probs = normalise_scores(scores)
+    return top_label_event(
+        tweet.id,
+        "emotion",
+        probs,
+        model=model,
+        model_revision=revision,
+        valence=valence_map.valence(probs),
+        job_id=job_id,
+        trace_id=trace_id,
+    )
 
 
 def length_buckets(lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:

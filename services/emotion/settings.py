@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.settings import KafkaSettings, TelemetrySettings
+from common.settings import KafkaSettings, TelemetrySettings, default_model_cache_dir
 
 DEFAULT_MODEL = "j-hartmann/emotion-english-distilroberta-base"
 
@@ -30,7 +30,7 @@ class EmotionSettings(BaseSettings):
     # (minilm-head: the map inside the head file). Absent: the fixed valence weights.
     valence_map_path: Path | None = None
     model_cache_dir: Path = Field(
-        default=Path.home() / ".cache" / "tweet-pipeline" / "models",
+        default_factory=default_model_cache_dir,
         validation_alias=AliasChoices("EMOTION_MODEL_CACHE_DIR", "MODEL_CACHE_DIR"),
     )
     group_id: str = "emotion"

@@ -32,8 +32,8 @@ from stance.logic import (
     softmax,
     top_label,
 )
-from stance.model import StanceScore
 from stance.prompts import CONTENT_FREE_INPUTS, PromptParts, chat_prompt, completion_prompt
+from stance.scorer import StanceScore
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -71,7 +71,7 @@ class LlmFeatures:
 
 @dataclass(frozen=True)
 class LogitFeatures:
-    """What ONE decode of the tweet yields for a head folded onto logits (``head.fold_hidden``)."""
+    """What ONE decode of the tweet yields for a head folded onto logits (``training.stance_probe.fold_hidden``)."""
 
     probabilities: dict[str, float]  # raw (uncalibrated) label distribution
     logits: np.ndarray  # next-token logits at the head's ``logit_ids``: W_sub @ hidden (tied lm_head)
@@ -203,7 +203,7 @@ class LlamaCppScorer:
         self, texts: Sequence[str], ids: np.ndarray, target: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(hidden states, logits at ``ids``) at every position of each tweet + cue after the
-        prefix, decoded with embeddings on: the pairs ``head.fit_logit_map`` regresses."""
+        prefix, decoded with embeddings on: the pairs ``training.stance_probe.fit_logit_map`` regresses."""
         import llama_cpp
 
         hidden, logits = [], []

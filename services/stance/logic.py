@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from common.events import STANCE_LABELS, STANCE_TARGET_HEADER, LabelEvent, TweetRecord, clean_target, decode_event
+from common.events import STANCE_LABELS, LabelEvent, TweetRecord, clean_target, top_label_event
 
 _ANSWER_DECORATION = " \t\r\n.,;:!?\"'`*_()[]{}<>"
 _LABEL_WORD = re.compile(r"\b(SUPPORT|OPPOSE|NEUTRAL)\b", re.IGNORECASE)
@@ -17,10 +17,6 @@ _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 _REPEATS = re.compile(r"(\S)\1{3,}")
 URL_STAND_IN = "URL"
-
-
-def decode_tweet(value: bytes | None) -> TweetRecord:
-    return decode_event(TweetRecord, value, "tweet")
 
 
 def normalise_for_model(text: str) -> str:
@@ -132,13 +128,10 @@ def build_label_event(
     trace_id: str | None,
 ) -> LabelEvent:
     scores = {label: min(1.0, max(0.0, round(probs[label], 6))) for label in STANCE_LABELS}
-    label = top_label(probs)
-    return LabelEvent(
-        tweet_id=tweet.id,
-        task="stance",
-        label=label,
-        score=scores[label],
-        scores=scores,
+    return top_label_event(
+        tweet.id,
+        "stance",
+        scores,
         model=model,
         provider=provider,
         prompt_version=prompt_version,
@@ -153,13 +146,6 @@ def resolve_target(target: str | None, default: str) -> str:
     """The target a call asks for (None or blank: ``default``), cleaned as every recorded
     target is."""
     return clean_target(target) if target and target.strip() else clean_target(default)
-
-
-def request_target(headers: Sequence[tuple[str, bytes]] | None, default: str) -> str:
-    """The target a message asks stance toward: its ``stance-target`` header (a re-label job
-    that named one), else ``default``."""
-    raw = dict(headers or ()).get(STANCE_TARGET_HEADER)
-    return resolve_target(raw.decode("utf-8", errors="replace") if raw else None, default)
 
 
 def group_by_target(targets: Sequence[str]) -> dict[str, list[int]]:

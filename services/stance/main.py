@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from common.delivery import group_loop
-from common.kafka import ensure_topics
+from common.labelling import serve_labels
 from common.worker import load_settings, run_worker
 from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
-from stance.handlers import StanceHandler
+from stance.handlers import stance_handler
 from stance.llama_scorer import LlamaCppScorer, load_llama
-from stance.model import StanceScorer, gguf_sha256, require_gguf
+from stance.model_files import gguf_sha256, require_gguf
 from stance.openai_scorer import OpenAIScorer
 from stance.probe_scorer import choose_local_scorer
 from stance.quota import SharedQuota
+from stance.scorer import StanceScorer
 from stance.settings import StanceSettings
-
-log = logging.getLogger("stance")
 
 
 def build_api_client(settings: StanceSettings) -> ChatCompletionsClient:
@@ -61,37 +58,19 @@ async def run(settings: StanceSettings, stopping: asyncio.Event | None = None) -
     """Run the service until ``stopping`` is set (tests drive it in-process through this)."""
     client = build_api_client(settings) if settings.provider == "openai" else None
     scorer = await build_scorer(settings, client)
-    topics = settings.kafka.topics
-    sources = [topics.raw, topics.requests("stance")]
     try:
-        await ensure_topics(settings.kafka, topics.all())
-        loop = group_loop(
+        await serve_labels(
             settings.kafka,
-            settings.kafka.group(settings.group_id),
-            sources,
-            StanceHandler(scorer, topics.labels, settings.target),
-            service="stance",
+            stance_handler(scorer, settings.kafka.topics.labels, settings.target),
+            group_id=settings.group_id,
             batch_size=settings.batch_size,
             max_wait_ms=settings.max_wait_ms,
-            transactional=settings.kafka.transactions,
             stopping=stopping,
+            describe={"provider": scorer.provider, "model": scorer.model, "prompt_version": scorer.prompt_version},
+            alongside=shared_quota(settings, client),
         )
-        async with loop:
-            log.info(
-                "stance service started",
-                extra={
-                    "provider": scorer.provider,
-                    "model": scorer.model,
-                    "prompt_version": scorer.prompt_version,
-                    "topics": sources,
-                    "transactions": loop.transactional,
-                },
-            )
-            async with shared_quota(settings, client):
-                await loop.run()
     finally:
         await scorer.aclose()
-        log.info("stance service stopped")
 
 
 @contextlib.asynccontextmanager

@@ -17,8 +17,8 @@ from common.errors import PermanentError
 from common.events import MAIN_SUBJECT, clean_target
 from stance.api_client import ChatCompletionsClient
 from stance.logic import one_hot, probabilities_from_top_logprobs, resolve_target, top_label, validate_answer
-from stance.model import StanceScore
 from stance.prompts import STRICT_SUFFIX, user_message
+from stance.scorer import StanceScore
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,9 @@ from stance.encoder import MiniLMEncoder
 from stance.head import LinearHead
 from stance.llama_scorer import LlamaCppScorer, LlmFeatures, LogitFeatures
 from stance.logic import top_label
-from stance.model import StanceScore, StanceScorer, fitted_head_path
+from stance.model_files import fitted_head_path
 from stance.prompts import target_phrase
+from stance.scorer import StanceScore, StanceScorer
 
 log = logging.getLogger(__name__)
 DEFAULT_HEAD_PATH = Path(__file__).resolve().parent / "stance_head.npz"

@@ -9,8 +9,8 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.events import MAIN_SUBJECT, MAX_TARGET_CHARS, clean_target
-from common.settings import KafkaSettings, TelemetrySettings
-from stance.model import TINYLLAMA_GGUF
+from common.settings import KafkaSettings, TelemetrySettings, default_model_cache_dir
+from stance.model_files import TINYLLAMA_GGUF
 from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS, names_target
 
 
@@ -30,7 +30,7 @@ class StanceSettings(BaseSettings):
 
     # llamacpp
     model_cache_dir: Path = Field(
-        default=Path.home() / ".cache" / "tweet-pipeline" / "models",
+        default_factory=default_model_cache_dir,
         validation_alias=AliasChoices("STANCE_MODEL_CACHE_DIR", "MODEL_CACHE_DIR"),
     )
     gguf_path: Path | None = None  # default: the TinyLlama GGUF in model_cache_dir

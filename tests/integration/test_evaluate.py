@@ -112,7 +112,7 @@ async def test_evaluate_index_scores_stored_labels_per_prompt_version(
 @pytest.mark.model
 def test_evaluate_models_in_process_scores_every_task(tiny_emotion_model: Path, tmp_path: Path) -> None:
     """The tiny emotion model and the PyPI gemma GGUF, through the services' own loaders."""
-    from stance.model import packaged_gemma_gguf
+    from stance.model_files import packaged_gemma_gguf
     from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
 
     versions = sorted({next(iter(PROMPT_VERSIONS)), DEFAULT_PROMPT_VERSION})

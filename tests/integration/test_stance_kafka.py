@@ -17,7 +17,7 @@ from common.events import Author, DeadLetter, LabelEvent, TweetRecord
 from common.kafka import ensure_topics
 from common.settings import KafkaSettings
 from stance.main import run
-from stance.model import packaged_gemma_gguf
+from stance.model_files import packaged_gemma_gguf
 from stance.settings import StanceSettings
 from tests.fakes.fake_llm_api import running_fake_api
 from tests.support.kafka_probe import committed_and_ends, read_all

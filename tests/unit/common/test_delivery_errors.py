@@ -94,8 +94,11 @@ def test_a_worker_exits_non_zero_configuration_errors_with_2_and_anything_unexpe
     assert exit_info.value.code == code
 
 
-def test_a_worker_that_stops_normally_returns() -> None:
-    async def serve(stopping: asyncio.Event) -> None:
-        return None
+def test_a_worker_that_stops_normally_returns_without_an_exit_status() -> None:
+    served: list[bool] = []
 
-    run_worker("svc", TelemetrySettings(), None, serve)
+    async def serve(stopping: asyncio.Event) -> None:
+        served.append(stopping.is_set())
+
+    assert run_worker("svc", TelemetrySettings(), None, serve) is None  # no SystemExit raised
+    assert served == [False]  # serve ran once, handed a stopping event not yet set

@@ -8,7 +8,7 @@ from aiokafka import ConsumerRecord
 
 from common.events import EMOTION_LABELS, Author, DeadLetter, LabelEvent, TweetRecord
 from common.poison import UNHANDLED, isolate_poison
-from emotion.handlers import EmotionHandler
+from emotion.handlers import emotion_handler
 
 
 class FakeClassifier:
@@ -51,7 +51,7 @@ def _tweet_bytes(tweet_id: str, text: str = "great news") -> bytes:
 
 async def test_batch_is_classified_once_and_bad_messages_dead_lettered() -> None:
     classifier = FakeClassifier()
-    handler = EmotionHandler(classifier, "t.tweets.labels")
+    handler = emotion_handler(classifier, "t.tweets.labels")
     batch = [
         _record(0, _tweet_bytes("11")),
         _record(1, b"not json"),
@@ -70,14 +70,14 @@ async def test_batch_is_classified_once_and_bad_messages_dead_lettered() -> None
 async def test_an_inference_failure_propagates_to_the_delivery_loop() -> None:
     """No per-tweet fallback in the handler: the loop decides between bisecting and retrying."""
     classifier = FakeClassifier(fail_on="poison")
-    handler = EmotionHandler(classifier, "labels")
+    handler = emotion_handler(classifier, "labels")
     with pytest.raises(RuntimeError, match="boom"):
         await handler([_record(0, _tweet_bytes("1")), _record(1, _tweet_bytes("2", "poison"))])
     assert len(classifier.calls) == 1  # one batched call, no tweet-by-tweet retry here
 
 
 async def test_the_loops_bisection_dead_letters_only_the_tweet_inference_fails_on() -> None:
-    handler = EmotionHandler(FakeClassifier(fail_on="poison"), "labels")
+    handler = emotion_handler(FakeClassifier(fail_on="poison"), "labels")
     batch = [_record(i, _tweet_bytes(str(i + 1), "poison" if i == 5 else "great news")) for i in range(8)]
     batch.append(_record(8, b"not json"))
     with pytest.raises(RuntimeError) as failure:

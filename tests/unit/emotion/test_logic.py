@@ -4,9 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.errors import PermanentError
 from common.events import EMOTION_LABELS, Author, LabelEvent, TweetRecord
-from emotion.logic import build_label_events, decode_tweet, length_buckets, normalise_scores, valence
+from emotion.logic import build_label_event, length_buckets, normalise_scores, valence
 
 
 def _tweet(tweet_id: str = "1850000000000000001", text: str = "hello") -> TweetRecord:
@@ -38,13 +37,16 @@ def test_normalise_scores_covers_all_labels_and_sums_to_one() -> None:
     assert probs["fear"] == 0.0
 
 
-def test_build_label_events_picks_argmax_and_keeps_ids_exact() -> None:
+def test_build_label_event_picks_argmax_and_keeps_ids_exact() -> None:
     tweets = [_tweet("9223372036854775807"), _tweet("18014398509481985")]
     rows = [
         {label: (0.4 if label == "fear" else 0.1) for label in EMOTION_LABELS},
         {label: (0.7 if label == "joy" else 0.05) for label in EMOTION_LABELS},
     ]
-    events = build_label_events(tweets, rows, model="m", revision="r", job_ids=[None, "job-1"], trace_ids=[None, None])
+    events = [
+        build_label_event(tweet, row, model="m", revision="r", job_id=job, trace_id=None)
+        for tweet, row, job in zip(tweets, rows, [None, "job-1"], strict=True)
+    ]
     assert [e.tweet_id for e in events] == ["9223372036854775807", "18014398509481985"]
     assert [e.label for e in events] == ["fear", "joy"]
     assert events[1].job_id == "job-1"
@@ -52,25 +54,6 @@ def test_build_label_events_picks_argmax_and_keeps_ids_exact() -> None:
     roundtrip = LabelEvent.model_validate_json(events[0].model_dump_json())
     assert roundtrip == events[0]
     assert '"tweet_id":"9223372036854775807"' in events[0].model_dump_json()
-
-
-def test_build_label_events_rejects_misaligned_inputs() -> None:
-    with pytest.raises(ValueError):
-        build_label_events([_tweet()], [], model="m", revision=None, job_ids=[None], trace_ids=[None])
-
-
-def test_decode_tweet_roundtrip_and_reasons() -> None:
-    tweet = _tweet()
-    assert decode_tweet(tweet.model_dump_json().encode()) == tweet
-    with pytest.raises(PermanentError) as empty:
-        decode_tweet(b"")
-    assert empty.value.reason == "empty_message"
-    with pytest.raises(PermanentError) as garbage:
-        decode_tweet(b"\xff\xfe not json")
-    assert garbage.value.reason.startswith("invalid_tweet")
-    with pytest.raises(PermanentError) as missing:
-        decode_tweet(b'{"id": "1", "author": {"handle": "a"}, "created_at": "2024-01-01T00:00:00Z", "source": "x"}')
-    assert missing.value.reason == "invalid_tweet:text"
 
 
 def test_length_buckets_cover_every_index_once_sorted_by_length() -> None:

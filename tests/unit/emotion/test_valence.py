@@ -15,7 +15,7 @@ from emotion.logic import (
     FIXED_VALENCE_MAP,
     SENTIMENT_LABELS,
     ValenceMap,
-    build_label_events,
+    build_label_event,
     valence,
     valence_map_for,
 )
@@ -84,8 +84,8 @@ def test_label_events_carry_the_classifiers_map() -> None:
     tweet = TweetRecord(id="1", author=Author(handle="a"), created_at=datetime(2024, 1, 1, tzinfo=UTC), text="t",
                         source="s")
     mapping = valence_map_for(WithMap())
-    [event] = build_label_events([tweet], [_peaked("neutral")], model="m", revision=None, job_ids=[None],
-                                 trace_ids=[None], valence_map=mapping)
+    event = build_label_event(tweet, _peaked("neutral"), model="m", revision=None, job_id=None, trace_id=None,
+                              valence_map=mapping)
     assert event.valence == pytest.approx(mapping.valence(event.scores))
     assert event.valence != pytest.approx(FIXED_VALENCE_MAP.valence(event.scores))
     assert valence_map_for(object()) is FIXED_VALENCE_MAP

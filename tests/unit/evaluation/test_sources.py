@@ -72,7 +72,7 @@ async def test_in_process_stance_scores_each_gold_target_in_its_own_call(monkeyp
 
     import stance.main
     from evaluation.sources import stance_run_in_process
-    from stance.model import StanceScore
+    from stance.scorer import StanceScore
 
     calls: list[tuple[str | None, list[str]]] = []
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from stance.llama_scorer import load_llama
-from stance.model import packaged_gemma_gguf
+from stance.model_files import packaged_gemma_gguf
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

@@ -14,9 +14,9 @@ from common.errors import PermanentError, TransientError
 from common.events import STANCE_LABELS, Author, DeadLetter, LabelEvent, TweetRecord
 from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
-from stance.handlers import StanceHandler
-from stance.model import StanceScore
+from stance.handlers import stance_handler
 from stance.openai_scorer import OpenAIScorer
+from stance.scorer import StanceScore
 from tests.fakes.fake_llm_api import Fault, running_fake_api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -75,7 +75,7 @@ async def test_batch_in_label_events_and_dead_letters_out() -> None:
         record(3, tweet(3).model_dump_json().encode(), topic="p.tweets.requests.stance",
                headers=[("job-id", b"job-42")]),
     ]
-    out = await StanceHandler(scorer, LABELS)(batch)
+    out = await stance_handler(scorer, LABELS)(batch)
 
     assert scorer.calls == [["tweet number 1", "unanswerable", "tweet number 3"]]
     labels = [LabelEvent.model_validate_json(m.value) for m in out if m.topic == LABELS]
@@ -100,14 +100,14 @@ async def test_batch_in_label_events_and_dead_letters_out() -> None:
 
 async def test_only_undecodable_messages_skip_the_scorer() -> None:
     scorer = FakeScorer()
-    out = await StanceHandler(scorer, LABELS)([record(0, b"")])
+    out = await stance_handler(scorer, LABELS)([record(0, b"")])
     assert scorer.calls == []
     assert [m.topic for m in out] == ["p.tweets.raw.dlq"]
 
 
 async def test_an_unavailable_scorer_fails_the_whole_batch() -> None:
     with pytest.raises(TransientError):
-        await StanceHandler(FakeScorer(down=True), LABELS)([record(0, tweet(1).model_dump_json().encode())])
+        await stance_handler(FakeScorer(down=True), LABELS)([record(0, tweet(1).model_dump_json().encode())])
 
 
 @pytest.mark.parametrize("logprobs", [True, False], ids=["logprobs", "text-answers"])
@@ -130,7 +130,7 @@ async def test_every_tweet_ends_labelled_or_dead_lettered_once(logprobs: bool) -
         scorer = OpenAIScorer(client, "fake-model", "v3", request_logprobs=True)
         batch = [record(i, tweet(i, t).model_dump_json().encode(), key=tweet(i).id.encode())
                  for i, t in enumerate(texts)]
-        out = await StanceHandler(scorer, LABELS)(batch)
+        out = await stance_handler(scorer, LABELS)(batch)
         await scorer.aclose()
         strict_prompts = [r.prompt for r in api.requests if "nothing else" in r.prompt]
 
@@ -160,7 +160,7 @@ async def test_a_named_target_is_scored_in_its_own_call_and_recorded_on_every_ev
         record(2, tweet(3).model_dump_json().encode()),
         record(3, tweet(4).model_dump_json().encode(), headers=[("stance-target", b"   ")]),
     ]
-    out = await StanceHandler(scorer, LABELS, default_target="the new tax")(batch)
+    out = await stance_handler(scorer, LABELS, default_target="the new tax")(batch)
 
     # the default target's tweets in one call, the named target's in another; a blank header is no target
     assert scorer.calls == [["tweet number 1", "tweet number 3", "tweet number 4"], ["tweet number 2"]]
@@ -174,7 +174,7 @@ async def test_a_named_target_is_scored_in_its_own_call_and_recorded_on_every_ev
 
 
 async def test_without_a_configured_target_events_say_main_subject() -> None:
-    out = await StanceHandler(FakeScorer(), LABELS)([record(0, tweet(1).model_dump_json().encode())])
+    out = await stance_handler(FakeScorer(), LABELS)([record(0, tweet(1).model_dump_json().encode())])
     assert LabelEvent.model_validate_json(out[0].value).target == "main subject"
 
 
@@ -182,6 +182,6 @@ async def test_a_prompt_that_never_names_a_target_records_the_main_subject_whate
     scorer = FakeScorer()
     scorer.prompt_version = "v4"
     batch = [record(0, tweet(1).model_dump_json().encode(), headers=[("stance-target", b"Hillary Clinton")])]
-    out = await StanceHandler(scorer, LABELS, default_target="the new tax")(batch)
+    out = await stance_handler(scorer, LABELS, default_target="the new tax")(batch)
     assert scorer.targets == ["main subject"]
     assert LabelEvent.model_validate_json(out[0].value).target == "main subject"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import TYPE_CHECKING
 
 import pytest
@@ -10,8 +11,8 @@ import pytest
 from common.events import STANCE_LABELS
 from stance.llama_scorer import LlamaCppScorer
 from stance.logic import calibrate
-from stance.model import StanceScore
 from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
+from stance.scorer import StanceScore
 from tests.unit.stance.decode_spy import spy_on_decodes
 
 if TYPE_CHECKING:
@@ -82,10 +83,20 @@ def test_tweets_cannot_inject_special_tokens_and_long_ones_fit(llm: Llama) -> No
 
 
 @pytest.mark.asyncio(loop_scope="session")
-async def test_async_score_runs_off_the_event_loop(llm: Llama) -> None:
+async def test_async_score_runs_off_the_event_loop(llm: Llama, monkeypatch: pytest.MonkeyPatch) -> None:
     scorer = LlamaCppScorer(llm, "gemma.gguf", DEFAULT_PROMPT_VERSION, calibrate=True)
+    decoding_threads: set[int] = set()
+    raw_distribution = scorer.raw_distribution
+
+    def recording(text: str, target: str | None = None) -> dict[str, float]:
+        decoding_threads.add(threading.get_ident())
+        return raw_distribution(text, target)
+
+    monkeypatch.setattr(scorer, "raw_distribution", recording)
     results = await scorer.score(TWEETS)
     assert len(results) == 3 and all(isinstance(r, StanceScore) for r in results)
+    # every decode ran, and none of them on the event loop's thread
+    assert decoding_threads and threading.get_ident() not in decoding_threads
 
 
 def test_long_texts_are_cut_to_max_tweet_tokens_and_links_shortened(llm: Llama) -> None:

@@ -6,12 +6,10 @@ from email.utils import format_datetime
 
 import pytest
 
-from common.errors import PermanentError
 from common.events import STANCE_LABELS, Author, TweetRecord
 from stance.logic import (
     build_label_event,
     calibrate,
-    decode_tweet,
     first_label_in,
     normalise_for_model,
     parse_retry_after,
@@ -101,16 +99,6 @@ def test_build_label_event_carries_all_three_probabilities() -> None:
         "1234567890123456789", "llamacpp", "v3", "job-1"
     )
 
-
-@pytest.mark.parametrize(("value", "reason"), [(b"", "empty_message"), (b"{not json", "invalid_tweet:message")])
-def test_decode_tweet_rejects_undecodable(value: bytes, reason: str) -> None:
-    with pytest.raises(PermanentError) as caught:
-        decode_tweet(value)
-    assert caught.value.reason == reason
-
-
-def test_decode_tweet_keeps_64_bit_ids_exact() -> None:
-    assert decode_tweet(_tweet().model_dump_json().encode()).id == "1234567890123456789"
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pydantic import SecretStr
 from common.errors import TransientError
 from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
-from stance.model import StanceScore
 from stance.openai_scorer import OpenAIScorer
+from stance.scorer import StanceScore
 from tests.fakes.fake_llm_api import Fault, running_fake_api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -12,11 +12,12 @@ import pytest
 
 from common.errors import ConfigurationError
 from common.events import STANCE_LABELS
-from stance.head import LinearHead, fit_logit_map, fit_softmax_regression, recover_hidden
+from stance.head import LinearHead
 from stance.llama_scorer import LlamaCppScorer
-from stance.model import gguf_sha256, packaged_gemma_gguf
+from stance.model_files import gguf_sha256, packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer, head_matches
 from tests.unit.stance.decode_spy import spy_on_decodes
+from training.stance_probe import fit_logit_map, fit_softmax_regression, recover_hidden
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -183,7 +184,7 @@ def test_a_head_fitted_by_make_fit_stance_head_is_found_by_the_ggufs_hash(
 ) -> None:
     from dataclasses import replace
 
-    from stance.model import fitted_head_path
+    from stance.model_files import fitted_head_path
 
     monkeypatch.setenv("TWEETPIPE_HOME", str(tmp_path))
     sha = gguf_sha256(packaged_gemma_gguf())

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from common.errors import ModelUnavailableError
 from stance.main import build_scorer
-from stance.model import TINYLLAMA_GGUF, require_gguf
+from stance.model_files import TINYLLAMA_GGUF, require_gguf
 from stance.settings import StanceSettings
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from common.events import STANCE_LABELS
-from stance.head import LinearHead, fit_logit_map, fit_softmax_regression, fold_hidden, logit_ids, recover_hidden
+from stance.head import LinearHead
+from training.stance_probe import fit_logit_map, fit_softmax_regression, fold_hidden, logit_ids, recover_hidden
 
 
 def separable(n_per_label: int = 20) -> tuple[np.ndarray, list[str]]:

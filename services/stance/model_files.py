@@ -1,51 +1,17 @@
-"""The scorer Protocol every stance provider implements, and where the GGUF files come from."""
+"""Where the stance model files come from: the GGUFs, their SHA-256, and the fitted heads' cache."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from common.errors import ModelUnavailableError, PermanentError
-from common.settings import pipeline_home
+from common.errors import ModelUnavailableError
+from common.settings import default_model_cache_dir, pipeline_home
 
 TINYLLAMA_HUB_REPO = "TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF"
 TINYLLAMA_GGUF = "tinyllama-1.1b-chat-v1.0.Q4_K_M.gguf"
 FETCH_COMMAND = "python deploy/fetch_models.py"
-
-
-@dataclass(frozen=True)
-class StanceScore:
-    label: str
-    probabilities: dict[str, float]  # SUPPORT, OPPOSE, NEUTRAL; sums to 1
-
-
-class StanceScorer(Protocol):
-    """Batch of tweet texts in, one score (or a permanent per-tweet failure) per text out.
-
-    Raises :class:`common.errors.TransientError` when the whole batch should be retried later.
-    """
-
-    provider: str
-    model: str
-    prompt_version: str
-    method: str  # named in every label event: "label-scoring+calibration", "probe-h1", "answer-logprobs"...
-
-    async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
-        """``target``: what the stance is toward (``None``: the scorer's default, normally the
-        tweet's main subject)."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-def default_model_cache_dir() -> Path:
-    configured = os.environ.get("MODEL_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "tweet-pipeline" / "models"
 
 
 def heads_dir() -> Path:
