@@ -56,7 +56,7 @@ status: install ## supervised processes, per-stage counts, consumer lag and grou
 	@$(PY) deploy/pipeline_status.py
 
 dlq: install ## dead letters: make dlq [CMD="list|show|redrive"] [ARGS="--reason R --service S --dry-run"]
-	@$(PY) -m gateway.deadletters $(or $(CMD),list) $(ARGS)
+	@$(PY) -m gateway.dlq $(or $(CMD),list) $(ARGS)
 
 browser: ## Debian chromium + chromedriver for the review page browser test (apt; skipped when present)
 	@bash deploy/local/browser.sh

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/es_bulk_bench.py [--tweets 2000] [--bulks 8,32,200]
 
-The real indexer handler (``gateway.handlers.IndexBatchHandler``, with its quality refresh)
+The real indexer handler (``gateway.indexer.handlers.IndexBatchHandler``: one bulk per batch)
 writes against the local Elasticsearch node what the pipeline sends it: each tweet (generated
 with real tweet lengths, bench/workload.py), then its emotion label event, then its stance
 label event, in bulks of each size, into a fresh index per size. The Elasticsearch process's
@@ -30,9 +30,9 @@ from bench.pipeline_bench import ES_URL, RESULTS, cpu_seconds, infra_pids
 from bench.workload import generate_texts
 from common.events import Author, LabelEvent, TweetRecord
 from common.settings import KafkaSettings
-from gateway.handlers import IndexBatchHandler
-from gateway.quality_search import QualitySearch
-from gateway.search import TweetSearch, make_client
+from common.tweet_store import TweetStore
+from gateway.documents import ensure_indices
+from gateway.indexer.handlers import IndexBatchHandler
 from gateway.settings import GatewaySettings
 
 ID_BASE = 1_760_000_000_000_000_000
@@ -78,17 +78,10 @@ def records(texts: list[str], topics: Any) -> dict[str, list[ConsumerRecord]]:
 async def run(texts: list[str], bulk: int, es_pid: int) -> dict[str, float]:
     index = f"bench-bulk-{uuid.uuid4().hex[:8]}"
     settings = GatewaySettings(es_url=ES_URL, index=index, kafka=KafkaSettings())
-    client = make_client(settings.es_url, settings.es_request_timeout_s)
-    search = TweetSearch(client, index, settings.jobs_index)
+    store = TweetStore(settings.es_url, request_timeout_s=settings.es_request_timeout_s)
     try:
-        await search.ensure_indices(shards=1, replicas=0)
-        handler = IndexBatchHandler(
-            search,
-            index,
-            settings.kafka.topics,
-            clock=lambda: datetime.now(UTC),
-            quality=QualitySearch(client, index, settings.quality_thresholds),
-        )
+        await ensure_indices(store, settings)
+        handler = IndexBatchHandler(store, index, settings.kafka.topics, clock=lambda: datetime.now(UTC))
         streams = records(texts, settings.kafka.topics)
         start, es_cpu, own_cpu = time.perf_counter(), cpu_seconds(es_pid), time.process_time()
         for stream in ("tweets", "emotion", "stance"):  # each tweet, then its labels, as they arrive
@@ -98,8 +91,8 @@ async def run(texts: list[str], bulk: int, es_pid: int) -> dict[str, float]:
         wall, es_cpu, own_cpu = time.perf_counter() - start, cpu_seconds(es_pid) - es_cpu, time.process_time() - own_cpu
         assert handler.stats.indexed == 3 * len(texts)
     finally:
-        await client.indices.delete(index=f"{index}*", ignore_unavailable=True)
-        await client.close()
+        await store.delete_indices(f"{index}*")
+        await store.close()
     n = len(texts)
     return {
         "bulk": bulk,
@@ -119,7 +112,7 @@ def main() -> None:
     texts = generate_texts(args.tweets)
     rows = [asyncio.run(run(texts, int(b), es_pid)) for b in args.bulks.split(",")]
     report = {
-        "what": "Elasticsearch CPU per tweet (tweet + emotion + stance writes, quality refresh) by bulk size",
+        "what": "Elasticsearch CPU per tweet (tweet + emotion + stance writes, one bulk per batch) by bulk size",
         "tweets": args.tweets,
         "runs": rows,
     }

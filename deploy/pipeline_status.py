@@ -122,7 +122,7 @@ def main() -> int:
 
 def dead_letter_table(settings: KafkaSettings) -> Table:
     """Messages held per dead-letter topic and in tweets.rejected (`make dlq` lists, shows, re-drives)."""
-    from gateway.dlq import DeadLetterStore
+    from gateway.dead_letters import DeadLetterStore
 
     async def count() -> dict[str, int]:
         store = DeadLetterStore(settings)

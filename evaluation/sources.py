@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from evaluation.gold import GoldItem, sentiment_from_valence, sentiment_probabilities
-from gateway.logic import scores_from_stored
+from gateway.documents import scores_from_stored
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-# Gateway image: runs both the API (python -m gateway.api) and the indexer (python -m gateway.indexer).
+# Gateway image: runs the API (python -m gateway.api), the indexer (python -m gateway.indexer)
+# and the dead-letter tool (python -m gateway.dlq).
 # Build context is the repo root: docker build -f deploy/docker/gateway.Dockerfile .
 FROM python:3.11-slim
 

@@ -35,7 +35,7 @@ def is_transient(exc: BaseException) -> bool:
     """Whether waiting and retrying can help: a dependency unavailable, overloaded or too slow.
 
     Our own :class:`TransientError` (adapters translate their client's errors into it, e.g.
-    ``gateway.search`` for Elasticsearch), timeouts, refused or reset connections, and Kafka
+    ``common.tweet_store`` for Elasticsearch), timeouts, refused or reset connections, and Kafka
     client errors the client marks retriable (``KafkaConnectionError``, ``RequestTimedOutError``,
     ``NotLeaderForPartitionError``, ...) plus ``KafkaTimeoutError`` (a send that was never
     acknowledged). Anything else is treated as a bug or a poison record by the caller.

@@ -1,38 +1,34 @@
-"""Quality checks on the labels, as pure functions: the lexicon heuristic, the per-document
-flags and the label-distribution drift. No I/O here (the VADER lexicon ships in its package).
+"""Quality rules on the labels: the lexicon heuristic and the per-document flags. No I/O here
+(the VADER lexicon ships in its package). The ``GET /quality`` report is
+``gateway.api.quality_report``.
 
 A document is assembled from independent partial writes (the tweet, each label) that arrive in
-any order and may be replayed, so its ``quality`` object is a function of the *stored*
-document: after each bulk write the indexer reads the documents it touched and writes
-:func:`document_quality` back, conditional on the version it read (see
-``quality_search.QualitySearch.refresh``). Never computed from one event alone.
+any order and may be replayed, so its quality is a function of the *stored*, merged document,
+never of one event alone. It is therefore judged where it is read, not stored: the indexer
+writes only the lexicon score beside the tweet (one bulk write per batch), the review page
+applies :func:`document_quality` to the documents it shows, and ``GET /quality`` and the review
+strata ask Elasticsearch the same rules as queries (``gateway.api.search``, held to
+:func:`document_quality` by the integration tests).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from common.events import TASK_LABELS
+if TYPE_CHECKING:
+    from gateway.settings import GatewaySettings
 
 LEXICON_MODEL = f"vader-{version('vaderSentiment')}"
 RULES_VERSION = "v1"  # bump when document_quality changes meaning
 FLAGS = ("lexicon_disagrees", "low_confidence_emotion", "low_confidence_stance", "emotion_stance_conflict")
 POLARITIES = ("negative", "neutral", "positive")
-# What each emotion label says about polarity; surprise can go either way.
-EMOTION_POLARITY: dict[str, str] = {
-    "joy": "positive",
-    "anger": "negative",
-    "disgust": "negative",
-    "fear": "negative",
-    "sadness": "negative",
-    "neutral": "neutral",
-}
+# (emotion, stance) pairs that contradict each other when both labels are confident
+CONFLICTS = (("joy", "OPPOSE"), ("anger", "SUPPORT"), ("disgust", "SUPPORT"))
 
 
 @dataclass(frozen=True)
@@ -44,8 +40,11 @@ class QualityThresholds:
     lexicon_band: float = 0.05  # |VADER compound| below this is neutral (VADER's own convention)
     valence_band: float = 0.05  # |emotion valence| below this is neutral
 
-    def params(self) -> dict[str, float]:
-        return asdict(self)
+    @classmethod
+    def from_settings(cls, settings: GatewaySettings) -> QualityThresholds:
+        return cls(
+            emotion_min_score=settings.quality_emotion_min_score, stance_min_score=settings.quality_stance_min_score
+        )
 
 
 def polarity(value: float | None, band: float) -> str | None:
@@ -80,10 +79,8 @@ def document_quality(source: Mapping[str, Any], t: QualityThresholds) -> dict[st
         flags.append("low_confidence_emotion")
     if stance.get("score") is not None and not stance_confident:
         flags.append("low_confidence_stance")
-    if emotion_confident and stance_confident:
-        pair = (emotion.get("label"), stance.get("label"))
-        if pair in {("joy", "OPPOSE"), ("anger", "SUPPORT"), ("disgust", "SUPPORT")}:
-            flags.append("emotion_stance_conflict")
+    if emotion_confident and stance_confident and (emotion.get("label"), stance.get("label")) in CONFLICTS:
+        flags.append("emotion_stance_conflict")
     agrees = lexicon_polarity == model_polarity if lexicon_polarity and model_polarity else None
     return {
         "rules": RULES_VERSION,
@@ -92,6 +89,11 @@ def document_quality(source: Mapping[str, Any], t: QualityThresholds) -> dict[st
         "model_polarity": model_polarity,
         "lexicon_agrees": agrees,
     }
+
+
+def has_label(source: Mapping[str, Any]) -> bool:
+    """Only a labelled document is judged: a tweet alone has nothing to flag."""
+    return any(isinstance(source.get(task), dict) and source[task].get("label") for task in ("emotion", "stance"))
 
 
 class VaderLexicon:
@@ -108,144 +110,3 @@ class VaderLexicon:
 
 def lexicon_doc(compound: float, model: str = LEXICON_MODEL) -> dict[str, Any]:
     return {"compound": round(compound, 4), "model": model}
-
-
-# ---- drift ------------------------------------------------------------------------------
-
-
-def distribution(counts: Mapping[str, int], labels: Sequence[str]) -> dict[str, float]:
-    total = sum(counts.get(label, 0) for label in labels)
-    return {label: (counts.get(label, 0) / total if total else 0.0) for label in labels}
-
-
-def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
-    """Jensen-Shannon divergence in bits: 0 for identical distributions, 1 for disjoint ones."""
-
-    def kl(a: Mapping[str, float], m: Mapping[str, float]) -> float:
-        return sum(a[k] * math.log2(a[k] / m[k]) for k in a if a[k] > 0)
-
-    keys = set(p) | set(q)
-    pp = {k: p.get(k, 0.0) for k in keys}
-    qq = {k: q.get(k, 0.0) for k in keys}
-    m = {k: (pp[k] + qq[k]) / 2 for k in keys}
-    return max(0.0, min(1.0, (kl(pp, m) + kl(qq, m)) / 2))
-
-
-@dataclass(frozen=True)
-class DayDrift:
-    day: str
-    count: int
-    distribution: dict[str, float]
-    jsd: float | None  # None: fewer documents than min_count that day, not judged
-    drifted: bool
-
-
-@dataclass(frozen=True)
-class ModelDrift:
-    task: str
-    model: str
-    baseline_count: int
-    baseline: dict[str, float]
-    days: list[DayDrift]
-
-
-def model_drift(
-    task: str,
-    model: str,
-    labels: Sequence[str],
-    baseline_counts: Mapping[str, int],
-    day_counts: Mapping[str, Mapping[str, int]],
-    *,
-    threshold: float,
-    min_count: int,
-) -> ModelDrift:
-    """Each day's label distribution against the baseline's, judged by the JS divergence."""
-    baseline = distribution(baseline_counts, labels)
-    baseline_total = sum(baseline_counts.values())
-    days: list[DayDrift] = []
-    for day in sorted(day_counts):
-        counts = day_counts[day]
-        total = sum(counts.values())
-        dist = distribution(counts, labels)
-        jsd = round(js_divergence(dist, baseline), 4) if total >= min_count and baseline_total else None
-        days.append(DayDrift(day, total, dist, jsd, jsd is not None and jsd > threshold))
-    return ModelDrift(task, model, baseline_total, baseline, days)
-
-
-def ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def label_agreement(pairs: Mapping[tuple[str, str], int]) -> tuple[int, int]:
-    """(agreeing, compared) between emotion labels and lexicon polarities; surprise is skipped."""
-    agree = compared = 0
-    for (label, lexicon_polarity), count in pairs.items():
-        expected = EMOTION_POLARITY.get(label)
-        if expected is None:
-            continue
-        compared += count
-        agree += count if expected == lexicon_polarity else 0
-    return agree, compared
-
-
-# ---- the GET /quality report ------------------------------------------------------------
-
-
-def rates(labelled: Mapping[str, int], low: Mapping[str, int], threshold: float) -> dict[str, Any]:
-    """Low-confidence rate of one task, overall and per model."""
-    total, below = sum(labelled.values()), sum(low.values())
-    by_model = {m: {"labelled": n, "low": low.get(m, 0), "rate": ratio(low.get(m, 0), n)} for m, n in labelled.items()}
-    return {"threshold": threshold, "labelled": total, "low": below, "rate": ratio(below, total), "by_model": by_model}
-
-
-@dataclass
-class QualityCounts:
-    """What ``GET /quality`` is computed from: plain counts, no Elasticsearch shapes."""
-
-    documents: int = 0
-    checked: int = 0
-    flags: dict[str, int] = field(default_factory=dict)
-    labelled: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> model -> labelled
-    low: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> model -> below threshold
-    lexicon_agrees: dict[bool, int] = field(default_factory=dict)
-    label_vs_lexicon: dict[tuple[str, str], int] = field(default_factory=dict)
-    baseline: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (task, model) -> label counts
-    days: dict[tuple[str, str], dict[str, dict[str, int]]] = field(default_factory=dict)  # -> day -> label counts
-    reviews: dict[str, int] = field(default_factory=dict)
-
-
-def build_report(
-    counts: QualityCounts, t: QualityThresholds, *, drift_threshold: float, min_count: int
-) -> dict[str, Any]:
-    """The ``GET /quality`` body (see ``schemas.QualityPublic``) from the aggregated counts."""
-    agree, compared = counts.lexicon_agrees.get(True, 0), sum(counts.lexicon_agrees.values())
-    label_agree, label_compared = label_agreement(counts.label_vs_lexicon)
-    drift = [
-        model_drift(
-            task, model, TASK_LABELS[task], counts.baseline.get((task, model), {}), days,
-            threshold=drift_threshold, min_count=min_count,
-        )
-        for (task, model), days in sorted(counts.days.items())
-    ]  # fmt: skip
-    return {
-        "documents": counts.documents,
-        "checked": counts.checked,
-        "flags": {flag: counts.flags.get(flag, 0) for flag in FLAGS},
-        "low_confidence": {
-            "emotion": rates(counts.labelled.get("emotion", {}), counts.low.get("emotion", {}), t.emotion_min_score),
-            "stance": rates(counts.labelled.get("stance", {}), counts.low.get("stance", {}), t.stance_min_score),
-        },
-        "lexicon": {
-            "model": LEXICON_MODEL,
-            "compared": compared,
-            "agreeing": agree,
-            "agreement": ratio(agree, compared),
-            "label_compared": label_compared,
-            "label_agreeing": label_agree,
-            "label_agreement": ratio(label_agree, label_compared),
-        },
-        "drift_threshold": drift_threshold,
-        "drift_min_count": min_count,
-        "drift": [asdict(d) for d in drift],
-        "reviews": counts.reviews,
-    }

@@ -1,4 +1,4 @@
-"""``GATEWAY_*`` settings, shared by the indexer process and the API process."""
+"""``GATEWAY_*`` settings, shared by the gateway's three processes: the indexer, the API and the dead-letter tool."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.settings import KafkaSettings, TelemetrySettings
-from gateway.quality import QualityThresholds
 
 
 class GatewaySettings(BaseSettings):
@@ -49,8 +48,8 @@ class GatewaySettings(BaseSettings):
     ingest_max_records: int = Field(default=10_000, ge=1)  # JSON Lines per POST /ingest
     jaeger_query_url: str = "http://127.0.0.1:16686"  # Jaeger's query API, for GET /tweets/{id}/trace
     dlq_metrics_refresh_s: float = Field(default=30.0, gt=0)  # how often /metrics re-counts dead letters
-    # quality checks (gateway.quality): thresholds baked into the stored flags, drift judging,
-    # and how often /metrics may re-read the quality aggregates from Elasticsearch
+    # quality checks (gateway.quality.QualityThresholds.from_settings): the thresholds the flags
+    # are judged by when read, drift judging, and how often /metrics may re-read the aggregates
     quality_emotion_min_score: float = Field(default=0.5, ge=0, le=1)
     quality_stance_min_score: float = Field(default=0.5, ge=0, le=1)
     quality_drift_threshold: float = Field(default=0.1, gt=0, le=1)  # JS divergence, bits
@@ -76,12 +75,6 @@ class GatewaySettings(BaseSettings):
     def indexer_group_id(self) -> str:
         """Namespaced by the topic prefix, so isolated runs never share (and rebalance) a group."""
         return f"{self.kafka.topic_prefix}{self.indexer_group}"
-
-    @property
-    def quality_thresholds(self) -> QualityThresholds:
-        return QualityThresholds(
-            emotion_min_score=self.quality_emotion_min_score, stance_min_score=self.quality_stance_min_score
-        )
 
     @property
     def jobs_index(self) -> str:

@@ -19,10 +19,11 @@ import httpx
 import pytest
 
 from common.events import LabelEvent, TweetRecord
-from gateway import logic
-from gateway.quality import QualityThresholds, VaderLexicon, lexicon_doc
-from gateway.quality_search import QualitySearch
-from gateway.search import TweetSearch, make_client
+from common.tweet_store import TweetStore
+from gateway.documents import ensure_indices
+from gateway.indexer import logic
+from gateway.quality import VaderLexicon, lexicon_doc
+from gateway.settings import GatewaySettings
 from tests.e2e.conftest import MakeStack
 from tests.unit.gateway.factories import NOW, emotion, stance, tweet
 
@@ -77,11 +78,10 @@ def _tweets_and_labels() -> tuple[list[TweetRecord], list[LabelEvent]]:
 
 
 async def _seed(es_url: str, index: str) -> None:
-    """Through the indexer's own write path: partial upserts, then the quality refresh."""
-    client = make_client(es_url, 30)
+    """Through the indexer's own write path: one bulk of partial upserts."""
+    store = TweetStore(es_url)
     try:
-        search = TweetSearch(client, index, f"{index}-jobs")
-        await search.ensure_indices()
+        await ensure_indices(store, GatewaySettings(es_url=es_url, index=index))
         tweets, labels = _tweets_and_labels()
         compounds = VaderLexicon().compounds([t.text for t in tweets])
         operations: list[dict[str, Any]] = []
@@ -91,12 +91,11 @@ async def _seed(es_url: str, index: str) -> None:
             operations += logic.tweet_operations(index, doc)
         for label in labels:
             operations += logic.label_operations(index, label.tweet_id, label.task, logic.label_doc(label))
-        items = await search.bulk(operations)
+        items = await store.bulk(operations)
         assert all(logic.judge_bulk_item(i).outcome is logic.Outcome.STORED for i in items)
-        await QualitySearch(client, index, QualityThresholds()).refresh([t.id for t in tweets])
-        await search.refresh()
+        await store.refresh(index)
     finally:
-        await client.close()
+        await store.close()
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from typer.testing import CliRunner, Result
 from common.events import DeadLetter, RejectedRecord, ValidationIssue
 from common.kafka import OutgoingMessage, ensure_topics, make_producer, publish_all
 from common.settings import KafkaSettings
-from gateway.deadletters import app
-from gateway.dlq import REDRIVEN_FROM, DeadLetterStore
+from gateway.dead_letters import REDRIVEN_FROM, DeadLetterStore
+from gateway.dlq.cli import app
+from gateway.settings import GatewaySettings
 from tests.integration.test_gateway_indexer import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.asyncio(loop_scope="session")]
@@ -74,9 +75,9 @@ async def seed(settings: KafkaSettings) -> None:
 
 
 async def cli(settings: KafkaSettings, *args: str) -> Result:
-    """The CLI in its own thread (it runs its own event loop), configured like a user's shell."""
-    env = {"KAFKA_TOPIC_PREFIX": settings.topic_prefix, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers}
-    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env, terminal_width=200)
+    """The CLI in its own thread (it runs its own event loop), given its settings as ``gateway.dlq.main`` does."""
+    obj = GatewaySettings(kafka=settings)
+    result = await asyncio.to_thread(CliRunner().invoke, app, list(args), obj=obj, terminal_width=200)
     assert result.exit_code == 0, result.output
     return result
 

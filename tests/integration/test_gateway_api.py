@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +15,10 @@ import pytest
 
 from common.events import MAIN_SUBJECT, STANCE_TARGET_HEADER, LabelEvent, TweetRecord
 from common.kafka import ensure_topics
-from gateway import logic
+from common.tweet_store import TweetStore
 from gateway.api.main import create_app
-from gateway.search import TweetSearch, make_client
+from gateway.documents import ensure_indices
+from gateway.indexer import logic
 from gateway.settings import GatewaySettings
 from tests.integration.test_gateway_indexer import (
     BASE_ID,
@@ -35,15 +37,31 @@ __all__ = ["clean_index", "settings"]  # fixtures shared with the indexer tests
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 
 
+@dataclass
+class Indexed:
+    """The real Elasticsearch as the tests write and read it: the store and the tweets index."""
+
+    store: TweetStore
+    index: str
+
+    async def bulk(self, operations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return await self.store.bulk(operations)
+
+    async def refresh(self) -> None:
+        await self.store.refresh(self.index)
+
+    async def source(self, tweet_id: str) -> dict[str, Any] | None:
+        return await self.store.get(self.index, tweet_id)
+
+
 @contextlib.asynccontextmanager
-async def repository(settings: GatewaySettings) -> AsyncIterator[TweetSearch]:
-    client = make_client(settings.es_url, 30)
+async def repository(settings: GatewaySettings) -> AsyncIterator[Indexed]:
+    store = TweetStore(settings.es_url)
     try:
-        search = TweetSearch(client, settings.index, settings.jobs_index)
-        await search.ensure_indices()
-        yield search
+        await ensure_indices(store, settings)
+        yield Indexed(store, settings.index)
     finally:
-        await client.close()
+        await store.close()
 
 
 @contextlib.asynccontextmanager
@@ -58,12 +76,12 @@ async def gateway(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]
 
 
 @contextlib.asynccontextmanager
-async def api_and_search(settings: GatewaySettings) -> AsyncIterator[tuple[httpx.AsyncClient, TweetSearch]]:
+async def api_and_search(settings: GatewaySettings) -> AsyncIterator[tuple[httpx.AsyncClient, Indexed]]:
     async with gateway(settings) as api, repository(settings) as search:
         yield api, search
 
 
-async def seed(search: TweetSearch, tweets: Sequence[TweetRecord], labels: Sequence[LabelEvent] = ()) -> None:
+async def seed(search: Indexed, tweets: Sequence[TweetRecord], labels: Sequence[LabelEvent] = ()) -> None:
     """Write through the indexer's own bulk path, then make it visible."""
     operations: list[dict[str, Any]] = []
     for record in tweets:

@@ -20,8 +20,8 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from common.events import MAIN_SUBJECT, DeadLetter, LabelEvent, TweetRecord
 from common.kafka import ensure_topics
 from common.settings import KafkaSettings
-from gateway.indexer import run_indexer
-from gateway.search import TWEETS_MAPPING
+from gateway.documents import TWEETS_MAPPING
+from gateway.indexer.main import run_indexer
 from gateway.settings import GatewaySettings
 from tests.support.polling import wait_until
 from tests.unit.gateway.factories import emotion, stance, tweet

@@ -1,11 +1,17 @@
 """Quality flags, /quality, /metrics and the review routes against the real Elasticsearch
-(and, for the indexer, the real Kafka)."""
+(and, for the indexer, the real Kafka). The flags are judged where they are read: in Python for
+the documents the review page shows (gateway.quality.document_quality), as queries for
+GET /quality and the review strata (gateway.api.search); these tests hold the two to the same
+answers."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import itertools
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,13 +19,13 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from common.events import LabelEvent, TweetRecord
-from gateway import logic
-from gateway.quality import QualityThresholds, document_quality, lexicon_doc
-from gateway.quality_search import QualitySearch
-from gateway.search import TweetSearch
+from common.events import EMOTION_LABELS, STANCE_LABELS, LabelEvent, TweetRecord
+from gateway.api.repository import QualitySearch
+from gateway.api.search import review_strata
+from gateway.indexer import logic
+from gateway.quality import QualityThresholds, document_quality, has_label, lexicon_doc
 from gateway.settings import GatewaySettings
-from tests.integration.test_gateway_api import gateway, repository
+from tests.integration.test_gateway_api import Indexed, gateway, repository
 from tests.integration.test_gateway_indexer import BASE_ID, clean_index, produce, running_indexer, settings
 from tests.support.polling import wait_until
 from tests.unit.gateway.factories import NOW, emotion, stance, tweet
@@ -30,9 +36,10 @@ __all__ = ["clean_index", "settings"]  # fixtures shared with the indexer tests
 T = QualityThresholds()
 
 
-def tweet_ops(index: str, record: TweetRecord, compound: float) -> list[dict[str, Any]]:
+def tweet_ops(index: str, record: TweetRecord, compound: float | None) -> list[dict[str, Any]]:
     doc = logic.tweet_doc(record, indexed_at=NOW, ingest_trace_id=None, index_trace_id=None)
-    doc["lexicon"] = lexicon_doc(compound)
+    if compound is not None:
+        doc["lexicon"] = lexicon_doc(compound)
     return logic.tweet_operations(index, doc)
 
 
@@ -40,88 +47,148 @@ def label_ops(index: str, label: LabelEvent) -> list[dict[str, Any]]:
     return logic.label_operations(index, label.tweet_id, label.task, logic.label_doc(label))
 
 
-async def write(search: TweetSearch, quality: QualitySearch, operations: Sequence[dict[str, Any]]) -> None:
-    """One indexer step: the bulk of partial upserts, then the quality refresh of the ids touched."""
+async def write(search: Indexed, operations: Sequence[dict[str, Any]]) -> None:
+    """One indexer step: one bulk of partial upserts, and nothing else."""
     items = await search.bulk(operations)
     assert all(logic.judge_bulk_item(i).outcome is logic.Outcome.STORED for i in items), items
-    await quality.refresh(sorted({op["update"]["_id"] for op in operations[::2]}))
 
 
-async def stored(search: TweetSearch, tweet_id: str) -> dict[str, Any]:
-    response = await search.client.get(index=search.index, id=tweet_id)
-    source: dict[str, Any] = response["_source"]
+async def judged(search: Indexed, tweet_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Each tweet's flags as the review page shows them (read, then judged in Python)."""
+    await search.refresh()
+    quality = QualitySearch(search.store, search.index, T)
+    strata = [("these", {"ids": {"values": list(tweet_ids)}})]
+    rows = await quality.sample(strata, seed=1, per_stratum=len(tweet_ids), status="all")
+    return {source["id"]: source["quality"]["flags"] for _, source in rows if "quality" in source}
+
+
+async def stored(search: Indexed, tweet_id: str) -> dict[str, Any]:
+    source = await search.source(tweet_id)
+    assert source is not None, f"tweet {tweet_id} is not stored"
     return source
+
+
+async def counted_flags(search: Indexed) -> dict[str, int]:
+    """The flags as GET /quality counts them (the rules as queries)."""
+    await search.refresh()
+    counts = await QualitySearch(search.store, search.index, T).counts(baseline_start=None, baseline_end=None)
+    return counts.flags
 
 
 async def test_flags_follow_the_stored_document_in_any_arrival_order_and_across_replays(
     settings: GatewaySettings, clean_index: None
 ) -> None:
     async with repository(settings) as search:
-        quality = QualitySearch(search.client, search.index, T)
         record = tweet(str(BASE_ID), text="What an awful, horrible decision")
         happy = emotion(record.id, label="joy", score=0.9, scores={"joy": 0.9}, valence=0.8)
         opposed = stance(record.id, label="OPPOSE", score=0.3, scores={"OPPOSE": 0.3})
 
-        # Labels first, the tweet last: no lexicon yet, then the disagreement once the text is in.
-        await write(search, quality, label_ops(search.index, happy))
-        assert (await stored(search, record.id))["quality"]["flags"] == []
-        await write(search, quality, label_ops(search.index, opposed))
-        assert (await stored(search, record.id))["quality"]["flags"] == ["low_confidence_stance"]
-        await write(search, quality, tweet_ops(search.index, record, -0.8))
-        doc = await stored(search, record.id)
-        assert doc["quality"]["flags"] == ["lexicon_disagrees", "low_confidence_stance"]
-        assert doc["quality"]["lexicon_agrees"] is False
+        # Labels first, the tweet last: a label-only document stores no flags and is not judged yet.
+        await write(search, label_ops(search.index, happy))
+        await write(search, label_ops(search.index, opposed))
+        label_only = await search.source(record.id)
+        assert label_only is not None and "quality" not in label_only
+        assert await judged(search, [record.id]) == {} and await counted_flags(search) == {}
+        await write(search, tweet_ops(search.index, record, -0.8))
+        assert await judged(search, [record.id]) == {record.id: ["lexicon_disagrees", "low_confidence_stance"]}
+        assert await counted_flags(search) == {"lexicon_disagrees": 1, "low_confidence_stance": 1}
+        doc = await search.source(record.id)
+        assert doc is not None and document_quality(doc, T)["lexicon_agrees"] is False
 
         # A replay of everything in one bulk, tweet first, changes nothing.
-        await write(search, quality, tweet_ops(search.index, record, -0.8) + label_ops(search.index, happy))
-        assert (await stored(search, record.id))["quality"] == doc["quality"]
+        await write(search, tweet_ops(search.index, record, -0.8) + label_ops(search.index, happy))
+        assert await judged(search, [record.id]) == {record.id: ["lexicon_disagrees", "low_confidence_stance"]}
 
         # A new verdict (a re-label) is judged afresh: sad agrees with the lexicon, the stance is confident.
         sad = emotion(record.id, label="sadness", score=0.8, scores={"sadness": 0.8}, valence=-0.8)
         confident = stance(record.id, label="OPPOSE", score=0.9, scores={"OPPOSE": 0.9})
-        await write(search, quality, label_ops(search.index, sad) + label_ops(search.index, confident))
-        final = await stored(search, record.id)
-        assert final["quality"]["flags"] == [] and final["quality"]["lexicon_agrees"] is True
-        assert final["quality"] == document_quality(final, T)
+        await write(search, label_ops(search.index, sad) + label_ops(search.index, confident))
+        assert await judged(search, [record.id]) == {record.id: []}
+        assert await counted_flags(search) == {}
+        final = await search.source(record.id)
+        assert final is not None and document_quality(final, T)["lexicon_agrees"] is True
 
 
-class ReviewAfterRead:
-    """The real client, except that right after the first ``mget`` a reviewer's real write
-    lands on the document, so the refresh's conditional write meets a newer version."""
-
-    def __init__(self, client: Any, quality: QualitySearch, tweet_id: str) -> None:
-        self.client, self.quality, self.tweet_id, self.reads = client, quality, tweet_id, 0
-
-    async def mget(self, **kwargs: Any) -> Any:
-        response = await self.client.mget(**kwargs)
-        self.reads += 1
-        if self.reads == 1:
-            assert await self.quality.save_review(self.tweet_id, {"status": "accepted", "reviewer": "ann"})
-        return response
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
-
-
-async def test_a_write_between_the_refreshs_read_and_write_is_retried_not_lost(
+async def test_a_review_written_among_label_writes_is_kept_and_the_flags_follow_the_last_label(
     settings: GatewaySettings, clean_index: None
 ) -> None:
     async with repository(settings) as search:
-        quality = QualitySearch(search.client, search.index, T)
+        quality = QualitySearch(search.store, search.index, T)
         record = tweet(str(BASE_ID + 1), text="great news")
-        await write(search, quality, tweet_ops(search.index, record, 0.6))
-        items = await search.bulk(label_ops(search.index, emotion(record.id, score=0.2, valence=0.1)))
-        assert logic.judge_bulk_item(items[0]).outcome is logic.Outcome.STORED
-        interleaved = ReviewAfterRead(search.client, quality, record.id)
-        racing = QualitySearch(interleaved, search.index, T)  # type: ignore[arg-type]
-        assert await racing.refresh([record.id]) == 1
-        assert interleaved.reads == 2  # the conflict made it read again
-        doc = await stored(search, record.id)
-        assert doc["quality"]["flags"] == ["low_confidence_emotion"]
-        assert doc["review"]["reviewer"] == "ann"
+        await write(search, tweet_ops(search.index, record, 0.6))
+        relabels = [emotion(record.id, score=s, valence=0.1) for s in (0.9, 0.2, 0.8, 0.3)]
+        writes = [write(search, label_ops(search.index, label)) for label in relabels]
+        review = quality.save_review(record.id, {"status": "accepted", "reviewer": "ann"})
+        *_, saved = await asyncio.gather(*writes, review)
+        assert saved
+        await write(search, label_ops(search.index, emotion(record.id, score=0.2, valence=0.1)))
+        doc = await search.source(record.id)
+        assert doc is not None and doc["review"]["reviewer"] == "ann" and doc["emotion"]["score"] == 0.2
+        assert await judged(search, [record.id]) == {record.id: ["low_confidence_emotion"]}
 
 
-async def test_the_indexer_scores_the_lexicon_and_flags_documents_from_kafka(
+def grid() -> list[tuple[float | None, LabelEvent | None, LabelEvent | None]]:
+    """Lexicon scores, emotion and stance labels around every threshold and band edge."""
+    compounds = (None, -0.8, -0.05, -0.01, 0.0, 0.05, 0.6)
+    emotions: list[LabelEvent | None] = [None]
+    for label, score, valence in itertools.product(
+        ("joy", "anger", "sadness"), (0.3, 0.5, 0.9), (-0.9, -0.05, 0.04, 0.05, 0.7, None)
+    ):
+        emotions.append(emotion("0", label=label, score=score, scores={label: score}, valence=valence))
+    stances: list[LabelEvent | None] = [None]
+    for label, score in itertools.product(("SUPPORT", "OPPOSE", "NEUTRAL"), (0.2, 0.5, 0.8)):
+        stances.append(stance("0", label=label, score=score, scores={label: score}))
+    combos = list(itertools.product(compounds, emotions, stances))
+    return combos[:: max(1, len(combos) // 400)]  # ~400 documents, every value on the way
+
+
+async def test_the_rules_as_queries_count_what_document_quality_judges(
+    settings: GatewaySettings, clean_index: None
+) -> None:
+    expected: Counter[str] = Counter()
+    agreement: Counter[bool] = Counter()
+    label_vs_lexicon: Counter[tuple[str, str]] = Counter()
+    flagged, low, labelled = set(), set(), 0
+    async with repository(settings) as search:
+        operations: list[dict[str, Any]] = []
+        for i, (compound, emo, sta) in enumerate(grid()):
+            tweet_id = str(BASE_ID + 500 + i)
+            operations += tweet_ops(search.index, tweet(tweet_id, text=f"tweet {i}"), compound)
+            for label in (emo, sta):
+                if label is not None:
+                    operations += label_ops(search.index, label.model_copy(update={"tweet_id": tweet_id}))
+            source: dict[str, Any] = {"lexicon": {"compound": compound} if compound is not None else None}
+            source |= {"emotion": emo.model_dump() if emo else None, "stance": sta.model_dump() if sta else None}
+            if not has_label(source):
+                continue
+            labelled += 1
+            quality = document_quality(source, T)
+            expected.update(quality["flags"])
+            if quality["lexicon_agrees"] is not None:
+                agreement[quality["lexicon_agrees"]] += 1
+            if emo is not None and quality["lexicon_polarity"] is not None:
+                label_vs_lexicon[(emo.label, quality["lexicon_polarity"])] += 1
+            if {"lexicon_disagrees", "emotion_stance_conflict"} & set(quality["flags"]):
+                flagged.add(tweet_id)
+            if {"low_confidence_emotion", "low_confidence_stance"} & set(quality["flags"]):
+                low.add(tweet_id)
+        for start in range(0, len(operations), 2000):
+            await write(search, operations[start : start + 2000])
+        await search.refresh()
+        quality_search = QualitySearch(search.store, search.index, T)
+        counts = await quality_search.counts(baseline_start=None, baseline_end=None)
+        strata = review_strata(EMOTION_LABELS, STANCE_LABELS, T)[:2]
+        sampled = await quality_search.sample(strata, seed=3, per_stratum=1000, status="all")
+    assert all(expected.values()) and len(expected) == 4, expected  # every flag is exercised
+    assert counts.flags == dict(expected)
+    assert counts.checked == labelled
+    assert counts.lexicon_agrees == dict(agreement)
+    assert counts.label_vs_lexicon == dict(label_vs_lexicon)
+    assert {source["id"] for name, source in sampled if name == "flagged"} == flagged
+    assert {source["id"] for name, source in sampled if name == "low confidence"} == low - flagged
+
+
+async def test_the_indexer_scores_the_lexicon_and_the_flags_follow_from_kafka(
     settings: GatewaySettings, clean_index: None
 ) -> None:
     records = [
@@ -134,22 +201,19 @@ async def test_the_indexer_scores_the_lexicon_and_flags_documents_from_kafka(
         stance(records[1].id, label="SUPPORT", score=0.9, scores={"SUPPORT": 0.9}),
     ]
     topics = settings.kafka.topics
+    ids = [r.id for r in records]
     async with running_indexer(settings), repository(settings) as search:
         # labels before their tweets, as happens when the classifiers are faster than the indexer
         await produce(settings.kafka, topics.labels, [(e.tweet_id, e.model_dump_json().encode()) for e in labels])
         await produce(settings.kafka, topics.raw, [(r.id, r.model_dump_json().encode()) for r in records])
-
-        async def flags() -> dict[str, list[str]]:
-            out = {}
-            for r in records:
-                doc = await search.client.options(ignore_status=404).get(index=search.index, id=r.id)
-                if doc["found"] and "lexicon" in doc["_source"] and "quality" in doc["_source"]:
-                    out[r.id] = doc["_source"]["quality"]["flags"]
-            return out
-
-        found = await wait_until(flags, lambda f: len(f) == 2 and "emotion_stance_conflict" in f.get(records[1].id, []))
+        found = await wait_until(
+            lambda: judged(search, ids),
+            lambda f: len(f) == 2 and "emotion_stance_conflict" in f.get(records[1].id, []),
+        )
+        doc = await search.source(records[0].id)
     assert found[records[0].id] == ["lexicon_disagrees"]  # VADER: positive; the model: anger
     assert found[records[1].id] == ["emotion_stance_conflict"]  # disgust with SUPPORT, both confident
+    assert doc is not None and doc["lexicon"]["compound"] > 0.5 and "quality" not in doc  # judged, not stored
 
 
 def spread_labels(n_per_day: dict[str, dict[str, int]], start: int) -> tuple[list[TweetRecord], list[LabelEvent]]:
@@ -178,7 +242,6 @@ async def test_quality_report_counts_rates_and_drift_and_metrics_show_them(
     }
     records, labels = spread_labels(drifting, 100)
     async with repository(settings) as search:
-        quality = QualitySearch(search.client, search.index, T)
         operations: list[dict[str, Any]] = []
         for r in records:
             operations += tweet_ops(search.index, r, 0.5)
@@ -186,7 +249,7 @@ async def test_quality_report_counts_rates_and_drift_and_metrics_show_them(
             operations += label_ops(search.index, label)
         operations += label_ops(search.index, emotion(records[0].id, valence=-0.5))  # disagrees with +0.5
         operations += label_ops(search.index, emotion(records[1].id, valence=0.5))  # agrees
-        await write(search, quality, operations)
+        await write(search, operations)
         await search.refresh()
     async with gateway(settings) as api:
         response = await api.get("/quality", params={"baseline_start": "2024-03-01", "baseline_end": "2024-03-02"})
@@ -220,13 +283,12 @@ async def test_review_routes_store_verdicts_refuse_bad_ones_and_export_gold_csv(
 ) -> None:
     records = [tweet(str(BASE_ID + 200 + i), text=f'tweet, "{i}"') for i in range(12)]
     async with repository(settings) as search:
-        quality = QualitySearch(search.client, search.index, T)
         operations: list[dict[str, Any]] = []
         for i, r in enumerate(records):
             operations += tweet_ops(search.index, r, 0.0)
             operations += label_ops(search.index, emotion(r.id, label=("joy", "anger", "fear")[i % 3]))
             operations += label_ops(search.index, stance(r.id, label=("SUPPORT", "OPPOSE", "NEUTRAL")[i % 3]))
-        await write(search, quality, operations)
+        await write(search, operations)
         await search.refresh()
     async with gateway(settings) as api:
         empty = await api.get("/review/export.csv")
@@ -269,7 +331,7 @@ async def test_review_forms_need_the_api_key_when_one_is_configured(
     keyed = settings.model_copy(update={"api_keys": SecretStr("ann:review-key-123")})
     record = tweet(str(BASE_ID + 300))
     async with repository(keyed) as search:
-        await write(search, QualitySearch(search.client, search.index, T), tweet_ops(search.index, record, 0.1))
+        await write(search, tweet_ops(search.index, record, 0.1))
     form = {"action": "accept"}
     async with gateway(keyed) as api:
         anonymous = await api.post(f"/review/{record.id}", data=form)
@@ -292,7 +354,7 @@ async def test_export_pages_through_more_reviews_than_one_search_page(
 ) -> None:
     records = [tweet(str(BASE_ID + 1000 + i)) for i in range(1203)]
     async with repository(settings) as search:
-        quality = QualitySearch(search.client, search.index, T)
+        quality = QualitySearch(search.store, search.index, T)
         operations: list[dict[str, Any]] = []
         for r in records:
             operations += tweet_ops(search.index, r, 0.0)

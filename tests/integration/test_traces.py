@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from gateway import logic
+from gateway.indexer import logic
 from gateway.settings import GatewaySettings
 from tests.integration.test_gateway_api import gateway, repository
 from tests.integration.test_gateway_indexer import clean_index, settings

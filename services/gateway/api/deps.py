@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 
 from common.events import TweetRecord
 from common.kafka import OutgoingMessage
-from gateway.quality import QualityCounts
-from gateway.query import TweetQuery
-from gateway.search import Job, TweetPage
+from gateway.api.quality_report import QualityCounts
+from gateway.api.query import TweetQuery
+from gateway.api.repository import Job, TweetPage
 from gateway.settings import GatewaySettings
 
 

@@ -1,4 +1,5 @@
-"""``create_app()``: the FastAPI application, its lifespan (clients) and error mapping."""
+"""Wiring of the API process (``python -m gateway.api``): settings, logging and tracing, the
+FastAPI application (``create_app``) with its lifespan (the clients) and error mapping, uvicorn."""
 
 from __future__ import annotations
 
@@ -9,39 +10,45 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import httpx
+import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
 from common.errors import TransientError
+from common.logging import configure_logging
+from common.telemetry import configure_tracing, shutdown_tracing
+from common.tweet_store import TweetStore
+from common.worker import load_settings
+from gateway.api.jaeger import JaegerTraces
+from gateway.api.publisher import RelabelPublisher
+from gateway.api.query import InvalidParameter
+from gateway.api.repository import QualitySearch, TweetSearch
 from gateway.api.routes import health, ingest, jobs, quality, review, traces, tweets
 from gateway.api.security import BodyLimit, FrontDoor, front_door
-from gateway.dlq import DeadLetterStore, refresh_forever
-from gateway.jaeger import JaegerTraces
-from gateway.quality_search import QualitySearch
-from gateway.query import InvalidParameter
-from gateway.relabel import RelabelPublisher
-from gateway.search import TweetSearch, make_client
+from gateway.dead_letters import DeadLetterStore, refresh_forever
+from gateway.documents import ensure_indices
+from gateway.quality import QualityThresholds
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
+SERVICE = "gateway-api"
 
 
 def _lifespan(settings: GatewaySettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = make_client(settings.es_url, settings.es_request_timeout_s)
-        search = TweetSearch(client, settings.index, settings.jobs_index)
+        store = TweetStore(settings.es_url, request_timeout_s=settings.es_request_timeout_s)
         publisher = RelabelPublisher(settings.kafka)
         try:
-            await search.ensure_indices(shards=settings.index_shards, replicas=settings.index_replicas)
+            await ensure_indices(store, settings)
         except TransientError as exc:
             # Start anyway: /readyz reports it and the indexer creates the index when ES is back.
             log.warning("elasticsearch not reachable at startup", extra={"error": str(exc)})
         await publisher.start()
-        app.state.repository = search
+        app.state.repository = TweetSearch(store, settings.index, settings.jobs_index)
         app.state.relabel_queue = publisher
-        app.state.quality = QualitySearch(client, settings.index, settings.quality_thresholds)
+        app.state.quality = QualitySearch(store, settings.index, QualityThresholds.from_settings(settings))
         jaeger_client = httpx.AsyncClient(timeout=10)
         app.state.trace_store = JaegerTraces(jaeger_client, settings.jaeger_query_url)
         dead_letters = DeadLetterStore(settings.kafka)  # pipeline_dead_letters gauges on /metrics
@@ -54,7 +61,7 @@ def _lifespan(settings: GatewaySettings) -> Callable[[FastAPI], AbstractAsyncCon
                 await counting
             await dead_letters.close()
             await publisher.close()
-            await client.close()
+            await store.close()
             await jaeger_client.aclose()
 
     return lifespan
@@ -90,3 +97,24 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(review.router)
     app.mount("/metrics", quality.QualityGauges(app, make_asgi_app()))
     return app
+
+
+def main() -> None:
+    settings = load_settings(SERVICE, GatewaySettings)
+    configure_logging(SERVICE, settings.telemetry.log_level)
+    configure_tracing(SERVICE, settings.telemetry)
+    app = create_app(settings)
+    if settings.telemetry.otel_exporter_otlp_endpoint:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz")
+    try:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            forwarded_allow_ips=settings.forwarded_allow_ips,  # the client address the key limit counts
+        )
+    finally:
+        shutdown_tracing()

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from common.events import MAX_TEXT_CHARS, Author, LabelEvent, TweetRecord
+from common.errors import PermanentError
+from common.events import MAX_TEXT_CHARS, Author, LabelEvent, TweetRecord, decode_label, decode_tweet
 
 BASE = {
     "id": "1850000000000000001",
@@ -82,3 +83,29 @@ def test_author_model_is_frozen() -> None:
     author = Author(handle="a")
     with pytest.raises(ValidationError):
         author.handle = "b"  # type: ignore[misc]
+
+
+def test_decode_tweet_names_the_field_of_a_coerced_id() -> None:
+    with pytest.raises(PermanentError) as caught:
+        decode_tweet(b'{"id": 1.5}')
+    assert caught.value.reason == "invalid_tweet:id"
+
+
+def test_decode_label_rejects_a_label_of_the_wrong_task() -> None:
+    event = {
+        "tweet_id": "1",
+        "task": "emotion",
+        "label": "SUPPORT",
+        "score": 0.8,
+        "scores": {"joy": 0.8},
+        "model": "m",
+        "produced_at": "2024-05-01T12:00:00Z",
+    }
+    with pytest.raises(PermanentError) as caught:
+        decode_label(json.dumps(event).encode())
+    assert caught.value.reason.startswith("invalid_label:")
+    assert "SUPPORT" in caught.value.detail
+    assert decode_label(json.dumps(event | {"label": "joy"}).encode()).label == "joy"
+    with pytest.raises(PermanentError) as empty:
+        decode_label(None)
+    assert empty.value.reason == "empty_message"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from common.events import Author, LabelEvent, Metrics, TweetRecord
-from gateway import logic
+from gateway.indexer import logic
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

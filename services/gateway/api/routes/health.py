@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import RelabelQueueDep, RepositoryDep
-from gateway.schemas import HealthPublic
+from gateway.api.schemas import HealthPublic
 
 router = APIRouter(tags=["health"])
 

@@ -12,9 +12,9 @@ from common.kafka import OutgoingMessage
 from common.metrics import PRODUCED, REJECTED
 from common.telemetry import TWEET_ID, inject_headers
 from gateway.api.deps import IngestQueueDep, SettingsDep
+from gateway.api.ingest import IngestBatch, count_records, rejected_field, validate_lines
+from gateway.api.schemas import IngestResultPublic, RejectionPublic
 from gateway.api.security import client_name, too_large
-from gateway.ingest import IngestBatch, count_records, rejected_field, validate_lines
-from gateway.schemas import IngestResultPublic, RejectionPublic
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("gateway.api")

@@ -12,12 +12,12 @@ from pydantic import ValidationError
 
 from common.errors import TransientError
 from common.events import MAX_TARGET_CHARS
-from gateway import query
+from gateway.api import query
 from gateway.api.deps import RelabelQueueDep, RepositoryDep
+from gateway.api.repository import Job
 from gateway.api.routes.tweets import EndDate, StartDate
-from gateway.logic import tweet_record_from_source
-from gateway.schemas import JobCreatedPublic, JobPublic
-from gateway.search import Job
+from gateway.api.schemas import JobCreatedPublic, JobPublic
+from gateway.documents import tweet_record_from_source
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])

@@ -13,10 +13,11 @@ from prometheus_client import Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.errors import TransientError
-from gateway import query
+from gateway.api import query
 from gateway.api.deps import QualityStore, QualityStoreDep, SettingsDep
-from gateway.quality import build_report
-from gateway.schemas import QualityPublic
+from gateway.api.quality_report import build_report
+from gateway.api.schemas import QualityPublic
+from gateway.quality import QualityThresholds
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def quality_report(
     counts = await store.counts(baseline_start=start, baseline_end=end)
     body: dict[str, Any] = build_report(
         counts,
-        settings.quality_thresholds,
+        QualityThresholds.from_settings(settings),
         drift_threshold=settings.quality_drift_threshold,
         min_count=settings.quality_drift_min_count,
     )

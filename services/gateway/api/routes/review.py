@@ -23,14 +23,14 @@ from fastapi.templating import Jinja2Templates
 
 from common.events import EMOTION_LABELS, STANCE_LABELS
 from gateway.api.deps import QualityStoreDep, SettingsDep
+from gateway.api.review import GOLD_HEADER, SENTIMENT_LABELS, InvalidReview, ReviewForm, csv_lines, gold_row, review_doc
 from gateway.api.routes.tweets import TweetIdPath
+from gateway.api.search import review_strata
 from gateway.api.security import API_KEY_COOKIE, API_KEY_HEADER, client_name, key_required
-from gateway.quality import FLAGS
-from gateway.quality_search import review_strata
-from gateway.review import GOLD_HEADER, SENTIMENT_LABELS, InvalidReview, ReviewForm, csv_lines, gold_row, review_doc
+from gateway.quality import FLAGS, QualityThresholds
 
 router = APIRouter(tags=["review"])
-templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
 COOKIE_MAX_AGE_S = 8 * 3600
 Status = Literal["all", "pending", "reviewed"]
 Seed = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="Same seed, same data: same sample")]
@@ -55,7 +55,7 @@ async def review_page(
     """The sample: strata flagged, low confidence, each emotion label and each stance label."""
     if seed is None:  # pin a seed in the address, so reloading and sharing show the same sample
         return RedirectResponse(_sample_url(random.randrange(2**31), per_stratum, status), status_code=302)
-    strata = review_strata(EMOTION_LABELS, STANCE_LABELS)
+    strata = review_strata(EMOTION_LABELS, STANCE_LABELS, QualityThresholds.from_settings(settings))
     rows = await store.sample(strata, seed=seed, per_stratum=per_stratum, status=status)
     needs_key = bool(settings.api_key_names) and API_KEY_COOKIE not in request.cookies
     return templates.TemplateResponse(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from gateway import jaeger
+from gateway.api import jaeger
 from gateway.api.deps import RepositoryDep, SettingsDep, TraceStoreDep
 from gateway.api.routes.tweets import TweetIdPath
-from gateway.schemas import TraceStagePublic, TweetTracePublic
+from gateway.api.schemas import TraceStagePublic, TweetTracePublic
 
 router = APIRouter(tags=["tweets"])
 

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from common.events import MAX_TARGET_CHARS
-from gateway import query
+from gateway.api import query
 from gateway.api.deps import RepositoryDep, SettingsDep
-from gateway.schemas import TweetPagePublic, TweetPublic
+from gateway.api.schemas import TweetPagePublic, TweetPublic
 
 router = APIRouter(tags=["tweets"])
 

@@ -1,31 +1,32 @@
-"""``python -m gateway.deadletters list|show|redrive`` (``make dlq``): the dead-letter tool.
+"""``python -m gateway.dlq list|show|redrive`` (``make dlq``): the dead-letter tool's commands.
 
     list     every *.dlq topic and tweets.rejected: messages held, how many match the filters,
              how many were re-driven already, and the top reasons
     show     the dead letters themselves (newest last), as a table or JSON Lines
     redrive  republish matching dead letters to their source topic (``--dry-run`` counts only);
-             running it again republishes nothing twice (see ``gateway.dlq``)
+             running it again republishes nothing twice (see ``gateway.dead_letters``)
 
 Filters: ``--reason`` (a reason or its category: ``invalid_tweet`` matches ``invalid_tweet:text``)
 and ``--service`` (emotion, stance, gateway-indexer, ingestor, gateway-api), both repeatable;
-``--topic`` narrows to one topic. Kafka is ``KAFKA_BOOTSTRAP_SERVERS`` / ``KAFKA_TOPIC_PREFIX``.
+``--topic`` narrows to one topic. Kafka is ``KAFKA_BOOTSTRAP_SERVERS`` / ``KAFKA_TOPIC_PREFIX``,
+from the settings ``main`` passes in as the context object.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from common.settings import KafkaSettings
-from gateway.dlq import DeadLetterStore, Letter, matches
+from gateway.dead_letters import DeadLetterStore, Letter
+from gateway.dlq.logic import matches, topic_count
+from gateway.settings import GatewaySettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 console = Console()
@@ -36,9 +37,13 @@ Service = Annotated[list[str] | None, typer.Option("--service", "-s", help="fail
 Topic = Annotated[str | None, typer.Option("--topic", "-t", help="one topic (prefix optional)")]
 
 
-def _run(work: Callable[[DeadLetterStore], Coroutine[Any, Any, T]]) -> T:
+def _run(ctx: typer.Context, work: Callable[[DeadLetterStore], Coroutine[Any, Any, T]]) -> T:
+    settings = ctx.obj
+    if not isinstance(settings, GatewaySettings):
+        raise typer.BadParameter("run through gateway.dlq.main, which passes the settings")
+
     async def run() -> T:
-        store = DeadLetterStore(KafkaSettings())
+        store = DeadLetterStore(settings.kafka)
         try:
             return await work(store)
         finally:
@@ -59,17 +64,9 @@ async def _selected(
     return {t: [letter async for letter in store.scan(t) if matches(letter, reasons, services)] for t in topics}
 
 
-@dataclass
-class TopicCount:
-    topic: str
-    messages: int  # held in the topic
-    matching: int  # of those, matching the filters
-    redriven: int | None  # of those, re-driven already (None: tweets.rejected, never re-driven)
-    reasons: dict[str, int]  # matching, by reason, most common first
-
-
 @app.command("list")
 def list_topics(
+    ctx: typer.Context,
     reason: Reason = None,
     service: Service = None,
     topic: Topic = None,
@@ -81,18 +78,16 @@ def list_topics(
         selected = await _selected(store, topic, reason or [], service or [])
         sizes = await store.sizes(selected)
         done = await store.redriven()
-        rows = []
-        for name, letters in selected.items():
-            rejects = name == store.settings.topics.rejected
-            rows.append(
-                TopicCount(
-                    topic=name.removeprefix(store.settings.topic_prefix),
-                    messages=sizes.get(name, 0),
-                    matching=len(letters),
-                    redriven=None if rejects else sum(1 for letter in letters if letter.ref in done),
-                    reasons=dict(Counter(letter.reason for letter in letters).most_common()),
-                )
+        rows = [
+            topic_count(
+                name.removeprefix(store.settings.topic_prefix),
+                sizes.get(name, 0),
+                letters,
+                done,
+                rejects=name == store.settings.topics.rejected,
             )
+            for name, letters in selected.items()
+        ]
         if as_json:
             for row in rows:
                 console.out(json.dumps(asdict(row)), highlight=False)
@@ -104,11 +99,12 @@ def list_topics(
             table.add_row(row.topic, str(row.messages), str(row.matching), redriven, reasons)
         console.print(table)
 
-    _run(work)
+    _run(ctx, work)
 
 
 @app.command()
 def show(
+    ctx: typer.Context,
     reason: Reason = None,
     service: Service = None,
     topic: Topic = None,
@@ -132,11 +128,12 @@ def show(
                 table.add_row(letter.ref, letter.service, letter.reason, letter.key or "", at, letter.value[:80])
         console.print(table)
 
-    _run(work)
+    _run(ctx, work)
 
 
 @app.command()
 def redrive(
+    ctx: typer.Context,
     reason: Reason = None,
     service: Service = None,
     topic: Topic = None,
@@ -158,8 +155,4 @@ def redrive(
             f"{verb} {count}{f' ({targets})' if targets else ''}"
         )
 
-    _run(work)
-
-
-if __name__ == "__main__":
-    app()
+    _run(ctx, work)

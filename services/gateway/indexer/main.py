@@ -1,4 +1,5 @@
-"""The indexer process: ``python -m gateway.indexer``.
+"""Wiring of the indexer process (``python -m gateway.indexer``): settings, the store, the
+delivery loop, signals.
 
 Consumes ``tweets.raw`` and ``tweets.labels`` as consumer group ``gateway-indexer`` and
 upserts into the tweets index. Offsets are committed only after Elasticsearch acknowledged
@@ -18,21 +19,21 @@ from aiokafka import ConsumerRecord
 from common.delivery import group_loop
 from common.errors import TransientError
 from common.kafka import ensure_topics
+from common.tweet_store import TweetStore
 from common.worker import load_settings, run_worker
-from gateway.handlers import SERVICE, IndexBatchHandler
-from gateway.quality_search import QualitySearch
-from gateway.search import TweetSearch, make_client
+from gateway.documents import ensure_indices
+from gateway.indexer.handlers import SERVICE, IndexBatchHandler
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 
-async def _wait_for_index(search: TweetSearch, settings: GatewaySettings, stopping: asyncio.Event) -> bool:
+async def _wait_for_index(store: TweetStore, settings: GatewaySettings, stopping: asyncio.Event) -> bool:
     """Create the index, retrying with backoff while Elasticsearch is unavailable."""
     backoff = 0.5
     while not stopping.is_set():
         try:
-            await search.ensure_indices(shards=settings.index_shards, replicas=settings.index_replicas)
+            await ensure_indices(store, settings)
             return True
         except TransientError as exc:
             log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc), "retry_in_s": backoff})
@@ -46,16 +47,14 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
     """Run until ``stopping`` is set (or the task is cancelled); safe to restart at any point."""
     stopping = stopping or asyncio.Event()
     topics = settings.kafka.topics
-    client = make_client(settings.es_url, settings.es_request_timeout_s)
-    search = TweetSearch(client, settings.index, settings.jobs_index)
+    store = TweetStore(settings.es_url, request_timeout_s=settings.es_request_timeout_s)
     try:
-        if not await _wait_for_index(search, settings, stopping):
+        if not await _wait_for_index(store, settings, stopping):
             return
         await ensure_topics(
             settings.kafka, [topics.raw, topics.labels, topics.dlq(topics.raw), topics.dlq(topics.labels)]
         )
-        quality = QualitySearch(client, settings.index, settings.quality_thresholds)  # quality.flags
-        handler = IndexBatchHandler(search, settings.index, topics, clock=lambda: datetime.now(UTC), quality=quality)
+        handler = IndexBatchHandler(store, settings.index, topics, clock=lambda: datetime.now(UTC))
         started = time.monotonic()
 
         def progress(batch: list[ConsumerRecord]) -> None:
@@ -93,13 +92,9 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
                 stats = handler.stats
                 log.info("indexer stopped", extra={"indexed": stats.indexed, "dead_lettered": stats.dead_lettered})
     finally:
-        await client.close()
+        await store.close()
 
 
 def main() -> None:
     settings = load_settings(SERVICE, GatewaySettings)
     run_worker(SERVICE, settings.telemetry, settings.metrics_port, lambda stopping: run_indexer(settings, stopping))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""The API's Kafka adapter: queues stored tweets again for one classifier.
+"""The API's Kafka publisher: queues stored tweets again for one classifier (``POST /emotion``,
+``POST /stance``) and publishes ingested records (``POST /ingest``).
 
 The producer is started lazily and re-created after a failed start, so the API comes up
 (and reports not-ready) while Kafka is down instead of refusing to start.
@@ -14,13 +15,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from common.errors import TransientError
-from common.events import STANCE_TARGET_HEADER, TweetRecord
+from common.events import JOB_ID_HEADER, STANCE_TARGET_HEADER, TweetRecord
 from common.kafka import OutgoingMessage, ensure_topics, make_producer, publish_all
 from common.settings import KafkaSettings
 from common.telemetry import inject_headers
 
 log = logging.getLogger(__name__)
-JOB_ID_HEADER = "job-id"
 TASKS = ("emotion", "stance")
 
 

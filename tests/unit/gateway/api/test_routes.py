@@ -16,8 +16,8 @@ from common.errors import TransientError
 from common.events import TweetRecord
 from gateway.api import deps
 from gateway.api.main import create_app
-from gateway.query import TweetQuery
-from gateway.search import Job, TweetPage
+from gateway.api.query import TweetQuery
+from gateway.api.repository import Job, TweetPage
 from gateway.settings import GatewaySettings
 from tests.unit.gateway.factories import emotion, stance, stored, tweet
 

@@ -1,4 +1,5 @@
-"""The indexer's batch handler: ``tweets.raw`` and ``tweets.labels`` records → one bulk write.
+"""The indexer's batch handler: ``tweets.raw`` and ``tweets.labels`` records → one bulk write,
+and no other Elasticsearch call (the quality flags are judged where they are read).
 
 Returns the dead letters for what could not be decoded or was rejected by Elasticsearch;
 raises :class:`TransientError` (nothing committed, the batch is retried) when the cluster
@@ -19,11 +20,12 @@ from opentelemetry import trace
 from prometheus_client import Counter, Histogram
 
 from common.errors import PermanentError, TransientError
+from common.events import decode_label, decode_tweet
 from common.kafka import OutgoingMessage, dead_letter
-from common.telemetry import TWEET_ID
+from common.telemetry import TWEET_ID, span_context_from_headers
 from common.topics import Topics
-from gateway import logic
-from gateway.logic import Outcome
+from gateway.indexer import logic
+from gateway.indexer.logic import Outcome
 from gateway.quality import VaderLexicon, lexicon_doc
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,6 @@ class Lexicon(Protocol):
     def compounds(self, texts: Sequence[str]) -> list[float]: ...
 
 
-class QualityRefresher(Protocol):
-    async def refresh(self, tweet_ids: Sequence[str]) -> int: ...
-
-
 @dataclass
 class IndexStats:
     indexed: int = 0
@@ -68,7 +66,6 @@ class IndexBatchHandler:
     clock: Callable[[], datetime]
     stats: IndexStats = field(default_factory=IndexStats)
     lexicon: Lexicon = field(default_factory=VaderLexicon)
-    quality: QualityRefresher | None = None  # recomputes quality.flags of the documents written
 
     async def __call__(self, batch: list[ConsumerRecord]) -> list[OutgoingMessage]:
         dead: list[OutgoingMessage] = []
@@ -76,7 +73,7 @@ class IndexBatchHandler:
         sources: list[ConsumerRecord] = []  # the record behind each pair of operations
         tweet_docs: list[dict[str, Any]] = []  # written with their lexicon score, filled in below
         now = self.clock()
-        upstream = [logic.span_context_from_headers(r.headers) for r in batch]
+        upstream = [span_context_from_headers(r.headers) for r in batch]
         # The batch span links to the traces that produced its messages (the ingest trace of a tweet).
         links = [trace.Link(c) for c in upstream if c.is_valid][:MAX_SPAN_LINKS]
         with tracer.start_as_current_span("gateway.index_batch", links=links) as span:
@@ -112,9 +109,6 @@ class IndexBatchHandler:
                     doc["lexicon"] = lexicon_doc(compound, self.lexicon.model)
             try:
                 rejected = await self._write(operations, sources) if operations else []
-                if self.quality is not None and operations:
-                    # After the partial writes were acknowledged, so every part written so far is seen.
-                    await self.quality.refresh(sorted({op["update"]["_id"] for op in operations[::2]}))
             finally:
                 for message_span in per_message:
                     message_span.end()
@@ -131,13 +125,13 @@ class IndexBatchHandler:
         tweet_docs: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
         if record.topic == self.topics.raw:
-            tweet = logic.decode_tweet(record.value)
+            tweet = decode_tweet(record.value)
             FRESHNESS.labels("tweet").observe(max(0.0, (now - tweet.ingested_at).total_seconds()))
             doc = logic.tweet_doc(tweet, indexed_at=now, ingest_trace_id=header_trace_id, index_trace_id=index_trace_id)
             tweet_docs.append(doc)
             return logic.tweet_operations(self.index, doc)
         if record.topic == self.topics.labels:
-            event = logic.decode_label(record.value)
+            event = decode_label(record.value)
             FRESHNESS.labels(event.task).observe(max(0.0, (now - event.produced_at).total_seconds()))
             label = logic.label_doc(event, header_trace_id=header_trace_id)
             return logic.label_operations(self.index, event.tweet_id, event.task, label)

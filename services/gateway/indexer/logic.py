@@ -1,27 +1,24 @@
-"""Pure functions of the gateway: decoding events, building Elasticsearch bulk operations,
-judging bulk results and turning stored documents back into records. No I/O here.
+"""Pure functions of the indexer: the documents it writes, the bulk operations that write them
+and the judging of each bulk item. No I/O here.
 
 A document is keyed by tweet id and assembled from independent partial writes: the tweet
-fields come from ``tweets.raw``, and each task's label sub-object from ``tweets.labels``.
-Either may arrive first; neither overwrites the other.
+fields (with the lexicon score of the text) come from ``tweets.raw``, and each task's label
+sub-object from ``tweets.labels``. Either may arrive first; neither overwrites the other. A
+batch is one bulk request of partial upserts and nothing else: the quality flags are not
+stored but judged where they are read (``gateway.quality``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from opentelemetry import trace
+from common.events import LabelEvent, TweetRecord
+from gateway.documents import TWEET_FIELDS
 
-from common.events import LabelEvent, TweetRecord, decode_event
-from common.telemetry import extract_context
-
-TWEET_FIELDS = ("id", "author", "created_at", "text", "hashtags", "metrics", "lang", "source", "ingested_at")
-PUBLIC_LABEL_FIELDS = ("label", "score", "scores", "model")
 LABEL_FIELDS = (
     "label",
     "score",
@@ -38,25 +35,6 @@ LABEL_FIELDS = (
     "trace_id",
 )
 RETRY_ON_CONFLICT = 5
-
-
-def decode_tweet(value: bytes | None) -> TweetRecord:
-    return decode_event(TweetRecord, value, "tweet")
-
-
-def decode_label(value: bytes | None) -> LabelEvent:
-    return decode_event(LabelEvent, value, "label")
-
-
-def span_context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> trace.SpanContext:
-    """The W3C span context a producer propagated in the message headers (invalid if none)."""
-    return trace.get_current_span(extract_context(headers)).get_span_context()
-
-
-def trace_id_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
-    """The W3C trace id a producer propagated in the message headers, if any."""
-    span_context = span_context_from_headers(headers)
-    return format(span_context.trace_id, "032x") if span_context.is_valid else None
 
 
 def tweet_doc(
@@ -97,13 +75,6 @@ def label_operations(index: str, tweet_id: str, task: str, doc: dict[str, Any]) 
     return [header, {"doc": {task: doc}, "doc_as_upsert": True}]
 
 
-def scores_from_stored(stored: Any) -> dict[str, float]:
-    """Inverse of the list form :func:`label_doc` stores ``scores`` in."""
-    if isinstance(stored, dict):
-        return {str(k): float(v) for k, v in stored.items()}
-    return {str(p["label"]): float(p["score"]) for p in stored or () if isinstance(p, dict)}
-
-
 class Outcome(Enum):
     STORED = "stored"
     RETRY = "retry"  # the cluster is overloaded or failing: retry the whole batch later
@@ -129,9 +100,3 @@ def judge_bulk_item(item: dict[str, Any]) -> ItemResult:
     if status in (404, 408, 409, 429) or status >= 500:
         return ItemResult(Outcome.RETRY, status, reason)
     return ItemResult(Outcome.REJECTED, status, reason)
-
-
-def tweet_record_from_source(source: dict[str, Any]) -> TweetRecord:
-    """Rebuild the record a stored tweet came from, to queue it again for a classifier."""
-    fields = {name: source[name] for name in TWEET_FIELDS if source.get(name) is not None}
-    return TweetRecord.model_validate_json(json.dumps(fields))

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway import query
-from gateway.query import Cursor, InvalidParameter
+from gateway.api import query
+from gateway.api.query import Cursor, InvalidParameter
 
 
 def test_cursor_round_trips_and_is_url_safe() -> None:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from common.events import MAIN_SUBJECT
-from gateway.logic import scores_from_stored
+from gateway.documents import scores_from_stored
 
 
 class AuthorPublic(BaseModel):
@@ -114,7 +114,7 @@ class IngestResultPublic(BaseModel):
 
 
 class TraceStagePublic(BaseModel):
-    stage: Literal["ingested", "emotion", "stance", "indexed"]  # gateway.jaeger.StageName
+    stage: Literal["ingested", "emotion", "stance", "indexed"]  # gateway.api.jaeger.StageName
     service: str
     operation: str
     started_at: datetime
@@ -170,7 +170,7 @@ class DriftPublic(BaseModel):
 
 class QualityPublic(BaseModel):
     documents: int = Field(description="Indexed tweets")
-    checked: int = Field(description="...whose quality flags have been computed")
+    checked: int = Field(description="...with a label, so judged by the quality checks")
     flags: dict[str, int] = Field(description="Documents carrying each quality flag")
     low_confidence: dict[str, LowConfidencePublic]
     lexicon: LexiconAgreementPublic

@@ -1,3 +1,5 @@
+"""The indexer's batch handler with a recording writer: one bulk per batch, dead letters; no server."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,8 +11,8 @@ from aiokafka import ConsumerRecord
 from common.errors import TransientError
 from common.events import DeadLetter
 from common.topics import Topics
-from gateway.handlers import IndexBatchHandler
-from tests.unit.gateway.factories import NOW, emotion, tweet
+from gateway.indexer.handlers import IndexBatchHandler
+from tests.unit.gateway.factories import NOW, emotion, stance, tweet
 
 TOPICS = Topics("t.")
 
@@ -37,8 +39,15 @@ def record(topic: str, value: bytes | None, offset: int = 0, key: bytes | None =
     return ConsumerRecord(topic, 0, offset, 0, 0, key, value, None, 0, 0, [])
 
 
+class FakeLexicon:
+    model = "fake-lexicon-1"
+
+    def compounds(self, texts: Sequence[str]) -> list[float]:
+        return [-0.5 if "bad" in text else 0.25 for text in texts]
+
+
 def handler(writer: FakeWriter) -> IndexBatchHandler:
-    return IndexBatchHandler(writer, "tweets", TOPICS, clock=lambda: NOW)
+    return IndexBatchHandler(writer, "tweets", TOPICS, clock=lambda: NOW, lexicon=FakeLexicon())
 
 
 async def test_tweets_and_labels_become_one_bulk_and_nothing_is_dead_lettered() -> None:
@@ -107,3 +116,37 @@ async def test_ingest_trace_id_from_the_message_headers_is_stored() -> None:
     )  # fmt: skip
     await handler(writer)([traced])
     assert writer.calls[0][1]["doc"]["trace"]["ingest"] == "0af7651916cd43dd8448eb211c80319c"
+
+
+async def test_each_tweet_is_written_with_its_lexicon_score_and_labels_without() -> None:
+    writer = FakeWriter()
+    batch = [
+        record(TOPICS.raw, tweet("1", text="a bad day").model_dump_json().encode(), 0, key=b"1"),
+        record(TOPICS.raw, tweet("2", text="a fine day").model_dump_json().encode(), 1, key=b"2"),
+        record(TOPICS.labels, emotion("1").model_dump_json().encode(), 0, key=b"1"),
+    ]
+    await handler(writer)(batch)
+    (operations,) = writer.calls
+    bodies = operations[1::2]
+    assert bodies[0]["doc"]["lexicon"] == {"compound": -0.5, "model": "fake-lexicon-1"}
+    assert bodies[1]["doc"]["lexicon"] == {"compound": 0.25, "model": "fake-lexicon-1"}
+    assert list(bodies[2]["doc"]) == ["emotion"]  # a label write never touches the lexicon
+
+
+async def test_a_batch_costs_one_bulk_and_writes_no_quality_of_its_own() -> None:
+    """The writer offers nothing but ``bulk``: no read-back, no second write. The flags are
+    judged where they are read (gateway.quality), so no write can fail on them."""
+    writer = FakeWriter()
+    batch = [
+        record(TOPICS.raw, tweet("2").model_dump_json().encode(), 0, key=b"2"),
+        record(TOPICS.labels, emotion("2").model_dump_json().encode(), 0, key=b"2"),
+        record(TOPICS.labels, stance("1").model_dump_json().encode(), 1, key=b"1"),
+        record(TOPICS.raw, b"{broken", 1, key=b"3"),  # dead-lettered before the write
+    ]
+    sut = handler(writer)
+    dead = await sut(batch)
+    assert len(dead) == 1 and len(writer.calls) == 1
+    (operations,) = writer.calls
+    assert [op["update"]["_id"] for op in operations[::2]] == ["2", "2", "1"]
+    assert not any("quality" in body["doc"] for body in operations[1::2])
+    assert sut.stats.indexed == 3

@@ -1,9 +1,9 @@
-"""Reading dead letters and rejects, and the filters of the dead-letter tool; no servers."""
+"""Reading dead letters and rejects, and what a re-drive republishes; no servers."""
 
 from __future__ import annotations
 
 from common.events import DeadLetter, RejectedRecord, ValidationIssue
-from gateway.dlq import Letter, matches, parse_letter, republished
+from gateway.dead_letters import Letter, parse_letter, republished
 
 
 def test_a_dead_letter_keeps_its_source_and_original_value() -> None:
@@ -33,13 +33,6 @@ def test_a_reject_is_listed_but_has_no_source_topic_to_redrive_to() -> None:
     letter = parse_letter("tweets.rejected", 1, 0, reject.model_dump_json().encode())
     assert letter.source_topic is None and letter.service == "gateway-api" and letter.value == '{"id": 5}'
     assert parse_letter("tweets.rejected", 0, 1, b"not json").reason == "unreadable"
-
-
-def test_reason_filters_match_a_whole_reason_or_its_category() -> None:
-    letter = Letter("t.dlq", 0, 0, None, "stance", "invalid_tweet:text", "t", "{}")
-    assert matches(letter) and matches(letter, ["invalid_tweet"]) and matches(letter, ["invalid_tweet:text"])
-    assert not matches(letter, ["invalid"]) and not matches(letter, ["invalid_tweet:created_at"])
-    assert matches(letter, services=["emotion", "stance"]) and not matches(letter, ["invalid_tweet"], ["emotion"])
 
 
 def test_a_redrive_republishes_the_original_headers_without_the_failure_or_an_earlier_redrive() -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from common.events import STANCE_TARGET_HEADER
+from common.events import JOB_ID_HEADER, STANCE_TARGET_HEADER
 from common.kafka import OutgoingMessage
 from common.settings import KafkaSettings
-from gateway import relabel
-from gateway.relabel import JOB_ID_HEADER, RelabelPublisher
+from gateway.api import publisher as publisher_module
+from gateway.api.publisher import RelabelPublisher
 from tests.unit.gateway.factories import tweet
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -24,7 +24,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[OutgoingMessage]:
     async def record(producer: Any, messages: Sequence[OutgoingMessage]) -> None:
         out.extend(messages)
 
-    monkeypatch.setattr(relabel, "publish_all", record)
+    monkeypatch.setattr(publisher_module, "publish_all", record)
     return out
 
 

@@ -1,44 +1,13 @@
-from __future__ import annotations
+"""The indexer's pure part: the documents and partial upserts it writes, and bulk item judging."""
 
-import json
+from __future__ import annotations
 
 import pytest
 
-from common.errors import PermanentError
-from gateway import logic
-from gateway.logic import Outcome
-from gateway.schemas import TweetPublic
-from tests.unit.gateway.factories import NOW, emotion, stance, stored, tweet
-
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-def test_decode_tweet_round_trips_and_keeps_64_bit_id() -> None:
-    record = tweet("9223372036854775807")
-    assert logic.decode_tweet(record.model_dump_json().encode()) == record
-
-
-@pytest.mark.parametrize(
-    ("value", "reason"),
-    [
-        (None, "empty_message"),
-        (b"not json", "invalid_tweet:message"),
-        (b'{"id": 1.5}', "invalid_tweet:id"),
-        (b"\xff\xfe", "invalid_tweet:message"),
-    ],
-)
-def test_decode_tweet_rejects_garbage_with_a_reason(value: bytes | None, reason: str) -> None:
-    with pytest.raises(PermanentError) as caught:
-        logic.decode_tweet(value)
-    assert caught.value.reason == reason
-
-
-def test_decode_label_rejects_a_label_of_the_wrong_task() -> None:
-    bad = emotion().model_dump(mode="json") | {"label": "SUPPORT"}
-    with pytest.raises(PermanentError) as caught:
-        logic.decode_label(json.dumps(bad).encode())
-    assert caught.value.reason.startswith("invalid_label:")
-    assert "SUPPORT" in caught.value.detail
+from gateway.documents import scores_from_stored
+from gateway.indexer import logic
+from gateway.indexer.logic import Outcome
+from tests.unit.gateway.factories import NOW, emotion, stance, tweet
 
 
 def test_tweet_operations_are_a_partial_upsert_keyed_by_tweet_id() -> None:
@@ -68,7 +37,7 @@ def test_label_doc_sends_every_field_so_an_update_replaces_the_previous_verdict(
     assert doc["valence"] is None
     # a list is replaced wholesale by a partial update; a dict would keep the stale "joy" key
     assert doc["scores"] == [{"label": "anger", "score": 0.9}]
-    assert logic.scores_from_stored(doc["scores"]) == {"anger": 0.9}
+    assert scores_from_stored(doc["scores"]) == {"anger": 0.9}  # what the API reads back
 
 
 def test_stance_label_doc_carries_its_target_and_sends_none_to_replace_an_old_one() -> None:
@@ -87,12 +56,6 @@ def test_label_trace_id_falls_back_to_the_propagated_header() -> None:
     assert logic.label_doc(emotion(), header_trace_id="c" * 32)["trace_id"] == "c" * 32
 
 
-def test_trace_id_from_headers_reads_w3c_traceparent() -> None:
-    assert logic.trace_id_from_headers([("traceparent", TRACEPARENT.encode())]) == TRACEPARENT.split("-")[1]
-    assert logic.trace_id_from_headers([("job-id", b"x")]) is None
-    assert logic.trace_id_from_headers(None) is None
-
-
 @pytest.mark.parametrize(
     ("item", "outcome"),
     [
@@ -109,22 +72,3 @@ def test_judge_bulk_item(item: dict[str, dict[str, object]], outcome: Outcome) -
     assert result.outcome is outcome
     if outcome is not Outcome.STORED:
         assert result.reason
-
-
-def test_tweet_record_is_rebuilt_exactly_from_the_stored_document() -> None:
-    record = tweet("9223372036854775806")
-    assert logic.tweet_record_from_source(stored(record, emotion("9223372036854775806"))) == record
-
-
-def test_public_tweet_from_a_stored_document() -> None:
-    source = stored(tweet(), emotion(), stance(), ingest_trace_id="d" * 32)
-    public = TweetPublic.from_source(source, jaeger_ui_url="http://jaeger:16686/")
-    assert public.id == "1790000000000000001"
-    assert public.emotion is not None and public.emotion.scores == {"joy": 0.8, "anger": 0.2}
-    assert public.emotion.valence == 0.6
-    assert public.stance is not None and public.stance.label == "SUPPORT"
-    assert public.stance.target is None
-    targeted = TweetPublic.from_source(stored(tweet(), stance(target="main subject")), jaeger_ui_url="x")
-    assert targeted.stance is not None and targeted.stance.target == "main subject"
-    assert public.trace_url == "http://jaeger:16686/trace/" + "d" * 32
-    assert TweetPublic.from_source(stored(tweet()), jaeger_ui_url="x").trace_url is None

@@ -18,7 +18,7 @@ from gateway.api import deps
 from gateway.api.main import create_app
 from gateway.api.security import FailedAttempts, client_address
 from gateway.settings import GatewaySettings
-from tests.unit.gateway.test_routes import FakeQueue, FakeRepository
+from tests.unit.gateway.api.test_routes import FakeQueue, FakeRepository
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -1,5 +1,6 @@
-"""Dead letters: read every ``<topic>.dlq`` (and ``tweets.rejected``), count them, and re-drive
-them to the topic they came from.
+"""Dead letters in Kafka: read every ``<topic>.dlq`` (and ``tweets.rejected``), count them, and
+re-drive them to the topic they came from. The dead-letter tool (``gateway.dlq``) lists, shows and
+re-drives them; the API counts them for its ``pipeline_dead_letters`` gauges.
 
 A re-drive republishes the dead letter's original value, keyed as before, with a
 ``redriven-from: <dlq topic>:<partition>:<offset>`` header. It is idempotent through a ledger:
@@ -102,12 +103,6 @@ def _letter(topic: str, partition: int, offset: int, value: bytes | None) -> Let
         detail=f"{source} {body.get('position', '')}".strip(),
         failed_at=body.get("rejected_at"),
     )
-
-
-def matches(letter: Letter, reasons: Sequence[str] = (), services: Sequence[str] = ()) -> bool:
-    """A reason filter matches the whole reason or its category (``invalid_tweet`` ⊃ ``invalid_tweet:text``)."""
-    reason_ok = not reasons or any(letter.reason == r or letter.reason.startswith(f"{r}:") for r in reasons)
-    return reason_ok and (not services or letter.service in services)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The dead-letter tool: ``python -m gateway.dlq list|show|redrive`` (``make dlq``)."""

@@ -1,0 +1,3 @@
+from gateway.dlq.main import main
+
+main()

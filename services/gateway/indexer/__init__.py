@@ -1,0 +1,1 @@
+"""The indexer process: consumes tweets and labels, upserts them into Elasticsearch."""

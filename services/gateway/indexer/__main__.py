@@ -1,0 +1,3 @@
+from gateway.indexer.main import main
+
+main()
