@@ -213,7 +213,7 @@ def stages(path: Path) -> dict[str, float]:
     from common.events import TweetRecord
     from common.records import map_nested, parse_json_line
     from common.topics import Topics
-    from ingestor.handlers import publish_span
+    from ingestor.replay import publish_span
 
     lines = path.read_bytes().splitlines(keepends=True)
 

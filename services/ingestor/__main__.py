@@ -1,3 +1,3 @@
-from ingestor.cli import app
+from ingestor.main import main
 
-app(prog_name="python -m ingestor")
+main()

@@ -1,4 +1,7 @@
-"""``python -m ingestor``: replay a dataset into Kafka with a progress bar and a summary.
+"""The command line (``python -m ingestor``, run by ``main.main()``): replay a dataset into
+Kafka with a progress bar and a summary, or watch a directory. What the commands run is wired in
+by ``main`` as :class:`Runs` (the context's ``obj``), so this module holds no Kafka or
+Elasticsearch client.
 
 Human output (progress, table, errors) goes to stderr; stdout carries JSON log lines, the
 last of which is the summary, so ``python -m ingestor replay f.json | tail -1`` parses. When
@@ -15,9 +18,10 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
@@ -39,14 +43,56 @@ from ingestor.errors import IndexUnavailableError, KafkaUnavailableError, Source
 from ingestor.formats import FORMATS
 from ingestor.formats.tabular import DEFAULT_COLUMNS
 from ingestor.logic import ReplaySummary
-from ingestor.main import replay as run_replay
-from ingestor.main import watch as run_watch
-from ingestor.settings import IngestorSettings
+from ingestor.replay import ProgressCallback
+from ingestor.settings import SERVICE, IngestorSettings
 from ingestor.source import Source
 
-log = logging.getLogger("ingestor")
+log = logging.getLogger(SERVICE)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console(stderr=True)
+
+
+class ReplayRun(Protocol):
+    """Replay one source into Kafka (``main.replay``)."""
+
+    async def __call__(
+        self,
+        path: str,
+        settings: IngestorSettings,
+        *,
+        fmt: str | None,
+        columns: str | None,
+        limit: int | None,
+        rate: float | None,
+        follow: bool,
+        skip_existing: bool,
+        stopping: asyncio.Event | None,
+        on_progress: ProgressCallback | None,
+    ) -> ReplaySummary: ...
+
+
+class WatchRun(Protocol):
+    """Replay every file that arrives in a directory until stopped (``main.watch``)."""
+
+    async def __call__(
+        self,
+        directory: Path,
+        settings: IngestorSettings,
+        *,
+        fmt: str | None,
+        columns: str | None,
+        skip_existing: bool,
+        stopping: asyncio.Event | None,
+        on_file: Callable[[ReplaySummary], None] | None,
+    ) -> list[ReplaySummary]: ...
+
+
+@dataclass(frozen=True)
+class Runs:
+    """What the commands run: ``app(obj=Runs(...))`` (``main.main()`` passes the real ones)."""
+
+    replay: ReplayRun
+    watch: WatchRun
 
 
 @app.callback()
@@ -68,6 +114,7 @@ def formats() -> None:
 
 @app.command()
 def replay(
+    ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="dataset file, or - for JSON Lines on stdin")],
     format_: Annotated[
         str | None, typer.Option("--format", "-f", help=f"one of: {', '.join(FORMATS)} (default: detect)")
@@ -86,9 +133,15 @@ def replay(
     summary_json: Annotated[Path | None, typer.Option(help="also write the summary as JSON here")] = None,
 ) -> None:
     """Replay PATH into Kafka: valid tweets to tweets.raw, everything else to tweets.rejected."""
+    runs = _runs(ctx)
     settings = _start(state_dir)
+
+    async def run(stopping: asyncio.Event, on_progress: ProgressCallback) -> ReplaySummary:
+        return await runs.replay(path, settings, fmt=format_, columns=columns, limit=limit, rate=rate, follow=follow,
+                                 skip_existing=skip_existing, stopping=stopping, on_progress=on_progress)
+
     with _failures():
-        summary = asyncio.run(_replay(path, settings, format_, columns, limit, rate, follow, skip_existing))
+        summary = asyncio.run(_with_progress(run))
     console.print(_summary_table(summary))
     if summary_json is not None:
         summary_json.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -101,6 +154,7 @@ def replay(
 
 @app.command()
 def watch(
+    ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="directory new dataset files arrive in")],
     format_: Annotated[str | None, typer.Option("--format", "-f", help="default: detect per file")] = None,
     columns: Annotated[str | None, typer.Option(help="csv column names (see `formats`)")] = None,
@@ -112,6 +166,7 @@ def watch(
     A file is picked up once its size has been stable for INGESTOR_WATCH_SETTLE_S; names like
     *.tmp, *.part or .hidden are never read (write there, then rename).
     """
+    runs = _runs(ctx)
     settings = _start(state_dir)
 
     def done(summary: ReplaySummary) -> None:
@@ -122,23 +177,30 @@ def watch(
 
     async def run() -> list[ReplaySummary]:
         stopping = _stop_on_signals()
-        return await run_watch(directory, settings, fmt=format_, columns=columns, skip_existing=skip_existing,
-                               stopping=stopping, on_file=done)
+        return await runs.watch(directory, settings, fmt=format_, columns=columns, skip_existing=skip_existing,
+                                stopping=stopping, on_file=done)
 
     with _failures():
         summaries = asyncio.run(run())
     log.info("watch stopped", extra={"files": len(summaries), "published": sum(s.published for s in summaries)})
 
 
+def _runs(ctx: typer.Context) -> Runs:
+    runs = ctx.find_object(Runs)
+    if runs is None:
+        raise RuntimeError("nothing to run: start the command line with app(obj=Runs(...)), as main.main() does")
+    return runs
+
+
 def _start(state_dir: Path | None) -> IngestorSettings:
     settings = IngestorSettings()
     if state_dir is not None:
         settings = settings.model_copy(update={"state_dir": state_dir})
-    configure_logging("ingestor", settings.telemetry.log_level)
+    configure_logging(SERVICE, settings.telemetry.log_level)
     if sys.stdout.isatty():  # a person is watching: one console for logs, progress and the table
         logging.getLogger().handlers[:] = [RichHandler(console=console, show_path=False)]
-    configure_tracing("ingestor", settings.telemetry)
-    start_metrics_server(settings.metrics_port, "ingestor", settings.telemetry.metrics_host)
+    configure_tracing(SERVICE, settings.telemetry)
+    start_metrics_server(settings.metrics_port, SERVICE, settings.telemetry.metrics_host)
     return settings
 
 
@@ -168,16 +230,8 @@ def _stop_on_signals() -> asyncio.Event:
     return stopping
 
 
-async def _replay(
-    path: str,
-    settings: IngestorSettings,
-    fmt: str | None,
-    columns: str | None,
-    limit: int | None,
-    rate: float | None,
-    follow: bool,
-    skip_existing: bool,
-) -> ReplaySummary:
+async def _with_progress(run: Callable[[asyncio.Event, ProgressCallback], Awaitable[ReplaySummary]]) -> ReplaySummary:
+    """Run a replay with a progress bar on the console, until done or a signal stops it."""
     stopping = _stop_on_signals()
     progress = Progress(
         SpinnerColumn(),
@@ -200,18 +254,7 @@ async def _replay(
         )
 
     try:
-        return await run_replay(
-            path,
-            settings,
-            fmt=fmt,
-            columns=columns,
-            limit=limit,
-            rate=rate,
-            follow=follow,
-            skip_existing=skip_existing,
-            stopping=stopping,
-            on_progress=on_progress,
-        )
+        return await run(stopping, on_progress)
     finally:
         progress.stop()
 

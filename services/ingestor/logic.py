@@ -1,5 +1,7 @@
-"""Pure steps of a replay: source item → ``TweetRecord`` or ``RejectedRecord``, duplicate
-detection, and the running summary whose counts reconcile (read = published + rejected)."""
+"""Pure steps of a replay: duplicate detection, the reject's raw text, and the running summary
+whose counts reconcile (read = published + rejected). Validating one item (source item →
+``TweetRecord`` or ``RejectedRecord``) is part of the contract, shared with ``POST /ingest``:
+``common.records.to_outcome``."""
 
 from __future__ import annotations
 
@@ -10,16 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field, computed_field
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
-from common.records import (  # validation is part of the contract, shared with POST /ingest
-    MAX_RAW_CHARS,
-    NOT_JSON,
-    Adapter,
-    Outcome,
-    SourceItem,
-    reason_for,
-    reject,
-    to_outcome,
-)
+from common.records import SourceItem, reject
 
 DUPLICATE_ID = "duplicate_id"
 
@@ -91,18 +84,3 @@ def _exact_number(value: Any) -> Any:
         return str(value)  # a string rather than float(): the point of the reject may be those digits
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
-
-__all__ = [
-    "MAX_RAW_CHARS",
-    "NOT_JSON",
-    "Adapter",
-    "Outcome",
-    "ReplaySummary",
-    "SeenIds",
-    "SourceItem",
-    "duplicate",
-    "raw_json",
-    "reason_for",
-    "reject",
-    "to_outcome",
-]

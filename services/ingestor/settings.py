@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.settings import KafkaSettings, TelemetrySettings, pipeline_home
 
+SERVICE = "ingestor"  # the name in logs, metrics and traces
+
 
 class IngestorSettings(BaseSettings):
     model_config = SettingsConfigDict(

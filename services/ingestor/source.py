@@ -1,6 +1,7 @@
 """Reading sources: files (streamed, constant memory), a JSON Lines file being appended to
 (``--follow``) and stdin (``-``). Everything here is blocking I/O; the replay pulls items in
-chunks from a worker thread so the event loop stays free for the Kafka producer.
+chunks (:func:`take`: read and validate) from a worker thread so the event loop stays free for
+the Kafka producer.
 
 JSON arrays and single objects are streamed with ijson (non-integers come back as ``Decimal``,
 never ``float``, so an id's digits are never rounded); JSON Lines use ``json.loads`` per line
@@ -16,19 +17,20 @@ import os
 import select
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
 
 import ijson
 
-from common.records import parse_json_line
+from common.records import Adapter, Outcome, SourceItem, parse_json_line, to_outcome
 from ingestor import pages
 from ingestor.checkpoint import Mark
 from ingestor.errors import SourceFormatError
-from ingestor.formats import JSON_ADAPTERS, Adapter, Container, check_format, detect, json_container
+from ingestor.formats import JSON_ADAPTERS, Container, check_format, detect, json_container
 from ingestor.formats.tabular import csv_row_mapper, map_sentiment140, parse_column_overrides
-from ingestor.logic import SourceItem, raw_json
+from ingestor.logic import raw_json
 
 HEAD_BYTES = 64 * 1024
 MAX_FIRST_LINE = 64 * 1024 * 1024  # a first line longer than this is not a JSON Lines record
@@ -71,6 +73,32 @@ class Source:
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
+
+
+@dataclass
+class Chunk:
+    items: list[tuple[SourceItem, Outcome]] = field(default_factory=list)
+    marks: dict[int, Mark] = field(default_factory=dict)  # item index → the mark after it (-1: before all)
+    idle: bool = False
+    exhausted: bool = False
+
+
+def take(source: Source, limit: int) -> Chunk:
+    """Read and validate up to ``limit`` items; returns early when a continuous source idles."""
+    chunk = Chunk()
+    while len(chunk.items) < limit:
+        item = next(source.items, None)
+        if item is None:
+            chunk.exhausted = True
+            break
+        if isinstance(item, Idle):
+            chunk.idle = True
+            break
+        if isinstance(item, Mark):
+            chunk.marks[len(chunk.items) - 1] = item
+            continue
+        chunk.items.append((item, to_outcome(item, source.adapter, source.name)))
+    return chunk
 
 
 def open_source(

@@ -1,18 +1,37 @@
-"""``ingestor watch DIR``: which files in a directory are ready to replay.
+"""``ingestor watch DIR``: replay every file that arrives in a directory, each exactly once.
 
-A file is ready once it is a regular file whose name does not mark it as unfinished (hidden,
-``*.tmp``, ``*.part``, ``*.partial``, ``*.crdownload``, ``*.swp``) and whose size and mtime have
-not changed for ``settle_s`` seconds: a writer still copying it in would change them. Writers
-that can should write under a temporary name and rename when done (atomic on one filesystem).
-Files come oldest first (mtime, then name), so a stream of files replays in arrival order.
+:class:`ReadyFiles` says which files are ready. A file is ready once it is a regular file whose
+name does not mark it as unfinished (hidden, ``*.tmp``, ``*.part``, ``*.partial``,
+``*.crdownload``, ``*.swp``) and whose size and mtime have not changed for ``settle_s`` seconds:
+a writer still copying it in would change them. Writers that can should write under a temporary
+name and rename when done (atomic on one filesystem). Files come oldest first (mtime, then name),
+so a stream of files replays in arrival order.
+
+:class:`DirectoryWatch` replays each ready file once across restarts: a ledger of finished files
+(by identity) in the state directory, and a checkpoint (records already sent) for the file in
+progress.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ingestor.checkpoint import Ledger, StateDir, read_identity
+from ingestor.errors import SourceFormatError
+from ingestor.logic import ReplaySummary
+from ingestor.replay import IndexedIds, Publisher, Replay
+from ingestor.settings import SERVICE, IngestorSettings
+from ingestor.source import open_source
+
+log = logging.getLogger(SERVICE)
 
 UNFINISHED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp")
 
@@ -47,3 +66,80 @@ class ReadyFiles:
                 ready.append((mtime, entry.path))
         self._seen = current
         return [Path(path) for _, path in sorted(ready)]
+
+
+@dataclass
+class DirectoryWatch:
+    """Replay the files that become ready in ``directory`` until ``stopping`` is set."""
+
+    directory: Path
+    settings: IngestorSettings
+    publisher: Publisher
+    state: StateDir
+    stopping: asyncio.Event
+    indexed: IndexedIds | None = None
+    fmt: str | None = None
+    columns: str | None = None
+    on_file: Callable[[ReplaySummary], None] | None = None
+    ledger: Ledger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.state.ledger_file(self.directory))
+        self._ready = ReadyFiles(self.directory, self.settings.watch_settle_s)
+
+    async def run(self) -> list[ReplaySummary]:
+        summaries: list[ReplaySummary] = []
+        while not self.stopping.is_set():
+            for path in await asyncio.to_thread(self._ready.scan):
+                if self.stopping.is_set():
+                    break
+                summary = await self._replay_file(path)
+                if summary is not None:
+                    summaries.append(summary)
+                    if self.on_file is not None:
+                        self.on_file(summary)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval_s)
+        return summaries
+
+    async def _replay_file(self, path: Path) -> ReplaySummary | None:
+        try:
+            file = await asyncio.to_thread(read_identity, path)
+        except OSError:
+            return None  # gone between the scan and now
+        if self.ledger.has(file):
+            return None
+        key = f"watch:{file.device}:{file.inode}:{file.fingerprint}"
+        resume = self.state.load(key)
+        skip = resume.skip if resume is not None else 0
+        try:
+            source = await asyncio.to_thread(
+                open_source, str(path), self.fmt, self.columns, csv_encoding=self.settings.csv_encoding
+            )
+        except SourceFormatError as exc:
+            log.error("watched file skipped: unreadable", extra={"path": str(path), "error": str(exc)})
+            self.ledger.add(path, file, published=0, error=str(exc))
+            return None
+        source.items = itertools.islice(source.items, skip, None)
+        try:
+            run = Replay(
+                source,
+                self.publisher,
+                self.settings.kafka.topics,
+                batch_size=self.settings.batch_size,
+                stopping=self.stopping,
+                indexed=self.indexed,
+                count_items=True,  # a whole file has no marks: resume by counting records
+                skipped=skip,
+                on_checkpoint=lambda mark: self.state.save(key, path, file, mark.cursor),
+            )
+            summary = await run.run()
+        finally:
+            source.close()
+        summary.skipped_on_resume = skip
+        if self.stopping.is_set():
+            return summary  # interrupted: the checkpoint resumes it after a restart
+        self.ledger.add(path, file, published=summary.published)
+        self.state.forget(key)
+        log.info("watched file done", extra={"path": str(path), "summary": summary.model_dump(mode="json")})
+        return summary

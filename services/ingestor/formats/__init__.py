@@ -12,19 +12,17 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
 import ijson
 
+from common.records import Adapter, map_nested
 from ingestor.errors import SourceFormatError
-from ingestor.formats.nested import map_nested
 from ingestor.formats.tabular import DEFAULT_COLUMNS, REQUIRED_COLUMNS
 from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2
 from ingestor.pages import flattened
 
-Adapter = Callable[[Any], dict[str, Any]]
 Container = Literal["json-array", "json-lines", "json-object", "csv"]
 
 FORMATS: dict[str, str] = {

@@ -3,7 +3,8 @@
 Adapters raise :class:`RecordError` for what they can judge better than the model (an id that
 arrived as a JSON float, a date no parser understands), so the reject carries a precise
 reason. Everything else is left to ``TweetRecord``'s strict validation. The helpers every entry
-point needs (ids, objects, :class:`RecordError`) are part of the contract in ``common.records``.
+point needs (ids, objects, :class:`RecordError`, dates) are part of the contract: import them
+from ``common.records``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from common.records import RecordError, obj, optional_id, prune, tweet_id
+from common.records import RecordError, obj
 
 _DIGITS = re.compile(r"[0-9]+")
 _HASHTAG_IN_TEXT = re.compile(r"(?<![\w&])#(\w+)")
@@ -48,15 +49,3 @@ def entity_tags(entities: Any, key: str, source: str) -> list[Any]:
         raise RecordError("invalid_type:hashtags", f"{source}.hashtags is not a list")
     return [obj(tag, "hashtags").get(key) for tag in tags]
 
-
-__all__ = [
-    "RecordError",
-    "count",
-    "entity_tags",
-    "hashtags_from_cell",
-    "hashtags_from_text",
-    "obj",
-    "optional_id",
-    "prune",
-    "tweet_id",
-]

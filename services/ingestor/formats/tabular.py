@@ -18,17 +18,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from common.records import RecordError, optional_id, parse_datetime, prune, tweet_id
 from ingestor.errors import SourceFormatError
-from ingestor.formats.dates import parse_datetime
-from ingestor.formats.fields import (
-    RecordError,
-    count,
-    hashtags_from_cell,
-    hashtags_from_text,
-    optional_id,
-    prune,
-    tweet_id,
-)
+from ingestor.formats.fields import count, hashtags_from_cell, hashtags_from_text
 
 DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
     "id": ("tweet_id", "id", "id_str"),

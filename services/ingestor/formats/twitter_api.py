@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingestor.formats.dates import parse_datetime
-from ingestor.formats.fields import RecordError, entity_tags, obj, optional_id, prune, tweet_id
+from common.records import RecordError, obj, optional_id, parse_datetime, prune, tweet_id
+from ingestor.formats.fields import entity_tags
 
 
 def map_twitter_v1(record: Any) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from common.events import RejectedRecord, TweetRecord
+from common.records import Adapter, RecordError, SourceItem, map_nested, to_outcome, tweet_id
 from ingestor.formats import JSON_ADAPTERS
-from ingestor.formats.fields import RecordError, hashtags_from_cell, tweet_id
-from ingestor.formats.nested import map_nested
+from ingestor.formats.fields import hashtags_from_cell
 from ingestor.formats.tabular import (
     ColumnError,
     csv_row_mapper,
@@ -19,7 +19,6 @@ from ingestor.formats.tabular import (
     resolve_columns,
 )
 from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2
-from ingestor.logic import Adapter, SourceItem, to_outcome
 
 
 def nested(**overrides: Any) -> dict[str, Any]:

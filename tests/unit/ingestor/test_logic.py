@@ -3,8 +3,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
-from ingestor.formats.nested import map_nested
-from ingestor.logic import ReplaySummary, SeenIds, SourceItem, raw_json, reason_for, to_outcome
+from common.records import SourceItem, map_nested, reason_for, to_outcome
+from ingestor.logic import ReplaySummary, SeenIds, raw_json
 
 
 def test_unparseable_items_become_not_json_rejects_with_position_and_raw() -> None:

@@ -14,10 +14,9 @@ import ijson
 import pytest
 
 from common.events import RejectedRecord, TweetRecord
+from common.records import SourceItem
 from ingestor.errors import SourceFormatError
-from ingestor.handlers import take
-from ingestor.logic import SourceItem
-from ingestor.source import IDLE, Idle, Source, json_array_items, open_source
+from ingestor.source import IDLE, Idle, Source, json_array_items, open_source, take
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = Path(__file__).parents[3] / "data" / "sample_tweets.json"

@@ -1,12 +1,22 @@
-"""Which files a watched directory offers, and the ledger that remembers finished ones."""
+"""Which files a watched directory offers, the ledger that remembers finished ones, and the
+watch that replays each file once across restarts (an in-memory publisher; Kafka is in
+tests/integration/test_ingestor_follow.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-from ingestor.checkpoint import Ledger, read_identity
-from ingestor.watch import ReadyFiles
+from common.kafka import OutgoingMessage
+from ingestor.checkpoint import Ledger, StateDir, read_identity
+from ingestor.logic import ReplaySummary
+from ingestor.settings import IngestorSettings
+from ingestor.watch import DirectoryWatch, ReadyFiles
+
+SAMPLE = Path(__file__).parents[3] / "data" / "sample_tweets.json"  # 45 records
 
 
 class Clock:
@@ -61,3 +71,41 @@ def test_the_ledger_survives_a_restart_and_knows_renamed_files(tmp_path: Path) -
     other = tmp_path / "in" / "b.json"
     other.write_text('[{"id": 2}]')
     assert not reopened.has(read_identity(other))
+
+
+class StoppingPublisher:
+    """Acknowledges every batch; after ``stop_after`` of them the watch is stopped (a restart)."""
+
+    def __init__(self, stopping: asyncio.Event, stop_after: int | None) -> None:
+        self.stopping, self.stop_after = stopping, stop_after
+        self.batches: list[list[OutgoingMessage]] = []
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        self.batches.append(list(messages))
+        if len(self.batches) == self.stop_after:
+            self.stopping.set()
+
+
+async def watch_once(directory: Path, settings: IngestorSettings, stop_after: int | None) -> list[ReplaySummary]:
+    """One process's life: watch until a file is done or the publisher stops it."""
+    stopping = asyncio.Event()
+    publisher = StoppingPublisher(stopping, stop_after)
+    state = StateDir(settings.state_dir, scope="test")
+    watch = DirectoryWatch(directory, settings, publisher, state, stopping, on_file=lambda _: stopping.set())
+    return await watch.run()
+
+
+async def test_a_file_interrupted_twice_is_read_exactly_once_across_restarts(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(SAMPLE, inbox / "sample.json")
+    settings = IngestorSettings(batch_size=10, state_dir=tmp_path / "state", watch_settle_s=0, poll_interval_s=0.01)
+    [first] = await watch_once(inbox, settings, stop_after=1)
+    [second] = await watch_once(inbox, settings, stop_after=1)
+    [third] = await watch_once(inbox, settings, stop_after=None)
+    assert 0 < first.read < 45 and 0 < second.read < 45 - first.read
+    # Each restart resumes after every record sent before it, the first restart's included.
+    assert [run.skipped_on_resume for run in (first, second, third)] == [0, first.read, first.read + second.read]
+    assert first.read + second.read + third.read == 45
+    ledger = Ledger(StateDir(settings.state_dir, scope="test").ledger_file(inbox))
+    assert ledger.has(read_identity(inbox / "sample.json"))

@@ -1,3 +1,6 @@
+"""``parse_datetime``: timestamps as the sources spell them, judged the same by the replay and
+``POST /ingest`` (both read them through ``common.records``)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -5,8 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from ingestor.formats.dates import parse_datetime
-from ingestor.formats.fields import RecordError
+from common.records import RecordError, parse_datetime
 
 
 @pytest.mark.parametrize(

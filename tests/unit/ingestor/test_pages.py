@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from common.events import RejectedRecord, TweetRecord
-from ingestor.handlers import take
-from ingestor.source import open_source
+from ingestor.source import open_source, take
 
 PAGES, PER_PAGE = 3, 100
 FIRST_ID = 1_700_000_000_000_000_000

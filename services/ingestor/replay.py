@@ -1,10 +1,11 @@
 """The replay loop: pull items from a source (off the event loop), validate them, and publish
 tweets to ``tweets.raw`` and rejects to ``tweets.rejected`` in acknowledged batches.
 
-``publish`` is any coroutine that returns once every message is acknowledged (Kafka's
-``publish_all`` in production), so the loop holds no Kafka client. Up to ``max_in_flight``
-batches wait for their acknowledgements while the next one is built; a batch counts as
-published, and its checkpoint is saved, only once it and every batch before it are acknowledged.
+The loop publishes through a :class:`Publisher`: anything whose ``publish`` returns once every
+message is acknowledged (``publisher.KafkaPublisher`` in production, an in-memory one in the
+tests), so it holds no Kafka client. Up to ``max_in_flight`` batches wait for their
+acknowledgements while the next one is built; a batch counts as published, and its checkpoint is
+saved, only once it and every batch before it are acknowledged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,18 +26,25 @@ from opentelemetry.trace import SpanKind, Tracer
 from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
 from common.metrics import PRODUCED, REJECTED
+from common.records import Outcome, SourceItem
 from common.telemetry import TWEET_ID, configured_tracer, inject_headers
 from common.topics import Topics
 from ingestor.checkpoint import Cursor, Mark
-from ingestor.logic import Outcome, ReplaySummary, SeenIds, SourceItem, duplicate, to_outcome
-from ingestor.source import Idle, Source
+from ingestor.logic import ReplaySummary, SeenIds, duplicate
+from ingestor.settings import SERVICE
+from ingestor.source import Chunk, Source, take
 
-log = logging.getLogger("ingestor")
-SERVICE = "ingestor"
+log = logging.getLogger(SERVICE)
 
-Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
 ProgressCallback = Callable[[ReplaySummary, Source], None]
 SaveCheckpoint = Callable[[Mark], None]
+
+
+class Publisher(Protocol):
+    """Where the loop sends its batches: ``publish`` returns once every message is acknowledged,
+    and raises if they cannot be (``publisher.KafkaPublisher`` in production)."""
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None: ...
 
 
 class IndexedIds(Protocol):
@@ -44,38 +52,13 @@ class IndexedIds(Protocol):
 
     async def __call__(self, ids: Sequence[str]) -> set[str]: ...
 
+
 LOGGED_REJECTS = 50  # every reject is on tweets.rejected; the log shows the first ones
 
 
 @dataclass
-class Chunk:
-    items: list[tuple[SourceItem, Outcome]] = field(default_factory=list)
-    marks: dict[int, Mark] = field(default_factory=dict)  # item index → the mark after it (-1: before all)
-    idle: bool = False
-    exhausted: bool = False
-
-
-def take(source: Source, limit: int) -> Chunk:
-    """Read and validate up to ``limit`` items; returns early when a continuous source idles."""
-    chunk = Chunk()
-    while len(chunk.items) < limit:
-        item = next(source.items, None)
-        if item is None:
-            chunk.exhausted = True
-            break
-        if isinstance(item, Idle):
-            chunk.idle = True
-            break
-        if isinstance(item, Mark):
-            chunk.marks[len(chunk.items) - 1] = item
-            continue
-        chunk.items.append((item, to_outcome(item, source.adapter, source.name)))
-    return chunk
-
-
-@dataclass
 class _InFlight:
-    """A batch handed to ``publish`` whose acknowledgements are still awaited."""
+    """A batch handed to the publisher whose acknowledgements are still awaited."""
 
     sending: asyncio.Future[None]
     batch: list[OutgoingMessage]
@@ -85,7 +68,7 @@ class _InFlight:
 @dataclass
 class Replay:
     source: Source
-    publish: Publish
+    publisher: Publisher
     topics: Topics
     batch_size: int = 500
     # Batches whose acknowledgements may be awaited at once: with 2, the next batch is validated
@@ -236,12 +219,12 @@ class Replay:
         return OutgoingMessage(self.topics.rejected, rejected.source, value, inject_headers())
 
     async def _flush(self, *, settle: bool = False) -> None:
-        """Hand the batch to ``publish``; then wait until at most ``max_in_flight - 1`` batches
+        """Hand the batch to the publisher; then wait until at most ``max_in_flight - 1`` batches
         are unacknowledged (none with ``settle``)."""
         if self._batch:
             batch, self._batch = self._batch, []
             mark, self._mark = self._mark, None
-            self._in_flight.append(_InFlight(asyncio.ensure_future(self.publish(batch)), batch, mark))
+            self._in_flight.append(_InFlight(asyncio.ensure_future(self.publisher.publish(batch)), batch, mark))
         keep = 0 if settle else max(0, self.max_in_flight - 1)
         while len(self._in_flight) > keep:
             await self._acknowledged(self._in_flight[0])

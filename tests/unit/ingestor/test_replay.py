@@ -20,7 +20,7 @@ from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
 from common.topics import Topics
 from ingestor.checkpoint import Cursor, Mark
-from ingestor.handlers import Replay
+from ingestor.replay import Replay
 from ingestor.source import open_source
 
 SAMPLE = Path(__file__).parents[3] / "data" / "sample_tweets.json"
@@ -32,7 +32,7 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.batches: list[list[OutgoingMessage]] = []
 
-    async def __call__(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         self.batches.append(list(messages))
 
     def on(self, topic: str) -> list[OutgoingMessage]:
@@ -95,10 +95,7 @@ async def test_stopping_ends_the_run_with_a_summary() -> None:
 
 
 async def test_publish_failures_propagate() -> None:
-    async def failing(messages: Sequence[OutgoingMessage]) -> None:
-        raise ConnectionError("broker gone")
-
-    replay = Replay(open_source(str(SAMPLE)), failing, TOPICS)
+    replay = Replay(open_source(str(SAMPLE)), FailingPublisher(ok=0), TOPICS)
     try:
         await replay.run()
     except ConnectionError:
@@ -131,10 +128,10 @@ class FailingPublisher(RecordingPublisher):
         super().__init__()
         self.ok = ok
 
-    async def __call__(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         if len(self.batches) == self.ok:
             raise ConnectionError("broker gone")
-        await super().__call__(messages)
+        await super().publish(messages)
 
 
 async def test_checkpoints_advance_only_past_acknowledged_batches() -> None:
@@ -179,12 +176,12 @@ class HeldPublisher(RecordingPublisher):
         self.acks: list[asyncio.Event] = []
         self.most_waiting = 0
 
-    async def __call__(self, messages: Sequence[OutgoingMessage]) -> None:
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         ack = asyncio.Event()
         self.acks.append(ack)
         self.most_waiting = max(self.most_waiting, sum(not a.is_set() for a in self.acks))
         await ack.wait()
-        await super().__call__(messages)
+        await super().publish(messages)
 
 
 async def _until(condition: Callable[[], bool]) -> None:

@@ -1,0 +1,131 @@
+"""The retrying Kafka producer the replay publishes through (``replay.Publisher``): idempotent,
+``acks=all``, and in the continuous modes (``--follow``, ``watch``) patient with a broker that
+went away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+from common.kafka import OutgoingMessage, ensure_topics, make_producer, send_all
+from common.settings import KafkaSettings
+from common.telemetry import configured_tracer
+from ingestor.errors import KafkaUnavailableError
+from ingestor.settings import SERVICE, IngestorSettings
+
+log = logging.getLogger(SERVICE)
+
+
+class KafkaPublisher:
+    """The producer (idempotent, acks=all). With ``retry`` (continuous modes) an unreachable
+    broker is retried with capped exponential backoff until it comes back or the run stops.
+
+    A message is never dropped and never handed to Kafka twice: once the producer holds it,
+    the idempotent producer retries it until the broker acknowledges it (aiokafka never expires
+    such a batch), so we keep waiting on its future instead of sending it again. Only a message
+    whose send failed before it left (no metadata, no leader) is sent again.
+
+    Several ``publish`` calls may wait for acknowledgements at once (the replay keeps the next
+    batch going while one is acknowledged); handing messages to the producer is serialised, so
+    batches enter it in the order they were published.
+    """
+
+    def __init__(self, settings: IngestorSettings, *, retry: bool, stopping: asyncio.Event) -> None:
+        self.kafka: KafkaSettings = settings.kafka
+        self._client_id = settings.client_id
+        self._max_backoff_s = settings.max_backoff_s
+        self._retry = retry
+        self._stopping = stopping
+        self._producer: AIOKafkaProducer | None = None
+        self._traced = configured_tracer(SERVICE) is not None
+        self._handing = asyncio.Lock()
+        self.retries = 0
+
+    async def start(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._connect()
+                return
+            except (KafkaError, OSError) as exc:
+                backoff = await self._wait_or_fail("connect", exc, backoff)
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        assert self._producer is not None, "start() first"
+        futures: list[asyncio.Future[Any] | None] = [None] * len(messages)
+        backoff = 0.5
+        while True:
+            failure: BaseException | None = None
+            try:
+                async with self._handing:
+                    for index, message in enumerate(messages):
+                        if futures[index] is None:
+                            futures[index] = await self._send(self._producer, message)
+            except KafkaError as exc:
+                failure = exc  # this message (and those after it) never reached the producer
+            pending = [future for future in futures if future is not None and not future.done()]
+            if pending:  # healthy brokers answer in milliseconds; a silent one is waited out in rounds
+                await asyncio.wait(pending, timeout=self.kafka.request_timeout_ms / 1000 if self._retry else None)
+            for index, future in enumerate(futures):
+                error = future.exception() if future is not None and future.done() else None
+                if error is not None:
+                    permanent = isinstance(error, KafkaError) and not error.retriable
+                    if permanent and not isinstance(error, KafkaTimeoutError):  # e.g. a message too large
+                        raise KafkaUnavailableError(self._explain("publish", error)) from error
+                    failure, futures[index] = error, None  # it never left the producer: send it again
+            if all(future is not None and future.done() for future in futures):
+                return
+            backoff = await self._wait_or_fail("publish", failure or TimeoutError("no acknowledgement yet"), backoff)
+
+    async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
+        if self._traced and not message.headers:
+            return (await send_all(producer, [message]))[0]  # a reject: its producer span roots its trace
+        # A tweet's headers already carry its trace (the replay's ``ingestor.publish`` span is the
+        # publish, sampled or not), and with tracing off there is none: no second span per tweet.
+        key = message.key.encode() if message.key is not None else None
+        future: asyncio.Future[Any] = await producer.send(
+            message.topic, value=message.value, key=key, headers=message.headers or None
+        )
+        return future
+
+    async def stop(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                await asyncio.wait_for(producer.stop(), self.kafka.request_timeout_ms / 1000)
+
+    async def _connect(self) -> None:
+        await ensure_topics(self.kafka, self.kafka.topics.all())
+        producer = make_producer(self.kafka, client_id=self._client_id)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def _wait_or_fail(self, what: str, failure: BaseException, backoff: float) -> float:
+        """Back off before the next attempt, or raise when not retrying (or asked to stop)."""
+        if not self._retry or self._stopping.is_set():
+            raise KafkaUnavailableError(self._explain(what, failure)) from None
+        self.retries += 1
+        log.warning(
+            "Kafka unavailable, retrying", extra={"during": what, "error": repr(failure), "retry_in_s": backoff}
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), backoff)
+        return min(backoff * 2, self._max_backoff_s)
+
+    def _explain(self, what: str, exc: BaseException) -> str:
+        if what == "connect":
+            return (
+                f"cannot reach Kafka at {self.kafka.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS): {exc}. "
+                "Start it with `make up` (or `bash deploy/local/infra.sh up kafka`)."
+            )
+        return f"publishing to Kafka at {self.kafka.bootstrap_servers} failed: {exc!r}"
