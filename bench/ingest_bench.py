@@ -97,7 +97,7 @@ def write_array(path: Path, n: int) -> None:
 async def bare(path: Path, prefix: str) -> dict[str, Any]:
     from common.events import TweetRecord
     from common.kafka import make_producer
-    from common.records import map_nested
+    from common.nested_layout import map_nested
     from common.settings import KafkaSettings
 
     kafka = KafkaSettings(topic_prefix=prefix)
@@ -211,7 +211,8 @@ def stages(path: Path) -> dict[str, float]:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from common.events import TweetRecord
-    from common.records import map_nested, parse_json_line
+    from common.json_lines import parse_json_line
+    from common.nested_layout import map_nested
     from common.topics import Topics
     from ingestor.replay import publish_span
 

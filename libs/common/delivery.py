@@ -20,7 +20,6 @@ Invariants (tests/unit/common/test_delivery*.py and tests/integration/test_deliv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -28,33 +27,23 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, ProducerFenced
 
 from common.errors import ConfigurationError, TransientError, is_transient
 from common.fencing import Backoff, Fence, first_offsets, next_offsets
 from common.kafka import OutgoingMessage, make_consumer, make_producer, publish_all, transactional_id
-from common.metrics import ABANDONED, BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, REBALANCES, RETRIES
+from common.metrics import ABANDONED, BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, RETRIES
 from common.poison import BatchHandler, isolate_poison
+from common.rebalance import RebalanceHandling, RebalanceListener
 from common.settings import KafkaSettings
 from common.topics import DLQ_SUFFIX
+from common.transactional_delivery import TransactionalDelivery
 
 log = logging.getLogger(__name__)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: BatchLoop) -> None:
-        self._loop = loop
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._loop.on_revoked(set(revoked))
-
-    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._loop.on_assigned(set(assigned))
-
-
 @dataclass
-class BatchLoop:
+class BatchLoop(RebalanceHandling, TransactionalDelivery):
     """Consume in batches, hand each batch to ``handle``, deliver what it returns, then commit.
 
     With ``transactional=True`` the producer must have a transactional id: the output and the
@@ -63,7 +52,8 @@ class BatchLoop:
     Without it, output is published (idempotent, ``acks=all``) and then the offsets committed:
     at least once, made idempotent downstream by keys and document ids.
     Builds its rebalance listener and subscribes the consumer to its topics with it: construct
-    the loop before starting the consumer.
+    the loop before starting the consumer. Rebalances are handled in :mod:`common.rebalance`,
+    transactions and fenced producers in :mod:`common.transactional_delivery`.
     """
 
     consumer: AIOKafkaConsumer
@@ -102,7 +92,7 @@ class BatchLoop:
         self._txn_offsets: dict[TopicPartition, int] = {}
         topics = sorted(self.consumer.subscription())
         if topics:
-            self.consumer.subscribe(topics, listener=_Listener(self))
+            self.consumer.subscribe(topics, listener=RebalanceListener(self))
 
     async def __aenter__(self) -> BatchLoop:
         if self.producer is not None:
@@ -134,46 +124,6 @@ class BatchLoop:
             batch = [record for records in polled.values() for record in records]
             if batch:
                 await self._process(batch)
-
-    # -- rebalance listener ------------------------------------------------------------------
-
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.revoking = True
-        if revoked:
-            REBALANCES.labels(self.service).inc()
-        try:
-            await self.fence.revoke(self.revoke_grace_s)
-            await self._until_offsets_visible(revoked)
-        finally:
-            self.revoking = False
-        log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
-
-    async def _until_offsets_visible(self, revoked: set[TopicPartition]) -> None:
-        """Hold the revoke until the group can read the offsets our transactions committed.
-
-        Otherwise the next owner may fetch the previous committed offset and handle (and
-        commit output for) the last batch a second time. Bounded: after ``offsets_visible_s``
-        we let go.
-        """
-        pending = {tp: offset for tp, offset in self._txn_offsets.items() if tp in revoked}
-        self._txn_offsets.clear()
-        deadline = time.monotonic() + self.offsets_visible_s
-        while pending:
-            for tp, offset in list(pending.items()):
-                with contextlib.suppress(Exception):
-                    if (await self.consumer.committed(tp) or 0) >= offset:
-                        del pending[tp]
-            if pending and time.monotonic() > deadline:
-                log.warning("committed offsets not visible yet; the next owner may replay", extra={"n": len(pending)})
-                return
-            if pending:
-                await asyncio.sleep(0.02)
-
-    def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        if self._resume_at is not None and assigned:
-            # Still backing off: a fresh assignment starts unpaused, so pause it too.
-            self.consumer.pause(*assigned)
-        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -251,66 +201,7 @@ class BatchLoop:
             await self.consumer.commit(offsets)
         self._count(outgoing, offsets)
 
-    async def _deliver_in_transaction(
-        self,
-        producer: AIOKafkaProducer,
-        group_id: str,
-        outgoing: list[OutgoingMessage],
-        offsets: dict[TopicPartition, int],
-    ) -> None:
-        await producer.begin_transaction()
-        try:
-            if outgoing:
-                await publish_all(producer, outgoing)
-            await producer.send_offsets_to_transaction(offsets, group_id)
-            await producer.commit_transaction()
-        except BaseException as exc:
-            # An error the client cannot abort from (fenced, or an error code it does not know,
-            # such as newer brokers' PRODUCER_FENCED) leaves it unable to begin another one.
-            self._producer_unusable = isinstance(exc, ProducerFenced) or producer._txn_manager.is_fatal_error()
-            if not self._producer_unusable:
-                try:
-                    await producer.abort_transaction()
-                except Exception:
-                    self._producer_unusable = True
-            raise
-
     # -- failures ------------------------------------------------------------------------------
-
-    async def _replace_producer(self, exc: Exception) -> None:
-        """A fenced or broken transactional producer is dead for good: take a fresh one and retry.
-
-        Once in a while that is the broker aborting a transaction that outlived the transaction
-        timeout, or aiokafka's sender giving up while the broker restarts. Again and again
-        (``fenced_limit`` times within ``fenced_window_s``): another live process uses our
-        transactional id, and one of the two must go.
-        """
-        now = time.monotonic()
-        self._replaced_at = [t for t in self._replaced_at if now - t < self.fenced_window_s] + [now]
-        if self.new_producer is None or len(self._replaced_at) >= self.fenced_limit:
-            raise ConfigurationError(
-                "transactional producer fenced again and again: another live process uses this "
-                "transactional id (give every replica its own REPLICA_ID)"
-            ) from exc
-        log.warning("transactional producer fenced or broken; replacing it", extra={"error": repr(exc)})
-        old, self.producer, self._producer_started = self.producer, self.new_producer(), False
-        self._producer_unusable = False
-        if old is not None:
-            with contextlib.suppress(Exception):
-                await old.stop()
-
-    async def _start_producer(self, producer: AIOKafkaProducer) -> None:
-        """Start a replacement producer before its first use; if that fails, the next attempt
-        gets another fresh one (a half-started client cannot be started again)."""
-        try:
-            await producer.start()
-        except Exception:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-            if self.new_producer is not None:
-                self.producer = self.new_producer()
-            raise
-        self._producer_started = True
 
     def _retry_later(self, batch: list[ConsumerRecord], generation: int, exc: BaseException) -> None:
         self._rewind(batch, generation)

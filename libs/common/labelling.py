@@ -122,7 +122,9 @@ class LabelHandler(Generic[Result]):
             ):
                 event = self.labeller.label_event(request, result, current_trace_id())
                 headers = inject_headers()
-            log.debug("labelled tweet", extra={TWEET_ID: event.tweet_id, "label": event.label, "score": event.score})
+                # inside the span: the log line carries this tweet's trace id
+                log.debug("labelled tweet",
+                          extra={TWEET_ID: event.tweet_id, "label": event.label, "score": event.score})
             out.append(OutgoingMessage(self.labels_topic, event.tweet_id, event.model_dump_json().encode(), headers))
         return out
 

@@ -1,32 +1,20 @@
 """Source records → ``TweetRecord``: the part of the contract every entry point shares.
 
 The ingestor's replay and the gateway's ``POST /ingest`` judge a record the same way: the
-spec's nested layout is mapped with :func:`map_nested`, timestamps with :func:`parse_datetime`,
-and :func:`to_outcome` returns either a valid ``TweetRecord`` or a ``RejectedRecord`` whose
-reason names the first bad field (``missing_field:text``, ``invalid_date:created_at``...).
+spec's nested layout is mapped by :mod:`common.nested_layout`, timestamps are read by
+:mod:`common.timestamps`, JSON Lines bytes by :mod:`common.json_lines`, and :func:`to_outcome`
+returns either a valid ``TweetRecord`` or a ``RejectedRecord`` whose reason names the first bad
+field (``missing_field:text``, ``invalid_date:created_at``...).
 
 Adapters raise :class:`RecordError` for what they can judge better than the model (an id that
 arrived as a JSON float, a date no parser understands), so the reject carries a precise reason.
-
-Timestamps accepted, in this order:
-
-* epoch numbers (JSON integers, or strings of 9+ digits): seconds, or milliseconds when the
-  value is 10**11 or more (10**11 seconds is the year 5138, so the split is unambiguous);
-* ISO 8601 (``2024-05-01T12:00:00Z``, ``2024-05-01 12:00:00``, ``2024-05-01``: midnight);
-* Twitter API v1.1: ``Wed Oct 10 20:19:24 +0000 2018``;
-* Sentiment140: ``Mon Apr 06 22:19:45 PDT 2009`` (the zone abbreviations below, nothing else).
-
-A timestamp without a zone is taken as **UTC**: dataset exports almost always write UTC, and
-guessing the exporter's local zone would be worse.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -97,130 +85,6 @@ def prune(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None}
 
 
-# --- timestamps -----------------------------------------------------------------------------
-
-# Abbreviations are ambiguous in general (IST, CST); these are the North-American and European
-# ones tweet dumps use, mapped explicitly instead of trusting the platform's zone database.
-ZONE_ABBREVIATIONS: dict[str, timedelta] = {
-    "UTC": timedelta(0),
-    "GMT": timedelta(0),
-    "Z": timedelta(0),
-    "PST": timedelta(hours=-8),
-    "PDT": timedelta(hours=-7),
-    "MST": timedelta(hours=-7),
-    "MDT": timedelta(hours=-6),
-    "CST": timedelta(hours=-6),
-    "CDT": timedelta(hours=-5),
-    "EST": timedelta(hours=-5),
-    "EDT": timedelta(hours=-4),
-    "AKST": timedelta(hours=-9),
-    "AKDT": timedelta(hours=-8),
-    "HST": timedelta(hours=-10),
-    "BST": timedelta(hours=1),
-    "CET": timedelta(hours=1),
-    "CEST": timedelta(hours=2),
-}
-_MILLIS_THRESHOLD = 10**11
-_ABBREVIATED = re.compile(r"^(\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2}) ([A-Z]{1,5}) (\d{4})$")
-
-
-def parse_datetime(value: Any, field: str = "created_at") -> datetime:
-    reason = f"invalid_date:{field}"
-    if value is None or value == "":
-        raise RecordError(f"missing_field:{field}", "field required", type_="missing")
-    if isinstance(value, bool):
-        raise RecordError(reason, "expected a timestamp, got a boolean")
-    if isinstance(value, int | Decimal):
-        return _from_epoch(value, reason)
-    if not isinstance(value, str):
-        raise RecordError(reason, f"expected a timestamp, got {type(value).__name__}")
-    text = value.strip()
-    if text.isdigit() and len(text) >= 9:
-        return _from_epoch(int(text), reason)
-    for parse in (_iso, _twitter_v1, _abbreviated_zone):
-        parsed = parse(text)
-        if parsed is not None:
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    raise RecordError(reason, f"unrecognised timestamp {text[:60]!r}")
-
-
-def _from_epoch(value: int | Decimal, reason: str) -> datetime:
-    seconds = Decimal(value)
-    if abs(seconds) >= _MILLIS_THRESHOLD:
-        seconds /= 1000
-    try:
-        return datetime.fromtimestamp(float(seconds), UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise RecordError(reason, f"epoch {value} is out of range: {exc}") from None
-
-
-def _iso(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _twitter_v1(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%a %b %d %H:%M:%S %z %Y")
-    except ValueError:
-        return None
-
-
-def _abbreviated_zone(text: str) -> datetime | None:
-    match = _ABBREVIATED.match(text)
-    if match is None or match.group(2) not in ZONE_ABBREVIATIONS:
-        return None
-    stamp, zone, year = match.groups()
-    try:
-        naive = datetime.strptime(f"{stamp} {year}", "%a %b %d %H:%M:%S %Y")
-    except ValueError:
-        return None
-    return naive.replace(tzinfo=timezone(ZONE_ABBREVIATIONS[zone]))
-
-
-# --- the spec's nested layout ---------------------------------------------------------------
-
-
-def map_nested(record: Any) -> dict[str, Any]:
-    """The spec's nested shape (``created_at`` may be a bare date: midnight UTC)::
-
-    {"id": 1, "user": {"username": "...", "handle": "@...", "verified": false},
-     "meta": {"created_at": "2025-02-19", "hashtags": ["#Tag"]},
-     "payload": {"tweet": {"content": "..."}},
-     "metrics": {"retweets": 4066, "likes": 9543}}
-    """
-    record = obj(record, "record")
-    user = obj(record.get("user"), "user")
-    meta = obj(record.get("meta"), "meta")
-    tweet = obj(obj(record.get("payload"), "payload").get("tweet"), "payload.tweet")
-    metrics = record.get("metrics")
-    if metrics is not None:
-        metrics = obj(metrics, "metrics")
-        metrics = prune({"retweets": metrics.get("retweets"), "likes": metrics.get("likes")})
-    if "id" not in record:
-        raise RecordError("missing_field:id", "field required", type_="missing")
-    return prune(
-        {
-            "id": tweet_id(record["id"]),
-            "author": prune(
-                {
-                    "handle": user.get("handle") or user.get("username"),
-                    "username": user.get("username"),
-                    "user_id": optional_id(user.get("user_id"), "author.user_id"),
-                    "verified": user.get("verified"),
-                }
-            ),
-            "created_at": parse_datetime(meta.get("created_at")),
-            "text": tweet.get("content"),
-            "hashtags": meta.get("hashtags"),
-            "metrics": metrics,
-            "lang": record.get("lang") or meta.get("lang"),
-        }
-    )
-
-
 # --- validation outcome ---------------------------------------------------------------------
 
 
@@ -282,42 +146,6 @@ def reject(item: SourceItem, source: str, reason: str, issues: list[ValidationIs
     return RejectedRecord(
         source=source, position=item.position, reason=reason, errors=issues, raw=item.raw[:MAX_RAW_CHARS]
     )
-
-
-def json_line_item(line: bytes, number: int) -> SourceItem:
-    """One JSON Lines line as a :class:`SourceItem`; non-integers stay ``Decimal`` (exact ids)."""
-    return parse_json_line(line, f"line {number}")
-
-
-def parse_json_line(line: bytes, position: str) -> SourceItem:
-    """``line`` parsed as JSON, or an item carrying the parse error: never raises."""
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is None or text.startswith("\ufeff"):
-        # json.loads on the bytes: it detects a BOM or UTF-16/32, and reports bad UTF-8.
-        raw = line.decode("utf-8", errors="replace").rstrip("\r\n")
-        try:
-            value = json.loads(line, parse_float=Decimal, parse_constant=_no_constants)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return SourceItem(position, raw, error=f"not valid JSON: {exc}")
-        return SourceItem(position, raw, value)
-    raw = text.rstrip("\r\n")
-    try:
-        # The common case, UTF-8 without BOM: one decoder for every line (json.loads with
-        # keyword arguments builds a new decoder per call, a third of the parse time).
-        value = _DECODER.decode(text)
-    except ValueError as exc:
-        return SourceItem(position, raw, error=f"not valid JSON: {exc}")
-    return SourceItem(position, raw, value)
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constants)
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:

@@ -1,4 +1,4 @@
-"""Pure functions: decode a Kafka value, score valence, build label events. No I/O."""
+"""Pure functions: normalise scores, score valence, build label events. No I/O."""
 
 from __future__ import annotations
 

@@ -73,8 +73,7 @@ class GatewaySettings(BaseSettings):
 
     @property
     def indexer_group_id(self) -> str:
-        """Namespaced by the topic prefix, so isolated runs never share (and rebalance) a group."""
-        return f"{self.kafka.topic_prefix}{self.indexer_group}"
+        return self.kafka.group(self.indexer_group)
 
     @property
     def jobs_index(self) -> str:

@@ -24,7 +24,8 @@ from typing import IO, Any, Final
 
 import ijson
 
-from common.records import Adapter, Outcome, SourceItem, parse_json_line, to_outcome
+from common.json_lines import parse_json_line
+from common.records import Adapter, Outcome, SourceItem, to_outcome
 from ingestor import pages
 from ingestor.checkpoint import Mark
 from ingestor.errors import SourceFormatError

@@ -1,8 +1,9 @@
 """Stance by label scoring with llama-cpp-python: one forward pass per tweet, no free text.
 
-The prompt's fixed prefix (instruction, examples) is evaluated once. For each tweet the
-context is cut back to the prefix (``n_tokens`` = prefix length; ``Llama.eval`` then drops the
-KV entries past it) and only the tweet and the short tail are evaluated. The next-token
+The prompt's fixed prefix (instruction, examples) is evaluated once per target
+(:mod:`stance.prefix_cache`). For each tweet the context is cut back to the prefix
+(``n_tokens`` = prefix length; ``Llama.eval`` then drops the KV entries past it) and only the
+tweet and the short tail are evaluated. The next-token
 logits are read for the first token of each label's spellings ("SUPPORT", " Support", ...);
 the three log-masses are softmaxed into probabilities, so every answer is a valid label.
 If the labels' first tokens collide, whole label sequences are scored instead.
@@ -13,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from stance.logic import (
     softmax,
     top_label,
 )
-from stance.prompts import CONTENT_FREE_INPUTS, PromptParts, chat_prompt, completion_prompt
+from stance.prefix_cache import PrefixCache, tokenize
+from stance.prompts import CONTENT_FREE_INPUTS
 from stance.scorer import StanceScore
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 _LABEL_ROOM = 8  # tokens kept free after the prompt for multi-token label scoring
 DEFAULT_MAX_TWEET_TOKENS = 128  # a 280-character tweet is ~70 tokens; longer texts are cut
-_MAX_TARGETS = 64  # rendered prompts kept per scorer (targets named by re-label jobs are few)
-_MAX_SAVED_STATES = 8  # KV states kept in memory, one per recently used target
 
 
 def load_llama(path: Path, n_ctx: int, n_threads: int, n_batch: int, n_threads_batch: int | None = None) -> Llama:
@@ -77,17 +76,6 @@ class LogitFeatures:
     logits: np.ndarray  # next-token logits at the head's ``logit_ids``: W_sub @ hidden (tied lm_head)
 
 
-@dataclass
-class _Prefix:
-    """One target's prompt: the tokens before the tweet (cached in the KV), the tail after it."""
-
-    parts: PromptParts
-    tokens: list[int]
-    tail: list[int]
-    tweet_lead: str
-    content_free: dict[str, float] | None = None
-
-
 class LlamaCppScorer:
     provider = "llamacpp"
 
@@ -106,38 +94,18 @@ class LlamaCppScorer:
         self.model = model
         self.prompt_version = prompt_version
         self.default_target = clean_target(default_target)
-        self._space_prefixing = llm.detokenize(llm.tokenize(b"a", add_bos=False)).startswith(b" ")
         self._calibrate = calibrate
-        self._prefixes: dict[str, _Prefix] = {}
-        # One saved KV state per target (least recently used first): switching back to a
-        # target restores its evaluated prefix instead of decoding it again.
-        self._states: OrderedDict[str, Any] = OrderedDict()
-        self.parts = self._prefix(self.default_target).parts
+        self._prefixes = PrefixCache(llm, prompt_version)
+        self.parts = self._prefixes.get(self.default_target).parts
         self.label_tokens, self.label_sequences = self._label_vocabulary()
         self.method = "label-scoring+calibration" if calibrate else "label-scoring"
         self.content_free: dict[str, float] | None = self._content_free(self.default_target)
-
-    def _prefix(self, target: str) -> _Prefix:
-        found = self._prefixes.get(target)
-        if found is not None:
-            return found
-        parts = self._prompt_parts(self.prompt_version, target)
-        prefix = parts.prefix.rstrip(" ")
-        tail = self._tokens(parts.suffix, special=True)
-        if self._space_prefixing and tail and self._llm.detokenize(tail[:1]) == b" ":
-            tail = tail[1:]  # the tokenizer's dummy space, not ours
-        lead = "" if self._space_prefixing else parts.prefix[len(prefix) :]
-        entry = _Prefix(parts, self._tokens(prefix, special=True, bos=True), tail, lead)
-        if len(self._prefixes) >= _MAX_TARGETS:
-            self._prefixes.pop(next(iter(self._prefixes)))
-        self._prefixes[target] = entry
-        return entry
 
     def _content_free(self, target: str) -> dict[str, float] | None:
         """The label bias of this target's prompt alone (contextual calibration), measured once."""
         if not self._calibrate:
             return None
-        entry = self._prefix(target)
+        entry = self._prefixes.get(target)
         if entry.content_free is None:
             entry.content_free = mean_probabilities([self.raw_distribution(t, target) for t in CONTENT_FREE_INPUTS])
             log.info("contextual calibration measured", extra={"content_free": entry.content_free, "target": target})
@@ -146,11 +114,11 @@ class LlamaCppScorer:
     @property
     def prefix_tokens(self) -> list[int]:
         """The default target's prefix tokens (what the benchmarks measure)."""
-        return self._prefix(self.default_target).tokens
+        return self._prefixes.get(self.default_target).tokens
 
     @property
     def tail_tokens(self) -> list[int]:
-        return self._prefix(self.default_target).tail
+        return self._prefixes.get(self.default_target).tail
 
     def resolve_target(self, target: str | None) -> str:
         return resolve_target(target, self.default_target)
@@ -183,8 +151,8 @@ class LlamaCppScorer:
         """Put the target's prefix in the context and cut it back to the prefix; the tweet's
         tokens to decode next. Holds ``_lock``."""
         resolved = self.resolve_target(target)
-        self._ensure_prefix(resolved)
-        self._llm.n_tokens = len(self._prefix(resolved).tokens)
+        self._prefixes.load(resolved)
+        self._llm.n_tokens = len(self._prefixes.get(resolved).tokens)
         return self.tweet_tokens(text, resolved)
 
     def logit_features(self, text: str, ids: np.ndarray, target: str | None = None) -> LogitFeatures:
@@ -221,7 +189,7 @@ class LlamaCppScorer:
                         logits.append(np.ctypeslib.as_array(row, shape=(n_vocab,))[ids].astype(np.float64))
                 finally:
                     llama_cpp.llama_set_embeddings(self._llm.ctx, False)
-                self._llm.n_tokens = len(self._prefix(self.resolve_target(target)).tokens)  # back to the prefix
+                self._llm.n_tokens = len(self._prefixes.get(self.resolve_target(target)).tokens)  # back to the prefix
         return np.asarray(hidden), np.asarray(logits)
 
     def features(self, text: str, target: str | None = None) -> LlmFeatures:
@@ -253,7 +221,7 @@ class LlamaCppScorer:
         self, text: str, single_pass: bool = True, target: str | None = None
     ) -> dict[str, float]:
         """The same, with the whole context evaluated anew (to check the cache reuse)."""
-        entry = self._prefix(self.resolve_target(target))
+        entry = self._prefixes.get(self.resolve_target(target))
         with self._lock:
             self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
             if single_pass:
@@ -268,30 +236,11 @@ class LlamaCppScorer:
     def tweet_tokens(self, text: str, target: str | None = None) -> list[int]:
         """Normalised tweet (never parsed for special tokens, so it cannot inject any) plus the
         tail; at most ``max_tweet_tokens`` of the tweet, and what fits in ``n_ctx``."""
-        entry = self._prefix(self.resolve_target(target))
+        entry = self._prefixes.get(self.resolve_target(target))
         budget = self._llm.n_ctx() - len(entry.tokens) - len(entry.tail) - _LABEL_ROOM
         budget = min(budget, self.max_tweet_tokens)
-        tweet = self._tokens(entry.tweet_lead + normalise_for_model(text), special=False)[: max(budget, 1)]
+        tweet = tokenize(self._llm, entry.tweet_lead + normalise_for_model(text), special=False)[: max(budget, 1)]
         return tweet + entry.tail
-
-    def _ensure_prefix(self, target: str) -> None:
-        """The target's prefix in the KV cache: kept if it is there, restored from its saved
-        state, or decoded (and saved). Holds ``_lock``."""
-        tokens = self._prefix(target).tokens
-        n = len(tokens)
-        if self._llm.n_tokens >= n and self._llm.input_ids[:n].tolist() == tokens:
-            return
-        state = self._states.get(target)
-        if state is not None:
-            self._llm.load_state(state)
-            self._states.move_to_end(target)
-            if self._llm.n_tokens >= n and self._llm.input_ids[:n].tolist() == tokens:
-                return
-        self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
-        self._llm.eval(tokens)
-        self._states[target] = self._llm.save_state()
-        while len(self._states) > _MAX_SAVED_STATES:
-            self._states.popitem(last=False)
 
     def _read_distribution(self, logits: np.ndarray | None = None) -> dict[str, float]:
         logits = self._last_logits() if logits is None else logits
@@ -322,27 +271,12 @@ class LlamaCppScorer:
         pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self._llm.n_vocab(),)).copy()
 
-    def _tokens(self, text: str, special: bool, bos: bool = False) -> list[int]:
-        tokens = list(self._llm.tokenize(text.encode(), add_bos=False, special=special))
-        if bos and (not tokens or tokens[0] != self._llm.token_bos()):
-            tokens.insert(0, self._llm.token_bos())
-        return tokens
-
-    def _prompt_parts(self, version: str, target: str) -> PromptParts:
-        template = self._llm.metadata.get("tokenizer.chat_template")
-        if not template:
-            return completion_prompt(version, target)
-        vocab_piece = self._llm.detokenize
-        bos = vocab_piece([self._llm.token_bos()], special=True).decode(errors="ignore")
-        eos = vocab_piece([self._llm.token_eos()], special=True).decode(errors="ignore")
-        return chat_prompt(version, template, bos, eos, target)
-
     def _label_vocabulary(self) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
         """First tokens that spell only one label; label sequences if some label has none."""
         firsts: dict[str, set[int]] = {}
         for label in STANCE_LABELS:
             spellings = {label, label.title(), label.lower()}
-            firsts[label] = {self._tokens(lead + s, special=False)[0] for s in spellings for lead in ("", " ")}
+            firsts[label] = {tokenize(self._llm, lead + s, special=False)[0] for s in spellings for lead in ("", " ")}
         tokens = {
             label: sorted(firsts[label] - set().union(*(firsts[o] for o in STANCE_LABELS if o != label)))
             for label in STANCE_LABELS
@@ -350,6 +284,6 @@ class LlamaCppScorer:
         if all(tokens.values()):
             return tokens, {}
         lead = "" if self.parts.suffix[-1:].isspace() else " "
-        sequences = {label: self._tokens(lead + label, special=False) for label in STANCE_LABELS}
+        sequences = {label: tokenize(self._llm, lead + label, special=False) for label in STANCE_LABELS}
         log.warning("label first tokens collide; scoring whole label sequences", extra={"sequences": sequences})
         return tokens, sequences

@@ -1,4 +1,4 @@
-"""Pure functions: decode a message, turn scores into label probabilities, validate answers,
+"""Pure functions: normalise tweets for the model, turn scores into label probabilities, validate answers,
 read Retry-After, build label events. No I/O."""
 
 from __future__ import annotations

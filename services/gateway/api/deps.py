@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
@@ -54,34 +54,21 @@ class QualityStore(Protocol):
     def reviewed(self, page_size: int = 500) -> AsyncIterator[list[dict[str, Any]]]: ...
 
 
-def get_settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
+def _app_state(attribute: str) -> Callable[[Request], Any]:
+    """The injectable that reads ``app.state.<attribute>``, which ``create_app`` sets."""
+
+    def injectable(request: Request) -> Any:
+        return getattr(request.app.state, attribute)
+
+    return injectable
 
 
-def get_repository(request: Request) -> TweetRepository:
-    repository: TweetRepository = request.app.state.repository
-    return repository
-
-
-def get_relabel_queue(request: Request) -> RelabelQueue:
-    queue: RelabelQueue = request.app.state.relabel_queue
-    return queue
-
-
-def get_ingest_queue(request: Request) -> IngestQueue:
-    queue: IngestQueue = request.app.state.relabel_queue  # one Kafka producer serves both
-    return queue
-
-
-def get_trace_store(request: Request) -> TraceStore:
-    store: TraceStore = request.app.state.trace_store
-    return store
-
-
-def get_quality_store(request: Request) -> QualityStore:
-    store: QualityStore = request.app.state.quality
-    return store
+get_settings = _app_state("settings")
+get_repository = _app_state("repository")
+get_relabel_queue = _app_state("relabel_queue")
+get_ingest_queue = _app_state("relabel_queue")  # one Kafka producer serves both
+get_trace_store = _app_state("trace_store")
+get_quality_store = _app_state("quality")
 
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 import ijson
 
-from common.records import Adapter, map_nested
+from common.nested_layout import map_nested
+from common.records import Adapter
 from ingestor.errors import SourceFormatError
 from ingestor.formats.tabular import DEFAULT_COLUMNS, REQUIRED_COLUMNS
 from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2

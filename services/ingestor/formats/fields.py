@@ -3,8 +3,8 @@
 Adapters raise :class:`RecordError` for what they can judge better than the model (an id that
 arrived as a JSON float, a date no parser understands), so the reject carries a precise
 reason. Everything else is left to ``TweetRecord``'s strict validation. The helpers every entry
-point needs (ids, objects, :class:`RecordError`, dates) are part of the contract: import them
-from ``common.records``.
+point needs are part of the contract: import ids, objects and :class:`RecordError` from
+``common.records``, dates from ``common.timestamps``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from common.records import RecordError, optional_id, parse_datetime, prune, tweet_id
+from common.records import RecordError, optional_id, prune, tweet_id
+from common.timestamps import parse_datetime
 from ingestor.errors import SourceFormatError
 from ingestor.formats.fields import count, hashtags_from_cell, hashtags_from_text
 

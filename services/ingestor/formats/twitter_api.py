@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.records import RecordError, obj, optional_id, parse_datetime, prune, tweet_id
+from common.records import RecordError, obj, optional_id, prune, tweet_id
+from common.timestamps import parse_datetime
 from ingestor.formats.fields import entity_tags
 
 

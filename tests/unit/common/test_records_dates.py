@@ -1,5 +1,5 @@
 """``parse_datetime``: timestamps as the sources spell them, judged the same by the replay and
-``POST /ingest`` (both read them through ``common.records``)."""
+``POST /ingest`` (both read them through ``common.timestamps``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from common.records import RecordError, parse_datetime
+from common.records import RecordError
+from common.timestamps import parse_datetime
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from common.records import parse_json_line
+from common.json_lines import parse_json_line
 
 
 @pytest.mark.parametrize(

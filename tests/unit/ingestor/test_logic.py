@@ -3,7 +3,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
-from common.records import SourceItem, map_nested, reason_for, to_outcome
+from common.nested_layout import map_nested
+from common.records import SourceItem, reason_for, to_outcome
 from ingestor.logic import ReplaySummary, SeenIds, raw_json
 
 

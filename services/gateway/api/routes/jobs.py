@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import ValidationError
 
 from common.errors import TransientError
@@ -34,19 +35,35 @@ Target = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which stored tweets a re-label job queues: the query parameters both routes share."""
+
+    limit: int
+    start_date: str | None
+    end_date: str | None
+    force: bool
+
+
+def selection(
+    limit: Limit = 1000, start_date: StartDate = None, end_date: EndDate = None, force: Force = False
+) -> Selection:
+    return Selection(limit, start_date, end_date, force)
+
+
+SelectionDep = Annotated[Selection, Depends(selection)]
+
+
 async def _queue_job(
     task: Literal["emotion", "stance"],
     repository: RepositoryDep,
     relabel_queue: RelabelQueueDep,
-    *,
-    limit: int,
-    start_date: str | None,
-    end_date: str | None,
-    force: bool,
+    chosen: Selection,
     target: str | None = None,
 ) -> JobCreatedPublic:
-    selection = query.TweetQuery(limit=limit, window=query.time_window(start_date, end_date))
-    sources = await repository.select_for_labelling(task, selection, force=force, target=target)
+    window = query.time_window(chosen.start_date, chosen.end_date)
+    selected = query.TweetQuery(limit=chosen.limit, window=window)
+    sources = await repository.select_for_labelling(task, selected, force=chosen.force, target=target)
     tweets = []
     for source in sources:
         try:
@@ -69,28 +86,15 @@ async def _queue_job(
 
 @router.post("/emotion", status_code=202, response_model=JobCreatedPublic)
 async def queue_emotion(
-    repository: RepositoryDep,
-    relabel_queue: RelabelQueueDep,
-    limit: Limit = 1000,
-    start_date: StartDate = None,
-    end_date: EndDate = None,
-    force: Force = False,
+    repository: RepositoryDep, relabel_queue: RelabelQueueDep, chosen: SelectionDep
 ) -> JobCreatedPublic:
     """Queue tweets without an emotion label (all of them with ``force``) for the emotion service."""
-    return await _queue_job(
-        "emotion", repository, relabel_queue, limit=limit, start_date=start_date, end_date=end_date, force=force
-    )
+    return await _queue_job("emotion", repository, relabel_queue, chosen)
 
 
 @router.post("/stance", status_code=202, response_model=JobCreatedPublic)
 async def queue_stance(
-    repository: RepositoryDep,
-    relabel_queue: RelabelQueueDep,
-    limit: Limit = 1000,
-    start_date: StartDate = None,
-    end_date: EndDate = None,
-    force: Force = False,
-    target: Target = None,
+    repository: RepositoryDep, relabel_queue: RelabelQueueDep, chosen: SelectionDep, target: Target = None
 ) -> JobCreatedPublic:
     """Queue tweets without a stance label (all of them with ``force``) for the stance service.
 
@@ -99,16 +103,7 @@ async def queue_stance(
     stored stance label; only tweets without a stance label toward that target are queued unless
     ``force``. ``GET /tweets?stance_target=...`` finds them afterwards.
     """
-    return await _queue_job(
-        "stance",
-        repository,
-        relabel_queue,
-        limit=limit,
-        start_date=start_date,
-        end_date=end_date,
-        force=force,
-        target=query.parse_target("target", target),
-    )
+    return await _queue_job("stance", repository, relabel_queue, chosen, query.parse_target("target", target))
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic, responses={404: {"description": "No such job"}})
