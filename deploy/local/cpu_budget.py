@@ -1,6 +1,11 @@
 """CPU budget for one host: inference threads of the co-located services never exceed the cores.
 
-    python deploy/local/cpu_budget.py --emotion 1 --stance 1 [--cores N]
+    python deploy/local/cpu_budget.py --emotion 1 --stance 1 [--cores N] [--share-dir DIR]
+
+With ``--share-dir`` (what ``services.sh`` passes) the cores are shared by demand: every
+inference replica may use all of them, and ``common.core_lease`` hands each step the cores
+free at that moment through lock files in DIR, so a service alone on the host uses every core
+and busy services split them without oversubscribing. Without it, a static split as below.
 
 Prints ``export VAR=value`` lines (for ``eval``) for every thread setting that is not already
 set in the environment: an explicit setting always wins. Only the inference services count:
@@ -53,9 +58,20 @@ def plan(cores: int, emotion_replicas: int, stance_replicas: int) -> Budget:
     return Budget(emotion_threads=emotion, stance_threads=stance, oversubscribed=replicas > cores)
 
 
-def exports(budget: Budget, environ: Mapping[str, str]) -> list[str]:
+def shared(cores: int, lease_dir: str) -> dict[str, str]:
+    """Cores shared by demand: each replica may use them all; the lease decides per step."""
+    if cores < 1:
+        raise ValueError("cores must be ≥ 1")
+    return {
+        **Budget(emotion_threads=cores, stance_threads=cores, oversubscribed=False).variables(),
+        "CORE_LEASE_DIR": lease_dir,
+    }
+
+
+def exports(budget: Budget | Mapping[str, str], environ: Mapping[str, str]) -> list[str]:
     """``export`` lines for the variables the environment does not set already."""
-    return [f"export {name}={value}" for name, value in budget.variables().items() if name not in environ]
+    variables = budget.variables() if isinstance(budget, Budget) else budget
+    return [f"export {name}={value}" for name, value in variables.items() if name not in environ]
 
 
 def available_cores() -> int:
@@ -67,8 +83,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emotion", type=int, default=1, help="emotion replicas on this host")
     parser.add_argument("--stance", type=int, default=1, help="stance replicas (llama.cpp) on this host")
     parser.add_argument("--cores", type=int, default=None, help="default: the cores this process may run on")
+    parser.add_argument("--share-dir", default=None, help="share the cores by demand through lock files here")
     args = parser.parse_args(argv)
     cores = args.cores or available_cores()
+    if args.share_dir:
+        sys.stdout.write("".join(line + "\n" for line in exports(shared(cores, args.share_dir), os.environ)))
+        return
     budget = plan(cores, args.emotion, args.stance)
     if budget.oversubscribed:
         sys.stderr.write(

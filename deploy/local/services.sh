@@ -67,13 +67,15 @@ banner() {
   printf '\033[1;33m%s\033[0m\n\n' "################################################################"
 }
 
-# Thread budget for the inference replicas on this host (issue 8's cpu_budget.py): it prints
-# exports only for what the environment does not set, so explicit settings always win.
+# Thread budget for the inference replicas on this host (cpu_budget.py): the cores are shared
+# by demand through lock files in $home/run/cores (CPU_SHARING=static: issue 8's fixed split).
+# It prints exports only for what the environment does not set, so explicit settings win.
 cpu_budget() {
   [[ -f "$root/deploy/local/cpu_budget.py" ]] || return 0
-  local stance=$STANCE_REPLICAS
+  local stance=$STANCE_REPLICAS share=()
   [[ "${STANCE_PROVIDER:-llamacpp}" == llamacpp ]] || stance=0
-  "$py" "$root/deploy/local/cpu_budget.py" --emotion "$EMOTION_REPLICAS" --stance "$stance"
+  [[ "${CPU_SHARING:-demand}" == static ]] || share=(--share-dir "$home/run/cores")
+  "$py" "$root/deploy/local/cpu_budget.py" --emotion "$EMOTION_REPLICAS" --stance "$stance" "${share[@]}"
 }
 
 write_conf() {

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from common.core_lease import Cores, host_cores
 from common.errors import ModelUnavailableError
 from common.events import EMOTION_LABELS
 from emotion.head import default_valence_map_path, load_valence_map
@@ -61,6 +62,9 @@ class _BucketedClassifier:
         self.bucket_tokens = settings.bucket_tokens
         self.pad_id = int(self.tokenizer.pad_token_id or 0)
         self.runtime = settings.runtime
+        threads = settings.torch_threads or _torch().get_num_threads()
+        # ONNX Runtime fixes its threads when the session is made: it keeps them, unshared
+        self.cores: Cores = host_cores(settings.core_lease_dir if settings.runtime == "torch" else None, threads)
         if settings.runtime == "torch":
             self.forward = torch_forward(model, output)
         else:
@@ -74,8 +78,12 @@ class _BucketedClassifier:
         """One row of label logits per text, in input order (the bucketing is invisible)."""
         ids: list[list[int]] = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
-        for bucket in length_buckets([len(x) for x in ids], self.bucket_size, self.bucket_tokens):
-            out[bucket] = self.logits(*pad_rows([ids[i] for i in bucket], self.pad_id))
+        with self.cores.demand():
+            for bucket in length_buckets([len(x) for x in ids], self.bucket_size, self.bucket_tokens):
+                with self.cores.hold() as threads:
+                    if self.runtime == "torch" and _torch().get_num_threads() != threads:
+                        _torch().set_num_threads(threads)
+                    out[bucket] = self.logits(*pad_rows([ids[i] for i in bucket], self.pad_id))
         return out
 
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

@@ -52,6 +52,11 @@ class EmotionSettings(BaseSettings):
         default=None, ge=1, validation_alias=AliasChoices("EMOTION_TORCH_THREADS", "EMOTION_THREADS", "torch_threads")
     )
     torch_interop_threads: int | None = Field(default=None, ge=1)
+    # Cores shared by demand with the other inference services on this host (common.core_lease):
+    # each length bucket runs with the cores free now, at most torch_threads. Unset: static threads.
+    core_lease_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("EMOTION_CORE_LEASE_DIR", "CORE_LEASE_DIR", "core_lease_dir")
+    )
     # torch (default) or ONNX Runtime on a model exported once at start; int8 = dynamic quantization.
     runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
     metrics_port: int | None = Field(default=9102, ge=0, le=65535)  # 0 disables /metrics

@@ -39,9 +39,12 @@ class MiniLMEncoder:
     def dimensions(self) -> int:
         return int(self._model.config.hidden_size)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit-length row per text."""
+    def embed(self, texts: Sequence[str], threads: int | None = None) -> np.ndarray:
+        """One unit-length row per text (on ``threads`` torch threads when given: the cores the
+        stance service may use now)."""
         torch = self._torch
+        if threads and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         rows = []
         for start in range(0, len(texts), _CHUNK):
             encoded = self._tokenizer(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from common.errors import PermanentError
 from common.events import MAIN_SUBJECT, STANCE_LABELS, clean_target
+from stance.decode_slot import DecodeSlot
 from stance.logic import (
     calibrate,
     logsumexp,
@@ -90,7 +90,7 @@ class LlamaCppScorer:
     ) -> None:
         self._llm = llm
         self.max_tweet_tokens = max_tweet_tokens
-        self._lock = threading.Lock()  # a llama context is not thread-safe
+        self.decode = DecodeSlot(llm)  # one decode at a time, on the cores it may use now
         self.model = model
         self.prompt_version = prompt_version
         self.default_target = clean_target(default_target)
@@ -133,23 +133,24 @@ class LlamaCppScorer:
         resolved = self.resolve_target(target)
         content_free = self._content_free(resolved)
         scores = []
-        for text in texts:
-            probs = self.raw_distribution(text, resolved)
-            if content_free is not None:
-                probs = calibrate(probs, content_free)
-            scores.append(StanceScore(top_label(probs), probs))
+        with self.decode.cores.demand():
+            for text in texts:
+                probs = self.raw_distribution(text, resolved)
+                if content_free is not None:
+                    probs = calibrate(probs, content_free)
+                scores.append(StanceScore(top_label(probs), probs))
         return scores
 
     def raw_distribution(self, text: str, target: str | None = None) -> dict[str, float]:
         """Uncalibrated label probabilities, reusing the target's cached prefix."""
-        with self._lock:
+        with self.decode():
             tokens = self._start_tweet(text, target)
             self._llm.eval(tokens)
             return self._read_distribution()
 
     def _start_tweet(self, text: str, target: str | None) -> list[int]:
         """Put the target's prefix in the context and cut it back to the prefix; the tweet's
-        tokens to decode next. Holds ``_lock``."""
+        tokens to decode next. Holds ``decode()``."""
         resolved = self.resolve_target(target)
         self._prefixes.load(resolved)
         self._llm.n_tokens = len(self._prefixes.get(resolved).tokens)
@@ -162,7 +163,7 @@ class LlamaCppScorer:
         logits, so ``logits[ids] = W_sub @ hidden``: a head folded onto them needs no second
         decode (``features`` pays one to read the hidden state itself).
         """
-        with self._lock:
+        with self.decode():
             self._llm.eval(self._start_tweet(text, target))
             logits = self._last_logits()
             return LogitFeatures(self._read_distribution(logits), logits[ids].astype(np.float64))
@@ -176,7 +177,7 @@ class LlamaCppScorer:
 
         hidden, logits = [], []
         n_embd, n_vocab = self._llm.n_embd(), self._llm.n_vocab()
-        with self._lock:
+        with self.decode():
             for text in texts:
                 tokens = self._start_tweet(text, target)
                 llama_cpp.llama_set_embeddings(self._llm.ctx, True)
@@ -201,7 +202,7 @@ class LlamaCppScorer:
         """
         import llama_cpp
 
-        with self._lock:
+        with self.decode():
             tokens = self._start_tweet(text, target)
             self._llm.eval(tokens[:-1])
             llama_cpp.llama_set_embeddings(self._llm.ctx, True)
@@ -222,7 +223,7 @@ class LlamaCppScorer:
     ) -> dict[str, float]:
         """The same, with the whole context evaluated anew (to check the cache reuse)."""
         entry = self._prefixes.get(self.resolve_target(target))
-        with self._lock:
+        with self.decode():
             self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
             if single_pass:
                 self._llm.eval(entry.tokens + self.tweet_tokens(text, target))

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from common.core_lease import host_cores
 from common.labelling import serve_labels
 from common.worker import load_settings, run_worker
 from stance.api_client import ApiLimits, ChatCompletionsClient
@@ -49,6 +50,7 @@ async def build_scorer(settings: StanceSettings, client: ChatCompletionsClient |
         scorer = LlamaCppScorer(
             llm, path.name, settings.prompt_version, settings.calibrate, settings.max_tweet_tokens, settings.target
         )
+        scorer.decode.cores = host_cores(settings.core_lease_dir, settings.n_threads)
         return choose_local_scorer(scorer, settings.method, settings.head_path, settings.n_threads, gguf_sha256(path))
 
     return await asyncio.to_thread(load)

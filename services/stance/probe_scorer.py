@@ -139,10 +139,16 @@ def feature_rows(
     target_vector: np.ndarray | None = None,
 ) -> np.ndarray:
     """One decode per tweet for a head on logits (``logit_ids``); two for a hidden-state head."""
-    encoded = encoder.embed(texts) if encoder is not None else None
-    if logit_ids is not None:
-        return probe_features([llm.logit_features(text, logit_ids, target) for text in texts], encoded, target_vector)
-    return probe_features([llm.features(text, target) for text in texts], encoded, target_vector)
+    cores = llm.decode.cores
+    with cores.demand():
+        encoded = None
+        if encoder is not None:
+            with cores.hold() as threads:
+                encoded = encoder.embed(texts, threads)
+        if logit_ids is not None:
+            rows = [llm.logit_features(text, logit_ids, target) for text in texts]
+            return probe_features(rows, encoded, target_vector)
+        return probe_features([llm.features(text, target) for text in texts], encoded, target_vector)
 
 
 def head_candidates(configured: Path | None, gguf_sha256: str | None, prompt_version: str) -> list[Path]:

@@ -37,6 +37,11 @@ class StanceSettings(BaseSettings):
     n_ctx: int = Field(default=2048, ge=256)
     n_threads: int = Field(default=2, ge=1)  # one-token decodes (and the MiniLM encoder's torch threads)
     n_threads_batch: int | None = Field(default=None, ge=1)  # prompt decodes; default: n_threads
+    # Cores shared by demand with the other inference services on this host (common.core_lease):
+    # each tweet's decode runs with the cores free now, at most n_threads. Unset: static threads.
+    core_lease_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("STANCE_CORE_LEASE_DIR", "CORE_LEASE_DIR", "core_lease_dir")
+    )
     max_tweet_tokens: int = Field(default=128, ge=8)  # longer tweets are cut (after URL/whitespace normalising)
     # auto: the trained probe head when it was trained for this GGUF, else label scoring
     method: Literal["auto", "probe", "label-scoring"] = "auto"

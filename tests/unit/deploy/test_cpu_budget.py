@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.local.cpu_budget import exports, plan
+from deploy.local.cpu_budget import exports, plan, shared
 
 
 def test_two_cores_one_emotion_one_stance_get_one_thread_each() -> None:
@@ -47,3 +47,14 @@ def test_variables_already_in_the_environment_are_not_exported() -> None:
 def test_invalid_core_count_is_rejected() -> None:
     with pytest.raises(ValueError):
         plan(0, 1, 1)
+
+
+def test_shared_cores_let_every_replica_use_them_all_through_one_lease_directory() -> None:
+    variables = shared(2, "/run/cores")
+    assert variables["CORE_LEASE_DIR"] == "/run/cores"
+    assert (variables["EMOTION_TORCH_THREADS"], variables["STANCE_N_THREADS"], variables["STANCE_N_THREADS_BATCH"]) == (
+        "2", "2", "2"
+    )
+    assert exports(variables, {"STANCE_N_THREADS": "1"}) == [
+        f"export {name}={value}" for name, value in variables.items() if name != "STANCE_N_THREADS"
+    ]

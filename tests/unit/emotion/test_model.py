@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,32 @@ def test_zero_shot_fallback_names_itself_and_separates_obvious_cases() -> None:
     assert max(happy, key=happy.__getitem__) == "joy"
     assert max(angry, key=angry.__getitem__) == "anger"
     assert max(scared, key=scared.__getitem__) == "fear"
+
+
+def test_with_shared_cores_each_bucket_runs_on_the_cores_leased_and_the_demand_is_announced(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from common.core_lease import CoreLease
+
+    before = torch.get_num_threads()
+    classifier = load_classifier(EmotionSettings(model=str(tiny_model), bucket_size=1, core_lease_dir=tmp_path))
+    assert isinstance(classifier.cores, CoreLease)  # type: ignore[attr-defined]
+    seen: list[tuple[int, list[Path]]] = []
+    forward = classifier.logits  # type: ignore[attr-defined]
+
+    def recording(*args: object) -> object:
+        seen.append((torch.get_num_threads(), sorted((tmp_path / "demand").iterdir())))
+        return forward(*args)
+
+    monkeypatch.setattr(classifier, "logits", recording)
+    try:
+        classifier.classify(["one", "two words", "three words here"])
+    finally:
+        torch.set_num_threads(before)
+    cores = len(os.sched_getaffinity(0))
+    wanted = min(before, cores)
+    assert [threads for threads, _ in seen] == [wanted] * 3  # alone on the host: every core it wants
+    assert all(demand == [tmp_path / "demand" / f"{os.getpid()}.pid"] for _, demand in seen)
+    assert list((tmp_path / "demand").iterdir()) == []  # the demand ends with the batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -127,3 +128,30 @@ def test_the_default_target_is_the_configured_one(llm: Llama) -> None:
     scorer = LlamaCppScorer(llm, "gemma.gguf", "v5", calibrate=False, default_target="Measure B")
     assert scorer.raw_distribution(TWEETS[1]) == scorer.raw_distribution(TWEETS[1], "Measure B")
     assert "toward Measure B?" in scorer.parts.prefix
+
+
+def test_with_shared_cores_each_decode_runs_on_the_cores_leased(
+    llm: Llama, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llama_cpp
+
+    from common.core_lease import CoreLease
+
+    scorer = LlamaCppScorer(llm, "gemma.gguf", DEFAULT_PROMPT_VERSION, calibrate=False)
+    calls: list[tuple[int, int]] = []
+    set_threads = llama_cpp.llama_set_n_threads
+
+    def recording(ctx: object, n_threads: int, n_threads_batch: int) -> None:
+        calls.append((n_threads, n_threads_batch))
+        set_threads(ctx, n_threads, n_threads_batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_set_n_threads", recording)
+    try:
+        scorer.decode.cores = CoreLease(tmp_path, cores=2, wanted=1)  # a cap of one thread
+        assert len(scorer.score_texts(TWEETS[:1])) == 1
+        scorer.decode.cores = CoreLease(tmp_path, cores=2)  # alone on the host: both cores
+        assert len(scorer.score_texts(TWEETS)) == len(TWEETS)
+        assert calls == [(1, 1), (2, 2)]  # set when the lease changes, not per decode
+        assert list((tmp_path / "demand").iterdir()) == []  # demand announced only while scoring
+    finally:
+        set_threads(llm.ctx, llm.n_threads, llm.n_threads_batch)
