@@ -108,18 +108,26 @@ up() {
 }
 
 wait_ready() {
-  local deadline=$((SECONDS + ${SERVICES_READY_TIMEOUT:-180})) failed
+  local deadline=$((SECONDS + ${SERVICES_READY_TIMEOUT:-180})) failed backoff seen_backoff=""
   until curl -sf "$gateway_url/readyz" >/dev/null; do
     failed="$(ctl status 2>/dev/null | awk '$2 == "FATAL" || $2 == "EXITED" {print $1}' || true)"
-    if [[ -n "$failed" ]]; then
+    # Workers are restarted whatever their exit status, so one that cannot start (a missing
+    # model, invalid settings) cycles through BACKOFF instead of ending FATAL: in BACKOFF on
+    # two checks in a row, it counts as failed.
+    backoff="$(ctl status 2>/dev/null | awk '$2 == "BACKOFF" {print $1}' || true)"
+    for name in $backoff; do
+      [[ " $seen_backoff " == *" $name "* ]] && failed+=" $name"
+    done
+    seen_backoff="$backoff"
+    if [[ -n "${failed// /}" ]]; then
       for name in $failed; do
-        echo "ERROR: $name exited; last log lines:" >&2
+        echo "ERROR: $name exited or keeps exiting; last log lines:" >&2
         tail -n 30 "$run/$name.log" >&2
       done
       exit 1
     fi
     ((SECONDS < deadline)) || { echo "ERROR: gateway not ready at $gateway_url/readyz" >&2; exit 1; }
-    sleep 1
+    sleep 3
   done
   echo "services ready: API $gateway_url (docs $gateway_url/docs)"
 }

@@ -7,9 +7,11 @@ adds or removes only the replicas that changed when the counts change, and leave
 running. Every replica gets ``REPLICA_ID=<host>-<n>`` and its own metrics port, the service's base
 port + 10 * n (emotion 9102, 9112, 9122…; stance 9103, 9113…; indexer 9104, 9114…), so
 replicas of different services never collide. ``--set`` adds variables to every worker (the
-CPU budget's thread counts). Exit status 0 and 2 (a configuration error such as a missing
-model) are expected exits and are not restarted; any other exit is restarted, with
-supervisord's backoff while a process keeps dying within ``startsecs``.
+CPU budget's thread counts). Every exit is restarted, whatever its status (0, 2 for a
+configuration error such as a missing model, a crash, a SIGKILL): a replica never stops for
+good on its own. A process that keeps dying within ``startsecs`` is retried with supervisord's
+backoff (1, 2, 3… s longer each time) and never given up (``startretries`` is practically
+endless), so fixing the cause (fetching the model) is enough to bring it back.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ SERVICES = (
 )
 REPLICA_VARIABLES = {"gateway-indexer": "INDEXER_REPLICAS", "emotion": "EMOTION_REPLICAS", "stance": "STANCE_REPLICAS"}
 PORT_STRIDE = 10
+START_RETRIES = 1_000_000  # supervisord marks a process FATAL (never restarted) after this many
 
 
 def metrics_port(service: Service, replica: int, environ: Mapping[str, str]) -> int:
@@ -102,10 +105,10 @@ command={python} -m {service.module}
 directory={ROOT}
 environment={",".join(f"{key}={_quote(value)}" for key, value in env.items())}
 autostart=true
-autorestart=unexpected
-exitcodes=0,2
+autorestart=true
+exitcodes=0
 startsecs=5
-startretries=10
+startretries={START_RETRIES}
 stopsignal=TERM
 stopwaitsecs=30
 stopasgroup=true

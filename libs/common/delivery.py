@@ -7,14 +7,18 @@ Invariants (tests/unit/common/test_delivery*.py and tests/integration/test_deliv
   ever skipped.
 - Offsets are committed only after the batch's output is durable: acknowledged by Kafka (or
   Elasticsearch, for the indexer), or in the same Kafka transaction as the output.
-- A revoked partition is never committed. On revoke, a batch being delivered finishes first;
-  a batch still being handled gets ``revoke_grace_s`` to finish, after which it is abandoned:
-  nothing of it is published or committed.
-- Failures: transient ones (see :func:`common.errors.is_transient`) rewind the batch and pause
-  the whole assignment, newly assigned partitions included, for a capped exponential backoff.
-  Anything else the handler raises is bisected to the poison records, which are dead-lettered.
-  Only :class:`common.errors.ConfigurationError` (e.g. a fenced transactional producer) and
-  non-retriable client errors outside a batch end the loop.
+- A revoked partition is never committed. On revoke, a batch being delivered finishes first
+  (a delivery is cut at ``delivery_timeout_s``); a batch still being handled gets
+  ``revoke_grace_s`` to finish, after which it is abandoned: nothing of it is published or
+  committed. The consumer's ``rebalance_timeout_ms`` exceeds that whole hold
+  (:func:`common.fencing.rebalance_timeout_ms`), so the broker never hands our partitions to
+  another member while we may still commit them.
+- Failures (:mod:`common.poison`): a failure of every record (a dependency down) rewinds the
+  batch and pauses the whole assignment, new partitions included, for a capped exponential
+  backoff, and dead-letters nothing. A record failing alone while others succeed is
+  dead-lettered: at once if non-transient, after ``max_attempts`` if transient.
+- Only :class:`common.errors.ConfigurationError` and non-retriable client errors outside a
+  batch end the loop; a producer fenced again and again is replaced after the longest backoff.
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ from types import TracebackType
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, ProducerFenced
 
-from common.errors import ConfigurationError, TransientError, is_transient
+from common.errors import ConfigurationError, is_transient
 from common.fencing import Backoff, Fence, first_offsets, next_offsets
 from common.kafka import OutgoingMessage, make_consumer, make_producer, publish_all, transactional_id
 from common.metrics import ABANDONED, BATCH_SIZE, CONSUMED, CONSUMER_LAG, DEAD_LETTERED, PRODUCED, RETRIES
-from common.poison import BatchHandler, isolate_poison
+from common.poison import BatchHandler, FailurePolicy
 from common.rebalance import RebalanceHandling, RebalanceListener
 from common.settings import KafkaSettings
 from common.topics import DLQ_SUFFIX
@@ -51,9 +55,8 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
     readers see each batch's output exactly once even across crashes and rebalances.
     Without it, output is published (idempotent, ``acks=all``) and then the offsets committed:
     at least once, made idempotent downstream by keys and document ids.
-    Builds its rebalance listener and subscribes the consumer to its topics with it: construct
-    the loop before starting the consumer. Rebalances are handled in :mod:`common.rebalance`,
-    transactions and fenced producers in :mod:`common.transactional_delivery`.
+    Construct it before starting the consumer (it subscribes it with its rebalance listener,
+    :mod:`common.rebalance`); transactions live in :mod:`common.transactional_delivery`.
     """
 
     consumer: AIOKafkaConsumer
@@ -66,14 +69,15 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
     transactional: bool = False
     group_id: str | None = None  # needed for transactions
     revoke_grace_s: float = 30.0
+    delivery_timeout_s: float = 60.0  # a delivery (publish and commit) is cut after this long
     offsets_visible_s: float = 10.0
-    systemic_retries: int = 3  # times a batch on which every record fails is retried before dead-lettering
+    max_attempts: int = 6  # times a record may fail alone, transiently, before it is dead-lettered
     on_committed: Callable[[list[ConsumerRecord]], None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     fence: Fence = field(default_factory=Fence)
     # Builds a fresh producer (same transactional id) when this one was fenced; None: never.
     new_producer: Callable[[], AIOKafkaProducer] | None = None
-    # Producers replaced this often within fenced_window_s: another live process has our id.
+    # Replaced this often within fenced_window_s: back off the longest before the next try.
     fenced_limit: int = 3
     fenced_window_s: float = 120.0
 
@@ -82,8 +86,9 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
             raise ConfigurationError("a transactional BatchLoop needs a transactional producer and a group id")
         self._backoff = Backoff(cap=self.max_backoff_s)
         self._resume_at: float | None = None
-        self._systemic_strikes = 0
+        self._failures = FailurePolicy(self.handle, self.service, self.max_attempts)
         self._replaced_at: list[float] = []
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced producers being stopped
         self._producer_started = True  # the first producer is started by ``async with``
         self._producer_unusable = False
         self.revoking = False  # true while the rebalance listener holds the group's rebalance
@@ -108,6 +113,8 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
         finally:
             if self.producer is not None:
                 await self.producer.stop()
+            if self._retiring:
+                await asyncio.wait(self._retiring, timeout=self.delivery_timeout_s)
 
     async def run(self) -> None:
         while not self.stopping.is_set():
@@ -132,7 +139,7 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
         generation = self.fence.begin()
         try:
             try:
-                outgoing = await self._outputs(batch)
+                outgoing = await self._failures.outputs(batch)  # TransientError: retry the batch
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -143,7 +150,7 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
                 ABANDONED.labels(self.service).inc()
                 return
             try:
-                await self._deliver(batch, outgoing)
+                await asyncio.wait_for(self._deliver(batch, outgoing), self.delivery_timeout_s)
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us: the next owner replays from the committed offset.
                 log.warning("commit refused after a rebalance; records will be replayed", extra={"error": str(exc)})
@@ -166,23 +173,6 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
             CONSUMED.labels(self.service, record.topic).inc()
         if self.on_committed is not None:
             self.on_committed(batch)
-
-    async def _outputs(self, batch: list[ConsumerRecord]) -> list[OutgoingMessage]:
-        """The handler's output for ``batch``; poison records isolated and dead-lettered."""
-        try:
-            outgoing = await self.handle(batch)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            log.error("handler failed on a whole batch; bisecting it", exc_info=exc, extra={"records": len(batch)})
-            isolated = await isolate_poison(batch, self.handle, self.service, exc)
-            if len(isolated.poison) == len(batch) > 1 and self._systemic_strikes < self.systemic_retries:
-                # Every record fails alone too: more likely the handler's dependency than the data.
-                self._systemic_strikes += 1
-                raise TransientError(f"every record of a {len(batch)}-record batch failed: {exc!r}") from exc
-            outgoing = isolated.outgoing
-        self._systemic_strikes = 0
-        return outgoing
 
     async def _deliver(self, batch: list[ConsumerRecord], outgoing: list[OutgoingMessage]) -> None:
         offsets = next_offsets(batch)
@@ -276,7 +266,9 @@ def group_loop(
     fetch_linger_ms: int = 0,
 ) -> BatchLoop:
     """A loop for consumer group ``group`` on ``sources``, with its consumer and producer
-    (transactional, one id per replica, when ``transactional``). ``async with`` starts them."""
+    (transactional, one id per replica, when ``transactional``). ``async with`` starts them.
+    The revoke's bounds and the attempts per record come from ``kafka``, like the consumer's
+    rebalance timeout that must outlast them."""
     consumer = make_consumer(kafka, group, *sources, max_poll_records=batch_size, fetch_linger_ms=fetch_linger_ms)
 
     def new_producer() -> AIOKafkaProducer:
@@ -297,4 +289,8 @@ def group_loop(
         on_committed=on_committed,
         stopping=stopping or asyncio.Event(),
         new_producer=new_producer if transactional else None,
+        revoke_grace_s=kafka.revoke_grace_s,
+        delivery_timeout_s=kafka.delivery_timeout_s,
+        offsets_visible_s=kafka.offsets_visible_s,
+        max_attempts=kafka.max_record_attempts,
     )

@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind
 
 from common.errors import PermanentError
 from common.events import DeadLetter
+from common.fencing import rebalance_timeout_ms
 from common.settings import KafkaSettings
 from common.telemetry import TWEET_ID, extract_context, inject_headers
 from common.topics import Topics
@@ -82,6 +83,8 @@ def make_consumer(
     bytes has arrived or that many milliseconds have passed (Kafka's ``fetch.min.bytes`` and
     ``fetch.max.wait.ms``): a trickle then arrives as one batch instead of many tiny ones, for
     a consumer whose cost is per batch (a bulk write) rather than per record.
+    ``rebalance_timeout_ms`` outlasts the longest revoke the delivery loop can hold (see
+    :func:`common.fencing.rebalance_timeout_ms`); aiokafka's default is the 10 s session timeout.
     """
     linger = {"fetch_min_bytes": LINGER_MIN_BYTES, "fetch_max_wait_ms": fetch_linger_ms} if fetch_linger_ms > 0 else {}
     return AIOKafkaConsumer(
@@ -94,6 +97,9 @@ def make_consumer(
         isolation_level="read_committed",
         max_poll_records=max_poll_records,
         request_timeout_ms=settings.request_timeout_ms,
+        rebalance_timeout_ms=rebalance_timeout_ms(
+            settings.revoke_grace_s, settings.delivery_timeout_s, settings.offsets_visible_s
+        ),
         **linger,
     )
 

@@ -31,6 +31,15 @@ ABANDONED = Counter(
     ["service"],
 )
 
+OFFSETS_NOT_VISIBLE = Counter(
+    "pipeline_revokes_offsets_not_visible",
+    "Revokes let go before the committed offsets were readable (the next owner may replay a batch)",
+    ["service"],
+)
+PRODUCERS_REPLACED = Counter(
+    "pipeline_producers_replaced", "Transactional producers replaced after being fenced or broken", ["service"]
+)
+
 
 def start_metrics_server(port: int | None, service: str, host: str = "127.0.0.1") -> None:
     """Expose /metrics on host:port (port 0 or None: no server). Containers set 0.0.0.0."""

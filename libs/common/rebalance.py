@@ -1,8 +1,10 @@
 """How a :class:`common.delivery.BatchLoop` hands partitions over in a rebalance.
 
-On revoke, the batch in flight is fenced off (finished if it is being delivered, abandoned
-after ``revoke_grace_s`` if it is still being handled) and the revoke is held until the group
-can read the offsets our transactions committed; on assign, a loop that is backing off pauses
+On revoke, the batch in flight is fenced off (finished if it is being delivered, cut at
+``delivery_timeout_s``; abandoned after ``revoke_grace_s`` if it is still being handled) and
+the revoke is held until the group can read the offsets our transactions committed, at most
+``offsets_visible_s``: every part is bounded, and the consumer's rebalance timeout outlasts
+their sum, so the member always rejoins before the broker would evict it; on assign, a loop that is backing off pauses
 the new partitions too.
 """
 
@@ -17,7 +19,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
 from common.fencing import Fence
-from common.metrics import REBALANCES
+from common.metrics import OFFSETS_NOT_VISIBLE, REBALANCES
+from common.poison import FailurePolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ class RebalanceHandling:
     service: str
     fence: Fence
     revoke_grace_s: float
+    delivery_timeout_s: float
     offsets_visible_s: float
+    _failures: FailurePolicy
     revoking: bool
     _txn_offsets: dict[TopicPartition, int]
     _resume_at: float | None
@@ -50,8 +55,9 @@ class RebalanceHandling:
         if revoked:
             REBALANCES.labels(self.service).inc()
         try:
-            await self.fence.revoke(self.revoke_grace_s)
+            await self.fence.revoke(self.revoke_grace_s, self.delivery_timeout_s)
             await self._until_offsets_visible(revoked)
+            self._failures.forget(revoked)
         finally:
             self.revoking = False
         log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
@@ -60,19 +66,22 @@ class RebalanceHandling:
         """Hold the revoke until the group can read the offsets our transactions committed.
 
         Otherwise the next owner may fetch the previous committed offset and handle (and
-        commit output for) the last batch a second time. Bounded: after ``offsets_visible_s``
-        we let go.
+        commit output for) the last batch a second time. Bounded, each lookup included: after
+        ``offsets_visible_s`` we let go (warned and counted; the marker normally lands within
+        milliseconds).
         """
         pending = {tp: offset for tp, offset in self._txn_offsets.items() if tp in revoked}
         self._txn_offsets.clear()
         deadline = time.monotonic() + self.offsets_visible_s
         while pending:
             for tp, offset in list(pending.items()):
+                left = deadline - time.monotonic()
                 with contextlib.suppress(Exception):
-                    if (await self.consumer.committed(tp) or 0) >= offset:
+                    if left > 0 and (await asyncio.wait_for(self.consumer.committed(tp), left) or 0) >= offset:
                         del pending[tp]
-            if pending and time.monotonic() > deadline:
+            if pending and time.monotonic() >= deadline:
                 log.warning("committed offsets not visible yet; the next owner may replay", extra={"n": len(pending)})
+                OFFSETS_NOT_VISIBLE.labels(self.service).inc()
                 return
             if pending:
                 await asyncio.sleep(0.02)

@@ -37,6 +37,15 @@ class KafkaSettings(BaseSettings):
     # Emotion and stance write label events and commit offsets in one transaction (exactly once).
     transactions: bool = True
     transaction_timeout_ms: int = Field(default=60_000, ge=1000)
+    # On revoke: how long a batch still being handled may finish, how long its delivery may
+    # take, and how long to wait until the committed offsets are readable. The consumer's
+    # rebalance timeout is their sum plus margins, so a member is never evicted mid-revoke.
+    revoke_grace_s: float = Field(default=30.0, ge=0)
+    delivery_timeout_s: float = Field(default=60.0, gt=0)
+    offsets_visible_s: float = Field(default=10.0, ge=0)
+    # Times a record may fail alone with a transient error, while others succeed, before it is
+    # dead-lettered (reason retries_exhausted). Failures of every record never count.
+    max_record_attempts: int = Field(default=6, ge=1)
     # Which replica of its service this process is (set per process by the supervisor); it
     # makes the transactional id stable across restarts. Unset: host name and pid.
     replica_id: str = Field(default="", validation_alias=AliasChoices("replica_id", "REPLICA_ID"))

@@ -1,11 +1,13 @@
 """The transactional half of a :class:`common.delivery.BatchLoop`'s delivery: one Kafka
 transaction per batch (output and offsets), and the producer's replacement when it is fenced
-or broken; fenced again and again, another live process has our transactional id, and the
-loop ends with a :class:`common.errors.ConfigurationError`.
+or broken. Fenced again and again (another live process with our transactional id, or a
+broker in trouble), the loop backs off the longest before the next producer, and goes on: a
+replica never stops for good over it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -15,7 +17,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from common.errors import ConfigurationError
+from common.fencing import Backoff
 from common.kafka import OutgoingMessage, publish_all
+from common.metrics import PRODUCERS_REPLACED
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +28,15 @@ class TransactionalDelivery:
     """Transactions and producer replacement for :class:`common.delivery.BatchLoop` (which owns the state below)."""
 
     producer: AIOKafkaProducer | None
+    service: str
     new_producer: Callable[[], AIOKafkaProducer] | None
     fenced_limit: int
     fenced_window_s: float
     _replaced_at: list[float]
     _producer_started: bool
     _producer_unusable: bool
+    _backoff: Backoff
+    _retiring: set[asyncio.Task[None]]
 
     async def _deliver_in_transaction(
         self,
@@ -44,6 +51,11 @@ class TransactionalDelivery:
                 await publish_all(producer, outgoing)
             await producer.send_offsets_to_transaction(offsets, group_id)
             await producer.commit_transaction()
+        except asyncio.CancelledError:
+            # Cut at the delivery timeout (or the loop stopped): the transaction's state is
+            # unknown, and aborting could hang as long. The replacement producer fences it.
+            self._producer_unusable = True
+            raise
         except BaseException as exc:
             # An error the client cannot abort from (fenced, or an error code it does not know,
             # such as newer brokers' PRODUCER_FENCED) leaves it unable to begin another one.
@@ -59,33 +71,48 @@ class TransactionalDelivery:
         """A fenced or broken transactional producer is dead for good: take a fresh one and retry.
 
         Once in a while that is the broker aborting a transaction that outlived the transaction
-        timeout, or aiokafka's sender giving up while the broker restarts. Again and again
-        (``fenced_limit`` times within ``fenced_window_s``): another live process uses our
-        transactional id, and one of the two must go.
+        timeout, a delivery cut at its timeout, or aiokafka's sender giving up while the broker
+        restarts. Again and again (``fenced_limit`` times within ``fenced_window_s``): another
+        live process may use our transactional id, or the broker is in trouble; the loop then
+        waits its longest backoff before retrying, and goes on. The old producer is stopped in
+        the background, so a revoke waiting on this delivery is not held by it.
         """
+        if self.new_producer is None:
+            raise ConfigurationError("a fenced transactional producer, and no way to build another") from exc
         now = time.monotonic()
         self._replaced_at = [t for t in self._replaced_at if now - t < self.fenced_window_s] + [now]
-        if self.new_producer is None or len(self._replaced_at) >= self.fenced_limit:
-            raise ConfigurationError(
-                "transactional producer fenced again and again: another live process uses this "
-                "transactional id (give every replica its own REPLICA_ID)"
-            ) from exc
-        log.warning("transactional producer fenced or broken; replacing it", extra={"error": repr(exc)})
+        if len(self._replaced_at) >= self.fenced_limit:
+            log.error(
+                "transactional producer fenced or broken again and again: another live process may use this "
+                "transactional id (give every replica its own REPLICA_ID), or the broker is in trouble; "
+                "backing off the longest before the next try",
+                extra={"error": repr(exc), "replaced": len(self._replaced_at), "window_s": self.fenced_window_s},
+            )
+            self._backoff.longest()
+        else:
+            log.warning("transactional producer fenced or broken; replacing it", extra={"error": repr(exc)})
+        PRODUCERS_REPLACED.labels(self.service).inc()
         old, self.producer, self._producer_started = self.producer, self.new_producer(), False
         self._producer_unusable = False
         if old is not None:
-            with contextlib.suppress(Exception):
-                await old.stop()
+            task = asyncio.create_task(_stop_quietly(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
     async def _start_producer(self, producer: AIOKafkaProducer) -> None:
         """Start a replacement producer before its first use; if that fails, the next attempt
         gets another fresh one (a half-started client cannot be started again)."""
         try:
             await producer.start()
-        except Exception:
+        except BaseException:  # cancelled at the delivery timeout too: a half-started client is spent
             with contextlib.suppress(Exception):
                 await producer.stop()
             if self.new_producer is not None:
                 self.producer = self.new_producer()
             raise
         self._producer_started = True
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await producer.stop()

@@ -1,8 +1,9 @@
 """The process shell every Kafka worker shares: logging, tracing, /metrics, signals, exit codes.
 
 Exit codes: 0 after SIGINT/SIGTERM; 2 for a configuration error (invalid settings, a missing
-model, a fenced producer), with a message saying what to fix; 1 for anything unexpected (a
+model), with a message saying what to fix; 1 for anything unexpected (a
 bug: the delivery loop itself turns every failure of a batch into a retry or a dead letter).
+The supervisor restarts a worker on every exit status (deploy/local/supervisor_conf.py).
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import ProducerFenced
 
-from common.delivery import BatchLoop
-from common.errors import ConfigurationError, TransientError
+from common.delivery import BatchLoop, group_loop
+from common.errors import ConfigurationError
 from common.events import DeadLetter
+from common.fencing import revoke_hold_s
 from common.kafka import OutgoingMessage
+from common.settings import KafkaSettings
 
 
 def batch(n: int) -> list[ConsumerRecord]:
@@ -54,45 +56,18 @@ async def test_a_poison_record_in_a_batch_becomes_one_dead_letter_beside_the_oth
     consumer: AIOKafkaConsumer,
 ) -> None:
     loop = BatchLoop(consumer, None, Failing({b"2"}), service="svc")
-    outgoing = await loop._outputs(batch(5))
+    outgoing = await loop._failures.outputs(batch(5))
     assert sorted(m.value for m in outgoing if m.topic == "out") == [b"0", b"1", b"3", b"4"]
     [letter] = [DeadLetter.model_validate_json(m.value) for m in outgoing if m.topic == "src.dlq"]
     assert letter.offset == 2 and letter.reason == "unhandled_error"
 
 
-async def test_a_batch_on_which_every_record_fails_is_retried_as_transient_before_being_dead_lettered(
-    consumer: AIOKafkaConsumer,
-) -> None:
-    loop = BatchLoop(consumer, None, Failing(set(), everything=True), service="svc", systemic_retries=3)
-    for _ in range(3):
-        with pytest.raises(TransientError):
-            await loop._outputs(batch(4))
-    outgoing = await loop._outputs(batch(4))
-    assert len(outgoing) == 4 and all(m.topic == "src.dlq" for m in outgoing)
+async def test_the_loop_takes_its_attempts_per_record_from_its_settings(consumer: AIOKafkaConsumer) -> None:
+    loop = BatchLoop(consumer, None, Failing(set()), service="svc", max_attempts=4)
+    assert (loop._failures.max_attempts, loop._failures.service) == (4, "svc")
 
 
-async def test_a_successful_batch_resets_the_count_of_systemic_failures(consumer: AIOKafkaConsumer) -> None:
-    handler = Failing(set(), everything=True)
-    loop = BatchLoop(consumer, None, handler, systemic_retries=1)
-    with pytest.raises(TransientError):
-        await loop._outputs(batch(4))
-    handler.everything = False
-    assert len(await loop._outputs(batch(4))) == 4
-    handler.everything = True
-    with pytest.raises(TransientError):  # a fresh strike, not the dead-lettering one
-        await loop._outputs(batch(4))
-
-
-async def test_transient_handler_errors_propagate_untouched(consumer: AIOKafkaConsumer) -> None:
-    async def down(records: list[ConsumerRecord]) -> list[OutgoingMessage]:
-        raise TransientError("api circuit open")
-
-    loop = BatchLoop(consumer, None, down)
-    with pytest.raises(TransientError, match="circuit open"):
-        await loop._outputs(batch(3))
-
-
-async def test_a_fenced_producer_is_replaced_and_fenced_again_and_again_is_a_configuration_error(
+async def test_a_fenced_producer_is_replaced_and_fenced_again_and_again_backs_off_the_longest_and_goes_on(
     consumer: AIOKafkaConsumer,
 ) -> None:
     built: list[AIOKafkaProducer] = []
@@ -105,9 +80,13 @@ async def test_a_fenced_producer_is_replaced_and_fenced_again_and_again_is_a_con
     for _ in range(2):  # a broker restart, a timed-out transaction: a fresh producer each time
         await loop._replace_producer(ProducerFenced())
         assert loop.producer is built[-1]
-    assert len(built) == 3
-    with pytest.raises(ConfigurationError, match="REPLICA_ID"):
+    assert loop._backoff.next() == loop._backoff.first  # no escalation yet
+    for _ in range(3):  # again and again: never the end of the process
         await loop._replace_producer(ProducerFenced())
+        assert loop.producer is built[-1] and not loop._producer_started
+        assert loop._backoff.next() == loop.max_backoff_s  # the longest pause before the next try
+    assert len(built) == 6
+    await asyncio.gather(*loop._retiring)  # the replaced ones are stopped in the background
     for producer in built:
         await producer.stop()
 
@@ -130,3 +109,23 @@ async def test_without_a_way_to_build_producers_a_fenced_one_is_a_configuration_
     loop = BatchLoop(consumer, None, Failing(set()))
     with pytest.raises(ConfigurationError):
         await loop._replace_producer(ProducerFenced())
+
+
+async def test_a_group_loop_takes_its_revoke_bounds_from_the_settings_and_its_consumer_outlasts_them() -> None:
+    kafka = KafkaSettings(revoke_grace_s=12, delivery_timeout_s=40, offsets_visible_s=7, max_record_attempts=5)
+    loop = group_loop(
+        kafka, "g", ["t"], Failing(set()), service="s", batch_size=10, max_wait_ms=100, transactional=False
+    )
+    try:
+        assert (loop.revoke_grace_s, loop.delivery_timeout_s, loop.offsets_visible_s) == (12, 40, 7)
+        assert loop._failures.max_attempts == 5
+        hold = revoke_hold_s(loop.revoke_grace_s, loop.delivery_timeout_s, loop.offsets_visible_s)
+        assert loop.consumer._rebalance_timeout_ms > hold * 1000 > loop.consumer._session_timeout_ms
+    finally:
+        await loop.consumer.stop()
+        if loop.producer is not None:
+            await loop.producer.stop()
+
+
+def test_the_default_settings_bound_the_attempts_per_record() -> None:
+    assert 5 <= KafkaSettings().max_record_attempts <= 8

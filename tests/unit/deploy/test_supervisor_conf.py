@@ -46,11 +46,11 @@ def test_replicas_get_their_own_program_replica_id_and_metrics_port(tmp_path: Pa
     assert found["emotion-1"]["stdout_logfile"] == f"{tmp_path}/emotion-1.log"
 
 
-def test_configuration_errors_are_not_restarted_but_crashes_are(tmp_path: Path) -> None:
-    section = programs(parse(render(tmp_path, "python", {}, {}, {})))["stance-0"]
-    assert section["autorestart"] == "unexpected"
-    assert section["exitcodes"] == "0,2"  # 2: a missing model or bad settings
-    assert int(section["startretries"]) > 0
+def test_every_exit_is_restarted_and_supervisord_never_gives_up(tmp_path: Path) -> None:
+    for section in programs(parse(render(tmp_path, "python", {"emotion": 2}, {}, {}))).values():
+        assert section["autorestart"] == "true"  # 0, 2 (a configuration error), crashes, SIGKILLs
+        assert int(section["startsecs"]) > 0  # a process dying at start is retried with backoff...
+        assert int(section["startretries"]) >= 100_000  # ...and never marked FATAL in practice
 
 
 def test_budget_variables_reach_every_worker_and_percent_signs_survive(tmp_path: Path) -> None:
