@@ -165,6 +165,8 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
                 if self.transactional and (isinstance(exc, ProducerFenced) or self._producer_unusable):
                     await self._replace_producer(exc)
                 self._retry_later(batch, generation, exc)
+                if self.transactional and generation == self.fence.generation:
+                    await self._resume_after_failed_transaction(first_offsets(batch))
                 return
         finally:
             self.fence.end()

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from common.errors import ConfigurationError
@@ -37,6 +37,28 @@ class TransactionalDelivery:
     _producer_unusable: bool
     _backoff: Backoff
     _retiring: set[asyncio.Task[None]]
+    consumer: AIOKafkaConsumer
+    offsets_visible_s: float
+
+    async def _resume_after_failed_transaction(self, first: dict[TopicPartition, int]) -> None:
+        """Seek each partition to where a failed transactional delivery leaves it.
+
+        The delivery may have failed after the broker committed it (the answer was lost, or the
+        delivery was cut by its timeout; a replacement producer completes such a transaction
+        before it starts): re-handling the batch from ``first`` would then publish its labels a
+        second time. So resume from the group's committed offset where it is already past
+        ``first``; where it cannot be read in time, from ``first`` (the batch again).
+        """
+        assigned = self.consumer.assignment()
+        for tp, offset in first.items():
+            if tp not in assigned:
+                continue
+            try:
+                committed = await asyncio.wait_for(self.consumer.committed(tp), self.offsets_visible_s)
+            except Exception as exc:  # bounded: no answer means the batch is handled again
+                log.warning("committed offset unreadable after a failed transaction", extra={"error": repr(exc)})
+                committed = None
+            self.consumer.seek(tp, max(offset, committed) if committed is not None else offset)
 
     async def _deliver_in_transaction(
         self,

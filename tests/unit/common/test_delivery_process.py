@@ -145,3 +145,56 @@ async def test_a_revoke_returns_once_the_committed_offsets_are_readable_and_forg
     await asyncio.wait_for(loop.on_revoked({TP}), 5)
     assert loop._failures.failed_alone == {}
     assert not_visible() == before
+
+
+class CommittedConsumer(Consumer):
+    """The group's committed offset is ``committed`` (what a lost-answer commit left behind)."""
+
+    def __init__(self, committed: int | None) -> None:
+        super().__init__()
+        self._committed = committed
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self._committed
+
+
+class TransactionalProducer(Producer):
+    """Its commit reaches the broker but the answer is lost: ``commit_transaction`` raises."""
+
+    class _Manager:
+        def is_fatal_error(self) -> bool:
+            return False
+
+    _txn_manager = _Manager()
+
+    async def begin_transaction(self) -> None: ...
+
+    async def send_offsets_to_transaction(self, offsets: dict[TopicPartition, int], group_id: str) -> None: ...
+
+    async def commit_transaction(self) -> None:
+        raise ConnectionError("the commit's answer was lost")
+
+    async def abort_transaction(self) -> None: ...
+
+
+async def _fail_a_committed_transaction(committed: int | None) -> CommittedConsumer:
+    consumer = CommittedConsumer(committed)
+    loop = BatchLoop(
+        consumer, TransactionalProducer(), Handler(set(), RuntimeError()), service="svc", group_id="g",
+        transactional=True,
+    )
+    loop._producer_started = True
+    await loop._process(batch(4))
+    assert loop._resume_at is not None  # retried after a backoff either way
+    return consumer
+
+
+async def test_a_transaction_committed_before_its_failure_is_not_handled_again() -> None:
+    consumer = await _fail_a_committed_transaction(committed=4)
+    assert consumer.seeks[-1] == (TP, 4)  # resumes after the batch: its labels are not published twice
+
+
+async def test_a_transaction_that_did_not_commit_is_handled_again_from_its_first_record() -> None:
+    for committed in (0, None):  # the batch's own first offset, or nothing committed yet
+        consumer = await _fail_a_committed_transaction(committed=committed)
+        assert consumer.seeks[-1] == (TP, 0)
