@@ -86,6 +86,33 @@ async def test_a_member_joining_mid_batch_lets_the_batch_commit_first_and_nothin
     assert second.seen, "the second member must have taken partitions over"
 
 
+async def test_a_handler_slower_than_the_session_timeout_while_a_replica_joins_commits_nothing_twice(
+    rig: Rig,
+) -> None:
+    # Scenario (d): the first member's batch takes longer than the group's session timeout
+    # while a second member joins. The rebalance must wait for it (the rebalance timeout outlasts
+    # the revoke hold) instead of evicting the member and handing its partitions over mid-batch.
+    produced = keys(200)
+    await rig.produce(produced)
+    gate = asyncio.Event()
+    first, second = Recorder(rig.output, gate=gate), Recorder(rig.output)
+    first_loop = rig.loop(first, replica="a")
+    session_timeout_s = first_loop.consumer._session_timeout_ms / 1000
+    assert first_loop.revoke_grace_s > session_timeout_s + 2
+    async with running(first_loop):
+        await wait_until(now(first.started.is_set), bool, what="a batch in the first member's handler")
+        async with running(rig.loop(second, replica="b")):
+            await wait_until(now(lambda: first_loop.revoking), bool, what="revoke waiting for the slow batch")
+            await asyncio.sleep(session_timeout_s + 2)  # the handler outlives the session timeout
+            assert first_loop.revoking, "the member must still hold its partitions, not be evicted"
+            gate.set()
+            await wait_until(rig.all_committed, bool, what="everything committed")
+    outputs = await rig.output_keys()
+    assert set(outputs) == set(produced) and max(outputs.values()) == 1
+    assert sum(handled(first, second).values()) == len(produced)  # the slow batch was not handled twice
+    assert second.seen, "the second member must have taken partitions over"
+
+
 async def test_a_batch_outliving_the_revoke_grace_is_abandoned_uncommitted_and_replayed_once(rig: Rig) -> None:
     produced = keys(200)
     await rig.produce(produced)
