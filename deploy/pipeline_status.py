@@ -1,7 +1,8 @@
 """`make status`: per-stage counts and consumer lag in one table.
 
-Reads Kafka offsets (topic sizes, each consumer group's committed offsets) and Elasticsearch
-counts, so a person sees at a glance whether every stage keeps up.
+Reads Kafka offsets (topic sizes, each consumer group's committed offsets), Elasticsearch
+counts and each indexer replica's ``/metrics`` (whether Elasticsearch refuses its writes now, and
+for how long it has in all), so a person sees at a glance whether every stage keeps up.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
 from common.settings import KafkaSettings
 
 GROUPS = {"emotion": "raw", "stance": "raw", "gateway-indexer": "raw+labels"}
+INDEXER_PORTS = 8  # replicas probed: the base port + 10 per replica (deploy/local/supervisor_conf.py)
 
 
 async def topic_sizes(consumer: AIOKafkaConsumer, topics: list[str]) -> dict[str, dict[TopicPartition, int]]:
@@ -116,8 +119,37 @@ def main() -> int:
     console.print(stages)
     console.print(lag)
     console.print(members)
+    console.print(indexer_table(int(os.environ.get("GATEWAY_METRICS_PORT") or 9104)))
     console.print(dead_letter_table(settings))
     return 0
+
+
+def indexer_blocked(metrics: str) -> tuple[str, float]:
+    """(the reason Elasticsearch refuses the replica's writes now, or "no"; seconds refused in all)."""
+    now, total = "no", 0.0
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "gateway_indexer_blocked" and sample.value > 0:
+                now = f"yes: {sample.labels.get('reason', '?')}"
+            elif sample.name == "gateway_indexer_blocked_seconds_total":
+                total = sample.value
+    return now, total
+
+
+def indexer_table(base_port: int) -> Table:
+    """Each indexer replica's blocked state, from its /metrics (replicas that answer)."""
+    table = Table("indexer /metrics", "blocked now", "blocked seconds (total)", title="Indexer writes")
+    for replica in range(INDEXER_PORTS):
+        port = base_port + 10 * replica
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        except httpx.HTTPError:
+            continue  # no replica there
+        now, total = indexer_blocked(response.text)
+        table.add_row(f":{port}", now, f"{total:.1f}")
+    if not table.row_count:
+        table.add_row(f":{base_port}…", "no indexer /metrics answered", "-")
+    return table
 
 
 def dead_letter_table(settings: KafkaSettings) -> Table:

@@ -23,6 +23,11 @@ class TransientError(ServiceError):
     """The dependency may recover (broker, Elasticsearch or API unavailable): retry, do not commit."""
 
 
+class SystemicError(TransientError):
+    """The dependency refuses every record for now (unreachable, write-blocked, unauthorised):
+    the batch is retried as a whole, never bisected, and no record is blamed for it."""
+
+
 class ConfigurationError(ServiceError):
     """The process cannot work as configured (bad settings, a fenced producer id): exit, non-zero."""
 

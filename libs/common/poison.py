@@ -12,6 +12,9 @@ fail alone while others succeed); retry the first, dead-letter only the second.
 - A record that fails alone while others succeed: a non-transient error dead-letters it at once
   (reason ``unhandled_error``); a transient one retries the batch, and dead-letters the record
   (reason ``retries_exhausted``) once it has failed alone ``max_attempts`` times.
+- A :class:`SystemicError` (a dependency refusing everything: Elasticsearch write-blocked or
+  unreachable) is systemic by definition: the batch is retried as a whole at once, without
+  bisecting, and counts against no record.
 - A :class:`ConfigurationError` from the handler is never retried nor dead-lettered: it ends the loop.
 
 A batch of n records with k poison records costs about 2·k·log2(n) extra handler calls a round.
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from common.errors import ConfigurationError, PermanentError, TransientError, is_transient
+from common.errors import ConfigurationError, PermanentError, SystemicError, TransientError, is_transient
 from common.kafka import OutgoingMessage, dead_letter
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ async def _split(batch: list[ConsumerRecord], handle: BatchHandler, result: Isol
     for half in (batch[:middle], batch[middle:]):
         try:
             outgoing = await handle(half)
-        except ConfigurationError:
+        except (ConfigurationError, SystemicError):
             raise
         except Exception as exc:
             failures.append((half, exc))
@@ -127,7 +130,7 @@ class FailurePolicy:
     async def outputs(self, batch: list[ConsumerRecord]) -> list[OutgoingMessage]:
         try:
             outgoing = await self.handle(batch)
-        except ConfigurationError:
+        except (ConfigurationError, SystemicError):
             raise
         except Exception as exc:
             outgoing = await self._after_failure(batch, exc)

@@ -2,10 +2,11 @@
 
 Generic calls on an index (create it with a mapping, bulk, get, mget, search, count, index,
 update, delete); the mappings and the query DSL belong to their callers (``gateway.documents``,
-``gateway.api.search``). Failures come out in the project's taxonomy: a connection failure, a
-timeout, overload (429) or a server error (5xx) is a :class:`TransientError` (retry, or answer
-503); any other refusal is a :class:`PermanentError` naming the status. A missing document is
-not an error: ``get`` answers None, ``update`` False, ``delete`` nothing.
+``gateway.api.search``). Failures come out in the project's taxonomy: a refusal that is about the
+cluster rather than the request (:func:`systemic_reason`: unreachable, auth, a write block,
+overload, a server error) is a :class:`StoreUnavailable`, a :class:`SystemicError` (retry the
+batch whole, or answer 503); any other refusal is a :class:`PermanentError` naming the status. A missing document
+is not an error: ``get`` answers None, ``update`` False, ``delete`` nothing.
 """
 
 from __future__ import annotations
@@ -14,14 +15,67 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, NotFoundError, TransportError
 
-from common.errors import PermanentError, TransientError
+from common.errors import PermanentError, SystemicError, TransientError
 
 log = logging.getLogger(__name__)
 Refresh = bool | Literal["wait_for"]
+
+
+# Error types that are about the cluster or the index, never about one document.
+_SYSTEMIC_TYPES = {
+    "security_exception": "auth",
+    "es_rejected_execution_exception": "overloaded",
+    "circuit_breaking_exception": "overloaded",
+    "index_closed_exception": "index_closed",
+    "unavailable_shards_exception": "unavailable",
+    "no_shard_available_action_exception": "unavailable",
+}
+
+
+def systemic_reason(status: int, error: Any = None) -> str | None:
+    """Why Elasticsearch refuses every write right now, or None if the refusal is about the request.
+
+    ``error`` is the answer's ``error`` (an object with ``type`` and ``reason``, or a string).
+    A write block answers 403 (``index.blocks.write``) or 429 (read-only-allow-delete, the
+    flood-stage watermark) with ``cluster_block_exception``; auth answers 401/403; overload 429;
+    failure 5xx. Anything else (a mapping error, a malformed request) is about the document.
+    """
+    kind = error.get("type", "") if isinstance(error, dict) else str(error or "")
+    detail = str(error.get("reason", "")) if isinstance(error, dict) else str(error or "")
+    if kind == "cluster_block_exception":
+        return "read_only" if "read-only" in detail or "read_only" in detail else "write_block"
+    if kind in _SYSTEMIC_TYPES:
+        return _SYSTEMIC_TYPES[kind]
+    if status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "overloaded"
+    if status == 408 or status >= 500:
+        return "unavailable"
+    return None
+
+
+class StoreUnavailable(SystemicError):
+    """Elasticsearch cannot take writes (or answer) for now; ``reason`` is a :func:`systemic_reason`
+    or ``unreachable``. Waiting helps; dead-lettering the documents would not."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A stored document's version (for ``if_seq_no``/``if_primary_term`` writes) and the fields read."""
+
+    seq_no: int
+    primary_term: int
+    source: dict[str, Any]
 
 
 @asynccontextmanager
@@ -30,11 +84,12 @@ async def _translated(action: str) -> AsyncIterator[None]:
     try:
         yield
     except TransportError as exc:  # connection refused, timeout, TLS
-        raise TransientError(f"elasticsearch unreachable during {action}: {exc}") from exc
+        raise StoreUnavailable("unreachable", f"elasticsearch unreachable during {action}: {exc}") from exc
     except ApiError as exc:
         status = exc.meta.status
-        if status == 429 or status >= 500:
-            raise TransientError(f"elasticsearch failed during {action}: {status} {exc}") from exc
+        reason = systemic_reason(status, exc.body.get("error") if isinstance(exc.body, dict) else exc.message)
+        if reason is not None:
+            raise StoreUnavailable(reason, f"elasticsearch failed during {action}: {status} {exc}") from exc
         raise PermanentError("elasticsearch_refused", f"{action}: {status} {exc}") from exc
 
 
@@ -104,6 +159,20 @@ class TweetStore:
             except NotFoundError:
                 return set()  # no index yet: nothing was indexed
         return {doc["_id"] for doc in response["docs"] if doc.get("found")}
+
+    async def versions(self, index: str, ids: Sequence[str], fields: Sequence[str]) -> dict[str, Versioned]:
+        """The found documents among ``ids`` with their version and only ``fields`` of their source
+        (one realtime ``mget``: it sees the last acknowledged write; none if there is no index)."""
+        async with _translated("mget"):
+            try:
+                response = await self._client.mget(index=index, ids=list(ids), source_includes=list(fields))
+            except NotFoundError:
+                return {}
+        return {
+            doc["_id"]: Versioned(doc["_seq_no"], doc["_primary_term"], doc.get("_source", {}))
+            for doc in response["docs"]
+            if doc.get("found")
+        }
 
     async def search(self, index: str, body: dict[str, Any], *, action: str = "search") -> dict[str, Any]:
         """One search; ``body`` holds its parameters (query, sort, size, aggs, ...)."""

@@ -3,9 +3,11 @@ and the judging of each bulk item. No I/O here.
 
 A document is keyed by tweet id and assembled from independent partial writes: the tweet
 fields (with the lexicon score of the text) come from ``tweets.raw``, and each task's label
-sub-object from ``tweets.labels``. Either may arrive first; neither overwrites the other. A
-batch is one bulk request of partial upserts and nothing else: the quality flags are not
-stored but judged where they are read (``gateway.quality``).
+sub-object from ``tweets.labels``. Either may arrive first; neither overwrites the other. The
+quality flags are not stored but judged where they are read (``gateway.quality``).
+
+The newest label wins per (tweet, task), by the event's ``produced_at`` (``gateway.indexer.labels``
+plans those writes). Tweet fields are idempotent upserts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 from common.events import LabelEvent, TweetRecord
+from common.tweet_store import systemic_reason
 from gateway.documents import TWEET_FIELDS
 
 LABEL_FIELDS = (
@@ -69,7 +72,8 @@ def label_operations(index: str, tweet_id: str, task: str, doc: dict[str, Any]) 
     """Write one task's sub-object, creating a label-only document if the tweet is not here yet.
 
     Every field of the sub-object is sent (absent ones as null), so the partial update
-    replaces the previous verdict entirely.
+    replaces the previous verdict entirely. Unconditional, for seeding an index (tests,
+    benchmarks): the indexer writes labels newest-first through ``gateway.indexer.labels``.
     """
     header = {"update": {"_index": index, "_id": tweet_id, "retry_on_conflict": RETRY_ON_CONFLICT}}
     return [header, {"doc": {task: doc}, "doc_as_upsert": True}]
@@ -77,7 +81,8 @@ def label_operations(index: str, tweet_id: str, task: str, doc: dict[str, Any]) 
 
 class Outcome(Enum):
     STORED = "stored"
-    RETRY = "retry"  # the cluster is overloaded or failing: retry the whole batch later
+    RETRY = "retry"  # the cluster is blocked, overloaded or failing: retry the whole batch later
+    CONFLICT = "conflict"  # the document changed since it was read (or appeared, or vanished)
     REJECTED = "rejected"  # this document can never be stored as it is: dead-letter it
 
 
@@ -86,17 +91,30 @@ class ItemResult:
     outcome: Outcome
     status: int
     reason: str = ""
+    blocked: str = ""  # for RETRY: why every write is refused (common.tweet_store.systemic_reason)
 
 
 def judge_bulk_item(item: dict[str, Any]) -> ItemResult:
-    """Classify one entry of a bulk response's ``items``."""
+    """Classify one entry of a bulk response's ``items``.
+
+    Only an error about the document itself (a mapping error for its fields) is REJECTED; an
+    error about the cluster or the index (auth, a write block, overload, failure) is RETRY, so
+    a systemic error never dead-letters anything.
+    """
     result = next(iter(item.values()))
     status = int(result.get("status", 500))
     error = result.get("error")
     if error is None and status < 300:
         return ItemResult(Outcome.STORED, status)
     reason = json.dumps(error, default=str)[:1000] if error is not None else f"status {status}"
-    # 409 survives retry_on_conflict only under heavy contention; 404 means the index vanished.
-    if status in (404, 408, 409, 429) or status >= 500:
-        return ItemResult(Outcome.RETRY, status, reason)
+    blocked = systemic_reason(status, error)
+    if blocked is not None:
+        return ItemResult(Outcome.RETRY, status, reason, blocked)
+    kind = error.get("type") if isinstance(error, dict) else None
+    # 409: a conditional write lost a race, or an upsert's retry_on_conflict ran out under contention;
+    # document_missing: a conditional update's document was deleted after it was read.
+    if status == 409 or kind == "document_missing_exception":
+        return ItemResult(Outcome.CONFLICT, status, reason)
+    if status == 404:  # the index vanished (or auto-creation is off): not this document's fault
+        return ItemResult(Outcome.RETRY, status, reason, "index_missing")
     return ItemResult(Outcome.REJECTED, status, reason)

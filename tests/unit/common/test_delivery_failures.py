@@ -11,6 +11,7 @@ from common.errors import ConfigurationError, TransientError
 from common.events import DeadLetter
 from common.kafka import OutgoingMessage
 from common.poison import RETRIES_EXHAUSTED, UNHANDLED, FailurePolicy
+from common.tweet_store import StoreUnavailable
 
 ROUNDS = 40  # far more rounds than any bound on attempts below
 
@@ -169,3 +170,22 @@ async def test_a_configuration_error_from_the_handler_ends_the_loop_instead_of_d
     with pytest.raises(ConfigurationError):
         await FailurePolicy(handler, "svc").outputs(batch(8))
     assert handler.calls <= 3
+
+
+async def test_a_systemic_error_from_part_of_a_batch_is_retried_whole_and_blames_no_record() -> None:
+    # Elasticsearch write-blocked: a sub-batch with nothing to write would succeed, and without
+    # SystemicError the rest would look like records failing alone, struck until dead-lettered.
+    calls: list[int] = []
+
+    async def handler(records: list[ConsumerRecord]) -> list[OutgoingMessage]:
+        calls.append(len(records))
+        if any(r.offset % 2 == 0 for r in records):
+            raise StoreUnavailable("write_block", "index [tweets] blocked by: [FORBIDDEN/8/index write (api)]")
+        return []
+
+    policy = FailurePolicy(handler, "svc", max_attempts=2)
+    for _ in range(5):
+        with pytest.raises(StoreUnavailable):
+            await policy.outputs(batch(8))
+    assert calls == [8] * 5  # never bisected
+    assert policy.failed_alone == {}

@@ -56,19 +56,44 @@ def test_label_trace_id_falls_back_to_the_propagated_header() -> None:
     assert logic.label_doc(emotion(), header_trace_id="c" * 32)["trace_id"] == "c" * 32
 
 
-@pytest.mark.parametrize(
-    ("item", "outcome"),
-    [
-        ({"update": {"status": 201}}, Outcome.STORED),
-        ({"update": {"status": 200}}, Outcome.STORED),
-        ({"update": {"status": 400, "error": {"type": "document_parsing_exception"}}}, Outcome.REJECTED),
-        ({"update": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}}, Outcome.RETRY),
-        ({"update": {"status": 409, "error": {"type": "version_conflict_engine_exception"}}}, Outcome.RETRY),
-        ({"update": {"status": 503, "error": {"type": "unavailable_shards_exception"}}}, Outcome.RETRY),
-    ],
-)
-def test_judge_bulk_item(item: dict[str, dict[str, object]], outcome: Outcome) -> None:
+def _item(status: int, kind: str | None = None, reason: str = "") -> dict[str, dict[str, object]]:
+    answer: dict[str, object] = {"status": status}
+    if kind is not None:
+        answer["error"] = {"type": kind, "reason": reason}
+    return {"update": answer}
+
+
+# Only an error about the document itself is dead-lettered; one about the cluster is waited out.
+JUDGEMENTS = [
+    (_item(201), Outcome.STORED, ""),
+    (_item(200), Outcome.STORED, ""),
+    (_item(400, "document_parsing_exception"), Outcome.REJECTED, ""),
+    (_item(400, "mapper_parsing_exception"), Outcome.REJECTED, ""),
+    (_item(400, "strict_dynamic_mapping_exception"), Outcome.REJECTED, ""),
+    (_item(400, "illegal_argument_exception"), Outcome.REJECTED, ""),
+    (_item(409, "version_conflict_engine_exception"), Outcome.CONFLICT, ""),
+    (_item(404, "document_missing_exception"), Outcome.CONFLICT, ""),
+    (_item(404, "index_not_found_exception"), Outcome.RETRY, "index_missing"),
+    (_item(403, "cluster_block_exception", "blocked by: [FORBIDDEN/8/index write (api)];"), Outcome.RETRY,
+     "write_block"),
+    (_item(429, "cluster_block_exception", "[TOO_MANY_REQUESTS/12/index read-only / allow delete (api)]"),
+     Outcome.RETRY, "read_only"),
+    (_item(403, "cluster_block_exception", "read-only-allow-delete block"), Outcome.RETRY, "read_only"),
+    (_item(401, "security_exception"), Outcome.RETRY, "auth"),
+    (_item(403, "security_exception"), Outcome.RETRY, "auth"),
+    (_item(403), Outcome.RETRY, "auth"),
+    (_item(429, "es_rejected_execution_exception"), Outcome.RETRY, "overloaded"),
+    (_item(429, "circuit_breaking_exception"), Outcome.RETRY, "overloaded"),
+    (_item(400, "index_closed_exception"), Outcome.RETRY, "index_closed"),
+    (_item(503, "unavailable_shards_exception"), Outcome.RETRY, "unavailable"),
+    (_item(500, "exception"), Outcome.RETRY, "unavailable"),
+    (_item(408), Outcome.RETRY, "unavailable"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("item", "outcome", "blocked"), JUDGEMENTS)
+def test_judge_bulk_item(item: dict[str, dict[str, object]], outcome: Outcome, blocked: str) -> None:
     result = logic.judge_bulk_item(item)
-    assert result.outcome is outcome
+    assert (result.outcome, result.blocked) == (outcome, blocked)
     if outcome is not Outcome.STORED:
         assert result.reason
