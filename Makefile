@@ -20,7 +20,7 @@ SOURCE ?= models
 BENCH ?=
 SPLIT ?= dev
 
-.PHONY: help install up-infra up down replay demo test test-unit lint models status bench evaluate report clean browser dlq \
+.PHONY: help install up-infra up down replay demo test test-faults test-unit lint models status bench evaluate report clean browser dlq \
 	fit-stance-head train-emotion-head
 
 help: ## list targets
@@ -61,8 +61,11 @@ dlq: install ## dead letters: make dlq [CMD="list|show|redrive"] [ARGS="--reason
 browser: ## Debian chromium + chromedriver for the review page browser test (apt; skipped when present)
 	@bash deploy/local/browser.sh
 
-test: install up-infra browser ## everything the tests need, then all tests and static checks
+test: install up-infra browser ## everything the tests need, then all tests but the fault suite, and static checks
 	@bash deploy/local/run-tests.sh
+
+test-faults: install up-infra ## the fault suite: SIGKILLs of workers, Kafka and Elasticsearch mid-stream (private servers)
+	@bash deploy/local/run-tests.sh --faults
 
 test-unit: install ## unit tests only (no servers)
 	@$(PY) -m pytest -q tests/unit

@@ -1,8 +1,10 @@
 """What the fault tests check after each scenario, read from the real servers.
 
-- Elasticsearch: how many of the replayed tweets are indexed with both labels.
+- Elasticsearch: every replayed tweet's document, its source fields compared with the input
+  file and its labels with the last committed label event; no label-only documents.
 - Kafka: the committed label events (``isolation_level=read_committed``), counted per tweet
-  and task, so a duplicate committed event cannot hide behind Elasticsearch's ``_id`` upserts.
+  and task, so a duplicate committed event cannot hide behind Elasticsearch's ``_id`` upserts;
+  and the dead-letter topics, which must hold only what a scenario expects.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,6 +119,8 @@ def wait_until_labelled(
 @dataclass
 class LabelCount:
     per_task: dict[str, Counter[str]] = field(default_factory=dict)
+    # per task and tweet, the last committed event (offset order within the tweet's partition)
+    last: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def duplicates(self) -> int:
         """Committed label events beyond the first, per tweet and task."""
@@ -151,6 +156,7 @@ def committed_labels(bootstrap: str, topic: str) -> LabelCount:
                     for record in records:
                         event = json.loads(record.value)
                         result.per_task.setdefault(event["task"], Counter())[event["tweet_id"]] += 1
+                        result.last.setdefault(event["task"], {})[event["tweet_id"]] = event
             return result
         finally:
             await consumer.stop()
@@ -178,3 +184,56 @@ def dead_letters(bootstrap: str, topic: str) -> list[dict[str, Any]]:
             await consumer.stop()
 
     return run_async(read)
+
+
+def read_dataset(path: Path) -> dict[str, dict[str, Any]]:
+    """The input file's records by tweet id (what ``write_dataset`` wrote)."""
+    return {record["id"]: record for record in map(json.loads, path.read_text().splitlines())}
+
+
+def indexed_documents(es_url: str, index: str) -> dict[str, dict[str, Any]]:
+    """Every document in ``index`` by ``_id`` (the fault datasets hold at most 5,000)."""
+    with httpx.Client(base_url=es_url, timeout=60) as es:
+        es.post(f"/{index}/_refresh").raise_for_status()
+        found = es.post(f"/{index}/_search", json={"size": 10_000, "query": {"match_all": {}}, "sort": ["_doc"]})
+        found.raise_for_status()
+        hits = found.json()["hits"]["hits"]
+    return {hit["_id"]: hit["_source"] for hit in hits}
+
+
+def data_mismatches(
+    dataset: dict[str, dict[str, Any]], documents: dict[str, dict[str, Any]], labels: LabelCount
+) -> list[str]:
+    """Each way the index differs from the input and from the committed label events: a missing
+    or extra document, a label-only document, a source field that is not the input's, a label
+    that is not the last committed event for its tweet and task. Empty when the data is right."""
+    problems = [f"{tweet_id}: not indexed" for tweet_id in dataset if tweet_id not in documents]
+    problems += [f"{doc_id}: indexed but never replayed" for doc_id in documents if doc_id not in dataset]
+    for tweet_id, record in dataset.items():
+        doc = documents.get(tweet_id)
+        if doc is None:
+            continue
+        if "text" not in doc:
+            problems.append(f"{tweet_id}: label-only document (the tweet itself was never indexed)")
+            continue
+        expected_created = datetime.fromisoformat(record["meta"]["created_at"].replace("Z", "+00:00"))
+        author = doc.get("author") or {}
+        if doc["text"] != record["payload"]["tweet"]["content"]:
+            problems.append(f"{tweet_id}: text {doc['text']!r} is not the input's")
+        if datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00")) != expected_created:
+            problems.append(f"{tweet_id}: created_at {doc['created_at']} is not {record['meta']['created_at']}")
+        if author.get("handle", "").lstrip("@") != record["user"]["handle"].lstrip("@"):
+            problems.append(f"{tweet_id}: author handle {author.get('handle')!r} is not the input's")
+        if author.get("username") != record["user"]["username"]:
+            problems.append(f"{tweet_id}: author username {author.get('username')!r} is not the input's")
+        for task in ("emotion", "stance"):
+            event = labels.last.get(task, {}).get(tweet_id)
+            stored = doc.get(task) or {}
+            if event is None:
+                problems.append(f"{tweet_id}: no committed {task} label event")
+            elif (stored.get("label"), stored.get("produced_at")) != (event["label"], event["produced_at"]):
+                problems.append(
+                    f"{tweet_id}: stored {task} {stored.get('label')} of {stored.get('produced_at')} is not the last "
+                    f"committed event ({event['label']} of {event['produced_at']})"
+                )
+    return problems

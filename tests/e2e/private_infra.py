@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -84,6 +85,19 @@ class PrivateInfra:
 
     def stop(self, *components: str) -> float:
         return self._infra("down", *(components or ("kafka", "elasticsearch")))
+
+    def kill(self, component: str) -> None:
+        """A hard fault: SIGKILL the server (no shutdown hooks, no flush), and wait until it is gone."""
+        pid = int((self.run_dir / component / f"{component}.pid").read_text().strip())
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{component} (pid {pid}) still alive 30 s after SIGKILL")
 
     def es_up(self) -> bool:
         try:
