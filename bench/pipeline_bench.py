@@ -37,7 +37,7 @@ import httpx
 
 from bench.emotion_bench import build_model, classifier, plot, sweep, timed
 from bench.workload import generate_texts, length_stats, write_jsonl
-from deploy.local.cpu_budget import Budget, available_cores, plan
+from deploy.local.cpu_budget import Budget, available_cores, plan, shared
 from emotion.settings import EmotionSettings
 from stance.model_files import packaged_gemma_gguf
 from tests.conftest import _delete_topics
@@ -180,7 +180,7 @@ def run_stack(
             while True:
                 stack.assert_running()
                 counts = {key: value - warm[key] for key, value in es_counts(client, index).items()}
-                samples.append({"t": round(time.perf_counter() - start, 2), **counts})
+                samples.append({"t": round(time.perf_counter() - start, 2), "load1": os.getloadavg()[0], **counts})
                 emotion_done = counts["emotion"] >= n
                 if emotion_done and not cpu_emotion_done:
                     cpu_emotion_done = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -271,6 +271,10 @@ def summarise(samples: list[dict[str, float]], n: int, replay: dict[str, Any]) -
         "stance_tweets_per_s_while_emotion_busy": round(stance_busy_rate, 2),
         "stance_tweets_per_s_after_emotion_done": round(stance_after_rate, 2) if stance_after_rate else None,
         "end_to_end_seconds_both_labels": max(t_emotion, t_stance) if t_emotion and t_stance else None,
+        "stance_tweets_per_s": round(n / (t_stance - t0), 2) if t_stance and t_stance > t0 else None,
+        "both_labels_seconds_from_first_indexed": round(max(t_emotion, t_stance) - t0, 2) if t_emotion and t_stance
+        else None,
+        "loadavg_1min_max": max(s.get("load1", 0.0) for s in samples),
         "end_to_end_measured": bool(t_emotion and t_stance),
         "samples": samples,
     }
@@ -320,7 +324,13 @@ def main() -> None:
                         help="traces go here, as with make up (one trace per tweet); '' = tracing off")
     parser.add_argument("--sweep-tweets", type=int, default=0, help="> 0: also emotion throughput vs batch size")
     parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json", help="the plot goes beside it")
+    parser.add_argument("--sharing", action="store_true",
+                        help="issue 16: the same tweets through a static split and through cores shared by demand, "
+                             "against in-process rates with all the host's cores")
     args = parser.parse_args()
+    if args.sharing:
+        sharing(args)
+        return
     cores = available_cores()
     budget: Budget = plan(cores, emotion_replicas=1, stance_replicas=1)
     texts = generate_texts(args.tweets)
@@ -388,6 +398,65 @@ def main() -> None:
     if batch_sweep:
         plot(batch_sweep, RESULTS / "emotion_batch.png", f"emotion classifier, {budget.emotion_threads} thread(s)")
     print(json.dumps({k: v for k, v in report.items() if k != "samples"}, indent=2))
+
+
+def sharing_figures(
+    run: dict[str, Any], n: int, emotion_alone: float, stance_alone: float, cores: int
+) -> dict[str, Any]:
+    """Issue 16's ratios for one run: stance in the stack against alone, the work-conserving
+    efficiency (n/emotion alone + n/stance alone, over the time until both labels are on every
+    tweet, from the first tweet indexed), and the 1-minute load average against cores + 0.5."""
+    both = run["both_labels_seconds_from_first_indexed"]
+    return {
+        "stance_in_stack_vs_alone": ratio(run["stance_tweets_per_s"], stance_alone),
+        "work_conserving_efficiency": round((n / emotion_alone + n / stance_alone) / both, 3) if both else None,
+        "loadavg_1min_max": round(run["loadavg_1min_max"], 2),
+        "loadavg_limit": cores + 0.5,
+    }
+
+
+def sharing(args: argparse.Namespace) -> None:
+    cores = available_cores()
+    texts = generate_texts(args.tweets)
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp} if args.otlp else {}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        gguf = packaged_gemma_gguf()
+        model = build_model(tmp)
+        dataset = tmp / "bench.jsonl"
+        write_jsonl(dataset, texts)
+        base_texts = texts[: args.baseline_tweets]
+        bare = profile(*timed(classifier(model, cores, True, EMOTION_BATCH), base_texts, EMOTION_BATCH),
+                       len(base_texts))
+        seconds, cpu, method = stance_alone(gguf, texts[: args.stance_baseline_tweets], cores)
+        alone = profile(seconds, cpu, args.stance_baseline_tweets) | {"method": method}
+        print(f"alone with {cores} cores: emotion {bare}, stance {alone}", flush=True)
+        setups = {
+            "static split": plan(cores, emotion_replicas=1, stance_replicas=1).variables(),
+            "shared by demand": shared(cores, str(tmp / "cores")),
+        }
+        runs = {}
+        for name, variables in setups.items():
+            runs[name] = run_stack(tmp, model, gguf, dataset, args.tweets, {**variables, **tracing},
+                                   args.stance_deadline, wait_for_stance=True)
+            print(f"{name}: {json.dumps({k: v for k, v in runs[name].items() if k != 'samples'})}", flush=True)
+    report = {
+        "what": "issue 16: cores split statically vs shared by demand, the same tweets, one run",
+        "host": {"cores": cores},
+        "alone_with_all_cores": {"emotion": bare, "stance": alone},
+        "setups": setups,
+        "figures": {name: sharing_figures(run, args.tweets, bare["tweets_per_s"], alone["tweets_per_s"], cores)
+                    for name, run in runs.items()},
+        "goals": {"stance_in_stack_vs_alone": 0.8, "work_conserving_efficiency": 0.85,
+                  "loadavg_1min_max": f"<= {cores + 0.5}"},
+        "runs": {name: {k: v for k, v in run.items() if k != "samples"} for name, run in runs.items()},
+        "samples": {name: run["samples"] for name, run in runs.items()},
+    }
+    out = args.out.with_name("pipeline_sharing.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    plot_rates(runs, out.with_name("pipeline_sharing_rates.png"))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("samples", "runs")}, indent=2))
 
 
 if __name__ == "__main__":
