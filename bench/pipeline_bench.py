@@ -313,6 +313,25 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
 
+def prepared(
+    tmp: Path, texts: list[str], args: argparse.Namespace, emotion_threads: int, stance_threads: int
+) -> tuple[Path, Path, Path, dict[str, Any], dict[str, Any]]:
+    """The stance GGUF, the emotion model, the dataset file, and the two in-process baselines
+    (emotion at the service's batch size, the stance scorer alone) on the run's own texts."""
+    # Under its own file name: the shipped stance head serves only the GGUF it was trained for
+    # (another name silently fell back to label scoring in earlier runs of this benchmark).
+    gguf = packaged_gemma_gguf()
+    model = build_model(tmp)
+    dataset = tmp / "bench.jsonl"
+    write_jsonl(dataset, texts)
+    base_texts = texts[: args.baseline_tweets]
+    bare = profile(*timed(classifier(model, emotion_threads, True, EMOTION_BATCH), base_texts, EMOTION_BATCH),
+                   len(base_texts)) | {"tweets": len(base_texts)}
+    seconds, cpu, method = stance_alone(gguf, texts[: args.stance_baseline_tweets], stance_threads)
+    alone = profile(seconds, cpu, args.stance_baseline_tweets) | {"method": method}
+    return gguf, model, dataset, bare, alone
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tweets", type=int, default=5000)
@@ -337,20 +356,9 @@ def main() -> None:
     loadavg_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        # Under its own file name: the shipped stance head serves only the GGUF it was trained for
-        # (another name silently fell back to label scoring in earlier runs of this benchmark).
-        gguf = packaged_gemma_gguf()
-        model = build_model(tmp)
-        dataset = tmp / "bench.jsonl"
-        write_jsonl(dataset, texts)
-        base_texts = texts[: args.baseline_tweets]
-        bare = profile(*timed(classifier(model, budget.emotion_threads, True, EMOTION_BATCH), base_texts,
-                              EMOTION_BATCH), len(base_texts))
-        emotion_bare = bare["tweets_per_s"]
+        gguf, model, dataset, bare, alone = prepared(tmp, texts, args, budget.emotion_threads, budget.stance_threads)
+        emotion_bare, stance_base = bare["tweets_per_s"], alone["tweets_per_s"]
         print(f"bare emotion classifier: {bare}", flush=True)
-        seconds, cpu, stance_method = stance_alone(gguf, texts[: args.stance_baseline_tweets], budget.stance_threads)
-        alone = profile(seconds, cpu, args.stance_baseline_tweets) | {"method": stance_method}
-        stance_base = alone["tweets_per_s"]
         print(f"stance scorer alone: {alone}", flush=True)
         tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp} if args.otlp else {}
         runs = {"budgeted": run_stack(tmp, model, gguf, dataset, args.tweets, {**budget.variables(), **tracing},
@@ -372,7 +380,7 @@ def main() -> None:
         "tracing": args.otlp or "off",
         "texts": length_stats(texts),
         "baselines": {"emotion_bare_tweets_per_s": round(emotion_bare, 2), "emotion_batch": EMOTION_BATCH,
-                      "baseline_tweets": len(base_texts), "stance_alone_tweets_per_s": round(stance_base, 2),
+                      "baseline_tweets": bare["tweets"], "stance_alone_tweets_per_s": round(stance_base, 2),
                       "stance_baseline_tweets": args.stance_baseline_tweets,
                       "emotion_bare_cpu": bare, "stance_alone_cpu": alone},
         "runs": {name: {k: v for k, v in run.items() if k != "samples"} for name, run in runs.items()},
@@ -421,15 +429,7 @@ def sharing(args: argparse.Namespace) -> None:
     tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp} if args.otlp else {}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        gguf = packaged_gemma_gguf()
-        model = build_model(tmp)
-        dataset = tmp / "bench.jsonl"
-        write_jsonl(dataset, texts)
-        base_texts = texts[: args.baseline_tweets]
-        bare = profile(*timed(classifier(model, cores, True, EMOTION_BATCH), base_texts, EMOTION_BATCH),
-                       len(base_texts))
-        seconds, cpu, method = stance_alone(gguf, texts[: args.stance_baseline_tweets], cores)
-        alone = profile(seconds, cpu, args.stance_baseline_tweets) | {"method": method}
+        gguf, model, dataset, bare, alone = prepared(tmp, texts, args, cores, cores)
         print(f"alone with {cores} cores: emotion {bare}, stance {alone}", flush=True)
         setups = {
             "static split": plan(cores, emotion_replicas=1, stance_replicas=1).variables(),
