@@ -98,25 +98,6 @@ async def _split(batch: list[ConsumerRecord], handle: BatchHandler, result: Isol
 
 
 @dataclass
-class Poison:
-    outgoing: list[OutgoingMessage]  # the healthy records' outputs and the poison's dead letters
-    poison: list[ConsumerRecord]
-
-
-async def isolate_poison(batch: list[ConsumerRecord], handle: BatchHandler, service: str, error: Exception) -> Poison:
-    """One probing bisection of a failed batch, its records failing alone dead-lettered
-    (``unhandled_error``): what a :class:`FailurePolicy` round does once other records succeed.
-    A transient error of a record alone propagates."""
-    isolated = await isolate(batch, handle, error, probe=True)
-    dead = []
-    for record, failure in isolated.failed:
-        if is_transient(failure):
-            raise failure
-        dead.append(dead_letter(record, service, PermanentError(UNHANDLED, f"{type(failure).__name__}: {failure}")))
-    return Poison(isolated.outgoing + dead, [record for record, _ in isolated.failed])
-
-
-@dataclass
 class FailurePolicy:
     """The handler's output for a batch, with the failure policy above; its state (how often
     each record failed alone, how many systemic rounds in a row) lives as long as the loop."""

@@ -7,7 +7,7 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from common.events import EMOTION_LABELS, Author, DeadLetter, LabelEvent, TweetRecord
-from common.poison import UNHANDLED, isolate_poison
+from common.poison import UNHANDLED, FailurePolicy
 from emotion.handlers import emotion_handler
 
 
@@ -80,14 +80,13 @@ async def test_the_loops_bisection_dead_letters_only_the_tweet_inference_fails_o
     handler = emotion_handler(FakeClassifier(fail_on="poison"), "labels")
     batch = [_record(i, _tweet_bytes(str(i + 1), "poison" if i == 5 else "great news")) for i in range(8)]
     batch.append(_record(8, b"not json"))
-    with pytest.raises(RuntimeError) as failure:
+    with pytest.raises(RuntimeError):
         await handler(batch)
-    isolated = await isolate_poison(batch, handler, "emotion", failure.value)
-    assert [r.offset for r in isolated.poison] == [5]
-    labelled = sorted(m.key for m in isolated.outgoing if m.topic == "labels")
+    outgoing = await FailurePolicy(handler, "emotion").outputs(batch)
+    labelled = sorted(m.key for m in outgoing if m.topic == "labels")
     assert labelled == sorted(str(i + 1) for i in range(8) if i != 5)
     letters = sorted(
-        (DeadLetter.model_validate_json(m.value) for m in isolated.outgoing if m.topic.endswith(".dlq")),
+        (DeadLetter.model_validate_json(m.value) for m in outgoing if m.topic.endswith(".dlq")),
         key=lambda letter: letter.offset,
     )
     assert [(d.offset, d.reason) for d in letters] == [(5, UNHANDLED), (8, "invalid_tweet:message")]  # once each
