@@ -1,6 +1,6 @@
 """The indexer's batch handler: ``tweets.raw`` and ``tweets.labels`` records → one bulk write,
 preceded, when the batch holds labels, by one ``mget`` of their documents' label versions
-(newest label wins: ``gateway.indexer.labels``). A label write that lost a race to another
+(newest label wins: ``gateway.indexer.logic.plan``). A label write that lost a race to another
 writer is re-read and re-planned, at most ``CONFLICT_ROUNDS`` times (one mget and one bulk each).
 
 Returns the dead letters for what could not be decoded or was rejected by Elasticsearch for
@@ -29,10 +29,9 @@ from common.kafka import OutgoingMessage, dead_letter
 from common.telemetry import TWEET_ID, span_context_from_headers
 from common.topics import Topics
 from common.tweet_store import StoreUnavailable, Versioned
-from gateway.indexer import labels, logic
+from gateway.indexer import logic
 from gateway.indexer.blocking import BlockedTime
-from gateway.indexer.labels import LabelWrite
-from gateway.indexer.logic import Outcome
+from gateway.indexer.logic import LabelWrite, Outcome
 from gateway.quality import VaderLexicon, lexicon_doc
 
 log = logging.getLogger(__name__)
@@ -168,13 +167,13 @@ class IndexBatchHandler:
 
     async def _write(self, batch: list[ConsumerRecord], decoded: _Decoded) -> tuple[list[OutgoingMessage], int]:
         """Write the batch; (the dead letters of rejected documents, the label events dropped as stale)."""
-        pending, older = labels.newest_per_task(decoded.labels)
+        pending, older = logic.newest_per_task(decoded.labels)
         stale = len(older)
         dead: list[OutgoingMessage] = []
         for attempt in range(CONFLICT_ROUNDS + 1):
             ids = sorted({w.tweet_id for w in pending})
-            stored = await self.writer.versions(self.index, ids, labels.VERSION_FIELDS) if ids else {}
-            docs, dropped = labels.plan(self.index, pending, stored)
+            stored = await self.writer.versions(self.index, ids, logic.VERSION_FIELDS) if ids else {}
+            docs, dropped = logic.plan(self.index, pending, stored)
             stale += len(dropped)
             # Label writes first: the versions they were planned on must still be current.
             operations = [op for doc in docs for op in doc.operations]

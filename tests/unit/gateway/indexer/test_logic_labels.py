@@ -1,12 +1,11 @@
-"""Newest label wins (gateway.indexer.labels): which label events a batch writes, and how."""
+"""Newest label wins (gateway.indexer.logic.plan): which label events a batch writes, and how."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from common.tweet_store import Versioned
-from gateway.indexer.labels import LabelWrite, newest_per_task, plan, stored_produced_at
-from gateway.indexer.logic import label_doc
+from gateway.indexer.logic import LabelWrite, label_doc, newest_per_task, plan, stored_produced_at
 from tests.unit.gateway.factories import NOW, emotion
 
 EARLIER, LATER = NOW - timedelta(seconds=1), NOW + timedelta(seconds=1)
