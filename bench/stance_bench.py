@@ -22,6 +22,7 @@ from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.logic import first_label_in
 from stance.model_files import packaged_gemma_gguf
 from stance.prompts import DEFAULT_PROMPT_VERSION, PROMPT_VERSIONS
+from stance.scorer import ScorerIdentity
 
 HERE = Path(__file__).resolve().parent
 
@@ -84,7 +85,7 @@ def main() -> None:
     speed: dict[str, Any] = {}
     for version in PROMPT_VERSIONS:
         started = time.perf_counter()
-        scorer = LlamaCppScorer(llm, gguf.name, version, calibrate=True)
+        scorer = LlamaCppScorer(llm, ScorerIdentity(gguf.name, version), calibrate=True)
         calibration_s = time.perf_counter() - started
         assert scorer.content_free is not None
         raw = [scorer.raw_distribution(t) for t in texts]

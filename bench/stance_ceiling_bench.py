@@ -40,6 +40,7 @@ from typing import Any
 from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.model_files import packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer
+from stance.scorer import ScorerIdentity
 
 HERE = Path(__file__).resolve().parent
 SPEC_DATASET = HERE.parent.parent / "shared" / "data" / "tweets_dataset.json"
@@ -116,7 +117,7 @@ def main() -> None:
     gguf = args.gguf or packaged_gemma_gguf()
     source, texts = realistic_texts(args.texts)
     llm = load_llama(gguf, 2048, args.threads, 1024, args.threads_batch)
-    label_scorer = LlamaCppScorer(llm, gguf.name, args.prompt_version, calibrate=True)
+    label_scorer = LlamaCppScorer(llm, ScorerIdentity(gguf.name, args.prompt_version), calibrate=True)
     default_scorer = choose_local_scorer(label_scorer, "auto", DEFAULT_HEAD_PATH, args.threads)
     stream = [t for text in texts for t in label_scorer.tweet_tokens(text)]
     count = lambda text: len(label_scorer.tweet_tokens(text))  # noqa: E731

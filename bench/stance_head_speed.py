@@ -25,6 +25,7 @@ from stance.llama_scorer import LlamaCppScorer, load_llama
 from stance.logic import group_by_target
 from stance.model_files import gguf_sha256, packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, choose_local_scorer
+from stance.scorer import ScorerIdentity
 
 HERE = Path(__file__).resolve().parent
 H2_HEAD = HERE.parent / "tests" / "unit" / "stance" / "data" / "stance_head_h2.npz"
@@ -44,7 +45,8 @@ def main() -> None:
     scorers: dict[str, Any] = {}
     variants = (("before: probe-h2 v4", "v4", H2_HEAD), ("after: probe-h3 v5", "v5", DEFAULT_HEAD_PATH))
     for name, version, head in variants:
-        llm = LlamaCppScorer(load_llama(gguf, 2048, args.threads, 512), gguf.name, version, calibrate=False)
+        identity = ScorerIdentity(gguf.name, version)
+        llm = LlamaCppScorer(load_llama(gguf, 2048, args.threads, 512), identity, calibrate=False)
         scorers[name] = choose_local_scorer(llm, "probe", head, args.threads, sha)
     rates: dict[str, list[float]] = {name: [] for name in scorers}
     for _ in range(args.rounds):

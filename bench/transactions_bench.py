@@ -33,10 +33,10 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from common.delivery import group_loop
-from common.events import EMOTION_LABELS, Author, TweetRecord
+from common.events import EMOTION_LABELS, Author, TweetRecord, top_label_event
 from common.kafka import OutgoingMessage, ensure_topics
 from common.settings import KafkaSettings
-from emotion.logic import build_label_event
+from emotion.logic import FIXED_VALENCE_MAP, normalise_scores
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "transactions.json"
@@ -74,13 +74,15 @@ class LabelHandler:
         if self.first is None:
             self.first = time.perf_counter()
         records = [TweetRecord.model_validate_json(r.value or b"") for r in batch]
+        scores = normalise_scores(self.scores)
         events = [
-            build_label_event(
-                record,
-                self.scores,
+            top_label_event(
+                record.id,
+                "emotion",
+                scores,
                 model="j-hartmann/emotion-english-distilroberta-base",
-                revision="0e1cd914e3d46199ed785853e12b57304e04178b",
-                job_id=None,
+                model_revision="0e1cd914e3d46199ed785853e12b57304e04178b",
+                valence=FIXED_VALENCE_MAP.valence(scores),
                 trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
             )
             for record in records

@@ -120,8 +120,8 @@ async def stance_predictions(
                     else:
                         results[i] = Prediction(result.label, dict(result.probabilities))
         meta = {
-            "model": scorer.model,
-            "prompt_version": scorer.prompt_version,
+            "model": scorer.identity.model,
+            "prompt_version": scorer.identity.prompt_version,
             "label_method": scorer.method,
             "inference_seconds": round(time.perf_counter() - started, 2),
         }

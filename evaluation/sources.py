@@ -223,13 +223,14 @@ async def stance_run_in_process(gold: Sequence[GoldItem], overrides: dict[str, A
     scorer = await build_scorer(settings)
     try:
         method = getattr(scorer, "method", None)
+        identity = scorer.identity
         meta = {
-            "model": scorer.model,
+            "model": identity.model,
             "provider": scorer.provider,
-            "prompt_version": scorer.prompt_version,
+            "prompt_version": identity.prompt_version,
             "method": method,
         }
-        run = Run("stance", stance_run_name(scorer.model, scorer.prompt_version, method), meta)
+        run = Run("stance", stance_run_name(identity.model, identity.prompt_version, method), meta)
         started = time.perf_counter()
         size = settings.batch_size
         # One scorer call per target and batch: the gold's optional target column names it.

@@ -30,6 +30,7 @@ import numpy as np
 import typer
 
 from common.events import EMOTION_LABELS
+from common.linear_head import LinearHead, softmax_rows
 from common.settings import pipeline_home
 from emotion.head import DEFAULT_HEAD_PATH, EmotionHead, default_valence_map_path, save_valence_map
 from emotion.logic import FIXED_VALENCE_MAP, SENTIMENT_LABELS, ValenceMap, log_scores, normalise_scores
@@ -37,14 +38,12 @@ from emotion.minilm import MINILM_ID, MINILM_REVISION, MiniLMEncoder
 from emotion.settings import EmotionSettings
 from evaluation.public_data import goemotions_labels, read_rows
 from training.linear import (
-    LinearFit,
     expected_calibration_error,
     fit_softmax,
     fit_temperature,
     multilabel_f1,
     one_hot,
     recall_per_class,
-    softmax_rows,
     stratified_folds,
 )
 
@@ -190,7 +189,7 @@ class Config:
                 "class_power": self.class_power, "tweet_weight": self.tweet_weight}
 
 
-def fit_head(train: dict[str, tuple[np.ndarray, Split]], config: Config, steps: int) -> LinearFit:
+def fit_head(train: dict[str, tuple[np.ndarray, Split]], config: Config, steps: int) -> LinearHead:
     """Softmax regression on GoEmotions train (+ TweetEval train when weighted in)."""
     parts = [(x, split, 1.0) for name, (x, split) in train.items() if name.startswith("goemotions")]
     if config.tweet_weight > 0:
@@ -217,11 +216,11 @@ def choose(
     quick: bool,
     steps: int,
     only: Sequence[Config] = (),
-) -> tuple[Config, LinearFit, list[dict[str, Any]]]:
+) -> tuple[Config, LinearHead, list[dict[str, Any]]]:
     """Grid search on the dev/val splits; the score is the mean of the two macro-F1s."""
     tried: list[dict[str, Any]] = []
     scores: dict[Config, float] = {}
-    fits: dict[Config, LinearFit] = {}
+    fits: dict[Config, LinearHead] = {}
 
     def run(config: Config) -> None:
         fit = fits[config] = fit_head(train, config, steps)
@@ -401,7 +400,8 @@ def train_head(out: Path, results: Path, threads: int, quick: bool, steps: int,
                                        "after": after["goemotions"]["ece"]},
                 "sentiment_cv_macro_recall": head_sentiment["fitted_cv"]["macro_recall"]},
     }
-    head = EmotionHead(fit.weights, fit.bias, fit.mean, fit.scale, temperature, tuple(EMOTION_LABELS), meta, head_map)
+    head = EmotionHead(fit.mean, fit.scale, fit.weights, fit.bias, tuple(EMOTION_LABELS), meta,
+                       temperature=temperature, valence_map=head_map)
     head.save(out)
     save_valence_map(zs_map, default_valence_map_path("minilm-zero-shot"))
 

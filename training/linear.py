@@ -6,33 +6,12 @@ No I/O, no randomness beyond an explicit seed: the same data gives the same fit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from common.linear_head import LinearHead, softmax_rows
+
 Array = np.ndarray
-
-
-@dataclass(frozen=True)
-class LinearFit:
-    """``((x - mean) / scale) @ weights + bias``: logits over the columns of the targets."""
-
-    mean: Array
-    scale: Array
-    weights: Array
-    bias: Array
-
-    def logits(self, features: Array) -> Array:
-        return np.asarray(((np.asarray(features, np.float64) - self.mean) / self.scale) @ self.weights + self.bias)
-
-    def probabilities(self, features: Array) -> Array:
-        return softmax_rows(self.logits(features))
-
-
-def softmax_rows(logits: Array) -> Array:
-    shifted = np.asarray(logits, np.float64) - np.max(logits, axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
 def fit_softmax(
@@ -44,7 +23,7 @@ def fit_softmax(
     penalty: Array | None = None,
     steps: int = 400,
     seed: int = 0,
-) -> LinearFit:
+) -> LinearHead:
     """Multinomial logistic regression with soft targets (rows of ``targets`` sum to 1).
 
     Minimises ``Σ w_i · CE(softmax(z_i W + b), t_i) / Σ w + l2/2 · |W|²`` on standardised
@@ -82,7 +61,7 @@ def fit_softmax(
         look_w = new_w + blend * (new_w - weights)
         look_b = new_b + blend * (new_b - bias)
         weights, bias, momentum = new_w, new_b, next_momentum
-    return LinearFit(mean, scale, weights, bias)
+    return LinearHead(mean, scale, weights, bias)
 
 
 def _top_eigenvalue(z: Array, w: Array, seed: int, rounds: int = 30) -> float:

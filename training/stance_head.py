@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from common.events import STANCE_LABELS
+from common.linear_head import LinearHead, softmax_rows
 from common.settings import pipeline_home
 from evaluation.benchmarks import (
     BenchItem,
@@ -44,7 +45,7 @@ from evaluation.benchmarks import (
 )
 from evaluation.public_data import read_rows
 from training.annotations import bench_items, read_annotated
-from training.linear import LinearFit, fit_softmax, fit_temperature, one_hot, softmax_rows
+from training.linear import fit_softmax, fit_temperature, one_hot
 from training.stance_probe import logit_ids
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +103,8 @@ class FeatureExtractor:
         self.llm = llm  # stance.llama_scorer.LlamaCppScorer
         self.encoder = encoder  # stance.encoder.MiniLMEncoder
         self.ids = logit_ids(self.llm._llm.n_vocab(), LOGIT_COUNT)
-        self.key = hashlib.sha256(f"{gguf_sha}:{self.llm.prompt_version}:{len(self.ids)}".encode()).hexdigest()[:16]
+        prompt_version = self.llm.identity.prompt_version
+        self.key = hashlib.sha256(f"{gguf_sha}:{prompt_version}:{len(self.ids)}".encode()).hexdigest()[:16]
         self.target_vectors: dict[str, np.ndarray] = {}
 
     def rows(self, items: Sequence[BenchItem]) -> np.ndarray:
@@ -164,7 +166,7 @@ GRID = tuple(Choice(l2, p, w) for l2 in (0.2, 0.3) for p in (4.0, 8.0) for w in 
 FOLDS = 5  # out-of-fold logits on train fit the temperature
 
 
-def fit(x: np.ndarray, labels: Sequence[str], annotated: np.ndarray, llm_columns: int, choice: Choice) -> LinearFit:
+def fit(x: np.ndarray, labels: Sequence[str], annotated: np.ndarray, llm_columns: int, choice: Choice) -> LinearHead:
     """Multinomial logistic regression over the standardised features, classes weighted as they
     come (balancing them was worse on dev)."""
     targets = one_hot([STANCE_LABELS.index(label) for label in labels], len(STANCE_LABELS))
@@ -192,7 +194,7 @@ def out_of_fold_temperature(
 
 
 def evaluate(
-    fitted: LinearFit, dev_sets: Sequence[LabelledSet], features: dict[str, np.ndarray], temperature: float = 1.0
+    fitted: LinearHead, dev_sets: Sequence[LabelledSet], features: dict[str, np.ndarray], temperature: float = 1.0
 ) -> dict[str, Any]:
     out = {}
     for labelled in dev_sets:
@@ -204,7 +206,7 @@ def evaluate(
 
 
 def main() -> None:
-    from stance.head import LinearHead
+    from stance.head import StanceHead
     from stance.model_files import fitted_head_path, gguf_sha256
     from stance.probe_scorer import ENCODER_FEATURE, TARGET_FEATURE
 
@@ -220,6 +222,7 @@ def main() -> None:
     from evaluation.sources import stance_settings
     from stance.encoder import MINILM_REVISION, MiniLMEncoder
     from stance.llama_scorer import LlamaCppScorer, load_llama
+    from stance.scorer import ScorerIdentity
 
     overrides: dict[str, Any] = {}
     if args.gguf:
@@ -232,8 +235,7 @@ def main() -> None:
     sha = gguf_sha256(gguf)
     llm = LlamaCppScorer(
         load_llama(gguf, settings.n_ctx, args.threads, settings.n_batch),
-        gguf.name,
-        settings.prompt_version,
+        ScorerIdentity(gguf.name, settings.prompt_version),
         calibrate=False,
         max_tweet_tokens=settings.max_tweet_tokens,
     )
@@ -256,7 +258,7 @@ def main() -> None:
     annotated = np.concatenate([np.full(len(s.items), s.benchmark == "annotated-stance") for s in train_sets])
     llm_columns = len(extractor.ids) + len(STANCE_LABELS)
     grid: dict[str, Any] = {}
-    best: tuple[float, Choice | None, LinearFit | None] = (-1.0, None, None)
+    best: tuple[float, Choice | None, LinearHead | None] = (-1.0, None, None)
     for choice in GRID:
         fitted = fit(x, labels, annotated, llm_columns, choice)
         figures = evaluate(fitted, dev_sets, features)
@@ -287,7 +289,7 @@ def main() -> None:
         "encoder_revision": MINILM_REVISION,
     }
     # The temperature folded into the weights: softmax(z / T) is a linear map with W / T, b / T.
-    head = LinearHead(
+    head = StanceHead(
         full.mean,
         full.scale,
         full.weights / temperature,
@@ -300,7 +302,7 @@ def main() -> None:
     out = args.out or fitted_head_path(sha, settings.prompt_version)
     out.parent.mkdir(parents=True, exist_ok=True)
     head.save(out)
-    shipped = evaluate(LinearFit(head.mean, head.scale, head.weights, head.bias), dev_sets, features)
+    shipped = evaluate(head, dev_sets, features)
     result = {
         "gguf": gguf.name,
         "gguf_sha256": sha,

@@ -1,4 +1,4 @@
-"""Fitting and folding the stance probe head (``stance.head.LinearHead``): what the trainer and
+"""Fitting and folding the stance probe head (``stance.head.StanceHead``): what the trainer and
 the tests need, and the stance service never runs.
 
 A folded head reads the logits of one decode at a set of token ids instead of the hidden state:
@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from common.events import STANCE_LABELS
-from stance.head import LinearHead, softmax_rows
+from common.linear_head import softmax_rows
+from stance.head import StanceHead
 
 Array = np.ndarray
 
@@ -37,7 +38,7 @@ def recover_hidden(logit_map: Array, logits: Array) -> Array:
     return np.asarray(np.atleast_2d(logits) @ np.linalg.pinv(logit_map).T)
 
 
-def fold_hidden(head: LinearHead, ids: Array, logit_map: Array, meta: dict[str, Any]) -> LinearHead:
+def fold_hidden(head: StanceHead, ids: Array, logit_map: Array, meta: dict[str, Any]) -> StanceHead:
     """The same head over [logits at ``ids``, the rest] instead of [hidden state, the rest].
 
     With ``h = P @ l`` (``P = pinv(logit_map)``) the standardised hidden block contributes
@@ -51,7 +52,7 @@ def fold_hidden(head: LinearHead, ids: Array, logit_map: Array, meta: dict[str, 
     bias = head.bias - (head.mean[:size] / head.scale[:size]) @ head.weights[:size]
     mean = np.concatenate([np.zeros(len(ids)), head.mean[size:]])
     scale = np.concatenate([np.ones(len(ids)), head.scale[size:]])
-    return LinearHead(mean, scale, weights, bias, head.labels, meta, np.asarray(ids, np.int64))
+    return StanceHead(mean, scale, weights, bias, head.labels, meta, np.asarray(ids, np.int64))
 
 
 def fit_softmax_regression(
@@ -63,7 +64,7 @@ def fit_softmax_regression(
     learning_rate: float = 0.5,
     balanced: bool = True,
     meta: dict[str, Any] | None = None,
-) -> LinearHead:
+) -> StanceHead:
     """Full-batch gradient descent on the L2-regularised, optionally class-balanced log loss.
 
     Features are standardised first (the mean and scale are part of the head). Deterministic:
@@ -88,4 +89,4 @@ def fit_softmax_regression(
         error = (softmax_rows(z @ weights + bias) - y) * sample_weight
         weights -= learning_rate * (z.T @ error / n + l2 * weights)
         bias -= learning_rate * error.mean(axis=0)
-    return LinearHead(mean, scale, weights, bias, STANCE_LABELS, dict(meta or {}))
+    return StanceHead(mean, scale, weights, bias, STANCE_LABELS, dict(meta or {}))

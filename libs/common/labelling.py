@@ -1,11 +1,12 @@
 """The Kafka batch handler of every labelling service: tweets in, label events (and dead
 letters) out.
 
-Emotion and stance differ only in their model call and their label mapping, which they hand
-in as a :class:`Labeller`. Everything else is here, once: decoding and dead-lettering what
-cannot be decoded, the job id and stance target a re-label request carries in its headers,
-the batch span linked to every tweet's own trace, and one label span per tweet in that tweet's
-trace, so Jaeger follows a tweet from the ingestor through the labellers to the indexer.
+Emotion and stance differ only in their model call, which they hand in as a :class:`Labeller`
+returning one :class:`LabelResult` per tweet. Everything else is here, once: decoding and
+dead-lettering what cannot be decoded, the job id and stance target a re-label request carries
+in its headers, the batch span linked to every tweet's own trace, one label span per tweet in
+that tweet's trace (so Jaeger follows a tweet from the ingestor through the labellers to the
+indexer), and the label event itself: the highest score names the label.
 
 An exception from ``infer`` propagates on purpose: the delivery loop bisects the batch down to
 the tweet that makes the model fail (dead-lettered alone), and pauses and retries when every
@@ -20,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 from aiokafka import ConsumerRecord
 from opentelemetry import trace
@@ -28,14 +29,23 @@ from opentelemetry.trace import Link, SpanKind
 
 from common.delivery import group_loop
 from common.errors import PermanentError
-from common.events import JOB_ID_HEADER, STANCE_TARGET_HEADER, LabelEvent, TweetRecord, decode_tweet, header_text
+from common.events import (
+    JOB_ID_HEADER,
+    STANCE_TARGET_HEADER,
+    TASK_LABELS,
+    LabelEvent,
+    TweetRecord,
+    decode_tweet,
+    header_text,
+    top_label_event,
+)
 from common.kafka import OutgoingMessage, dead_letter, ensure_topics
 from common.settings import KafkaSettings
 from common.telemetry import TWEET_ID, current_trace_id, extract_context, inject_headers, upstream_links
 
 log = logging.getLogger(__name__)
 
-Result = TypeVar("Result")
+Task = Literal["emotion", "stance"]
 
 
 @dataclass(frozen=True)
@@ -48,23 +58,37 @@ class LabelRequest:
     target: str | None  # a re-label request's stance target, as sent; None: the service's default
 
 
-class Labeller(Protocol[Result]):
-    """What a labelling service supplies: its model call and its label mapping."""
+@dataclass(frozen=True)
+class LabelResult:
+    """What a labeller found for one tweet: a score for each of the task's labels (the highest
+    names the label) and the label event's fields that say how, named as in ``LabelEvent``; the
+    handler adds the tweet, job and trace ids."""
+
+    scores: Mapping[str, float]
+    model: str
+    model_revision: str | None = None
+    provider: str | None = None
+    prompt_version: str | None = None
+    method: str | None = None
+    target: str | None = None  # stance: what the stance is toward
+    valence: float | None = None  # emotion
+
+
+class Labeller(Protocol):
+    """What a labelling service supplies: its model call."""
 
     @property
-    def service(self) -> str:
-        """Names the dead letters' source service and the tracer."""
+    def service(self) -> Task:
+        """The task its label events carry; names the dead letters' source service and the tracer."""
         ...
 
     def span_attributes(self) -> Mapping[str, str]:
         """Model (and provider) attributes for the batch and label spans."""
         ...
 
-    async def infer(self, requests: Sequence[LabelRequest]) -> Sequence[Result | PermanentError]:
+    async def infer(self, requests: Sequence[LabelRequest]) -> Sequence[LabelResult | PermanentError]:
         """One result per request, in order, computed off the event loop."""
         ...
-
-    def label_event(self, request: LabelRequest, result: Result, trace_id: str | None) -> LabelEvent: ...
 
 
 def label_request(record: ConsumerRecord) -> LabelRequest:
@@ -78,8 +102,8 @@ def label_request(record: ConsumerRecord) -> LabelRequest:
 
 
 @dataclass
-class LabelHandler(Generic[Result]):
-    labeller: Labeller[Result]
+class LabelHandler:
+    labeller: Labeller
     labels_topic: str
     tracer: trace.Tracer | None = None  # default: the global provider's, named after the service
 
@@ -120,13 +144,21 @@ class LabelHandler(Generic[Result]):
                     **attributes,
                 },
             ):
-                event = self.labeller.label_event(request, result, current_trace_id())
+                event = self._label_event(request, result, current_trace_id())
                 headers = inject_headers()
                 # inside the span: the log line carries this tweet's trace id
                 log.debug("labelled tweet",
                           extra={TWEET_ID: event.tweet_id, "label": event.label, "score": event.score})
             out.append(OutgoingMessage(self.labels_topic, event.tweet_id, event.model_dump_json().encode(), headers))
         return out
+
+    def _label_event(self, request: LabelRequest, result: LabelResult, trace_id: str | None) -> LabelEvent:
+        """The task's labels in order, scores rounded to 6 decimals within [0, 1]; the highest
+        (the first of equals) is the label."""
+        task = self.labeller.service
+        scores = {label: min(1.0, max(0.0, round(result.scores[label], 6))) for label in TASK_LABELS[task]}
+        described = {name: value for name, value in vars(result).items() if name != "scores"}
+        return top_label_event(request.tweet.id, task, scores, job_id=request.job_id, trace_id=trace_id, **described)
 
     def _dead_letter(self, record: ConsumerRecord, error: PermanentError) -> OutgoingMessage:
         log.warning(
@@ -139,7 +171,7 @@ class LabelHandler(Generic[Result]):
 
 async def serve_labels(
     kafka: KafkaSettings,
-    handler: LabelHandler[Any],
+    handler: LabelHandler,
     *,
     group_id: str,
     batch_size: int,

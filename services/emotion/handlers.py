@@ -1,5 +1,5 @@
 """Emotion's part of the Kafka batch handler (``common.labelling.LabelHandler``): one batched
-classifier call off the event loop, and the label mapping."""
+classifier call off the event loop; each tweet's scores normalised, with their valence."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from dataclasses import dataclass
 
 from prometheus_client import Histogram
 
-from common.events import LabelEvent
-from common.labelling import LabelHandler, LabelRequest
-from emotion.logic import build_label_event, valence_map_for
+from common.labelling import LabelHandler, LabelRequest, LabelResult, Task
+from emotion.logic import normalise_scores, valence_map_for
 from emotion.model import EmotionClassifier
 
-SERVICE = "emotion"
+SERVICE: Task = "emotion"
 INFERENCE_SECONDS = Histogram(
     "emotion_inference_seconds",
     "Wall time of one batched inference call",
@@ -26,26 +25,21 @@ INFERENCE_SECONDS = Histogram(
 @dataclass
 class EmotionLabeller:
     classifier: EmotionClassifier
-    service: str = SERVICE
+    service: Task = SERVICE
 
     def span_attributes(self) -> Mapping[str, str]:
         return {"model": self.classifier.model_id}
 
-    async def infer(self, requests: Sequence[LabelRequest]) -> list[dict[str, float]]:
+    async def infer(self, requests: Sequence[LabelRequest]) -> list[LabelResult]:
         with INFERENCE_SECONDS.labels(self.classifier.model_id).time():
-            return await asyncio.to_thread(self.classifier.classify, [r.tweet.text for r in requests])
-
-    def label_event(self, request: LabelRequest, result: dict[str, float], trace_id: str | None) -> LabelEvent:
-        return build_label_event(
-            request.tweet,
-            result,
-            model=self.classifier.model_id,
-            revision=self.classifier.revision,
-            job_id=request.job_id,
-            trace_id=trace_id,
-            valence_map=valence_map_for(self.classifier),
-        )
+            rows = await asyncio.to_thread(self.classifier.classify, [r.tweet.text for r in requests])
+        valence_map = valence_map_for(self.classifier)
+        model, revision = self.classifier.model_id, self.classifier.revision
+        return [
+            LabelResult(scores, model, model_revision=revision, valence=valence_map.valence(scores))
+            for scores in map(normalise_scores, rows)
+        ]
 
 
-def emotion_handler(classifier: EmotionClassifier, labels_topic: str) -> LabelHandler[dict[str, float]]:
+def emotion_handler(classifier: EmotionClassifier, labels_topic: str) -> LabelHandler:
     return LabelHandler(EmotionLabeller(classifier), labels_topic)

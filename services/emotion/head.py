@@ -13,14 +13,16 @@ import hashlib
 import json
 import logging
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from common.errors import ModelUnavailableError
 from common.events import EMOTION_LABELS
+from common.linear_head import LinearHead, read_arrays
 from emotion.logic import ValenceMap
 
 log = logging.getLogger(__name__)
@@ -42,30 +44,22 @@ def short_sha256(path: Path, length: int = 12) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:length]
 
 
-@dataclass(frozen=True)
-class EmotionHead:
+@dataclass(frozen=True, kw_only=True)
+class EmotionHead(LinearHead):
     """``softmax((((x - mean) / scale) @ weights + bias) / temperature)`` over ``labels``.
 
     ``x`` is the sentence feature vector that ``meta["features"]`` describes (which MiniLM
     layers, pooled and normalised how); ``temperature`` is the calibration fitted after training.
     """
 
-    weights: Array
-    bias: Array
-    mean: Array
-    scale: Array
     temperature: float
-    labels: tuple[str, ...]
-    meta: dict[str, Any] = field(default_factory=dict)
     valence_map: ValenceMap | None = None
+
+    kind: ClassVar[str] = "emotion head"
 
     @property
     def version(self) -> str:
         return str(self.meta["version"])
-
-    @property
-    def n_features(self) -> int:
-        return int(self.weights.shape[0])
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -73,64 +67,40 @@ class EmotionHead:
 
     def raw_logits(self, features: Array) -> Array:
         """Uncalibrated logits (temperature 1), one row per feature row."""
-        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        if x.shape[1] != self.n_features:
-            raise ValueError(f"emotion head expects {self.n_features} features, got {x.shape[1]}")
-        return np.asarray(((x - self.mean) / self.scale) @ self.weights + self.bias)
+        return super().logits(features)
 
     def logits(self, features: Array) -> Array:
         return self.raw_logits(features) / self.temperature
 
-    def probabilities(self, features: Array) -> Array:
-        z = self.logits(features)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return np.asarray(e / e.sum(axis=1, keepdims=True))
-
-    def save(self, path: Path) -> None:
-        arrays: dict[str, Array] = {
-            "weights": self.weights.astype(np.float32),
-            "bias": self.bias.astype(np.float32),
-            "mean": self.mean.astype(np.float32),
-            "scale": self.scale.astype(np.float32),
-            "temperature": np.array(self.temperature, dtype=np.float64),
-            "labels": np.array(self.labels),
-            "meta": np.array(json.dumps({"format": HEAD_FORMAT, **self.meta}, sort_keys=True)),
-        }
-        if self.valence_map is not None:
-            arrays["valence_map"] = np.array(json.dumps(self.valence_map.to_dict(), sort_keys=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
-
     @classmethod
-    def load(cls, path: Path) -> EmotionHead:
+    def load(cls, path: Path) -> Self:
         """The head in ``path``; a missing, unreadable or inconsistent file raises
         ``ModelUnavailableError`` saying what is wrong and how to rebuild it."""
         if not path.is_file():
             raise ModelUnavailableError(f"emotion head file {path} does not exist: {TRAIN_HINT}")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = [key for key in _REQUIRED if key not in data.files]
-                if missing:
-                    raise ValueError(f"it lacks {', '.join(missing)}")
-                arrays = {key: np.asarray(data[key]) for key in data.files}
-            meta = json.loads(str(arrays["meta"]))
-            head = cls(
-                weights=arrays["weights"].astype(np.float64),
-                bias=arrays["bias"].astype(np.float64),
-                mean=arrays["mean"].astype(np.float64),
-                scale=arrays["scale"].astype(np.float64),
-                temperature=float(arrays["temperature"]),
-                labels=tuple(str(label) for label in arrays["labels"]),
-                meta=meta,
-                valence_map=(
-                    ValenceMap.from_dict(json.loads(str(arrays["valence_map"]))) if "valence_map" in arrays else None
-                ),
-            )
+            head = cls.from_arrays(read_arrays(path, _REQUIRED))
             head.check()
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise ModelUnavailableError(f"{path} is not a valid emotion head file ({exc}): {TRAIN_HINT}") from exc
         return head
+
+    def _saved_meta(self) -> dict[str, Any]:
+        return {"format": HEAD_FORMAT, **self.meta}
+
+    def _extra_arrays(self) -> dict[str, Array]:
+        arrays = {"temperature": np.array(self.temperature, dtype=np.float64)}
+        if self.valence_map is not None:
+            arrays["valence_map"] = np.array(json.dumps(self.valence_map.to_dict(), sort_keys=True))
+        return arrays
+
+    @classmethod
+    def _extra_fields(cls, arrays: Mapping[str, Array]) -> dict[str, Any]:
+        mapping = arrays.get("valence_map")
+        return {
+            "temperature": float(arrays["temperature"]),
+            "valence_map": None if mapping is None else ValenceMap.from_dict(json.loads(str(mapping))),
+        }
 
     def check(self) -> None:
         """Raise ``ValueError`` unless labels, shapes, temperature and meta agree."""

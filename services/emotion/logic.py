@@ -1,4 +1,4 @@
-"""Pure functions: normalise scores, score valence, build label events. No I/O."""
+"""Pure functions: normalise scores, score valence, bucket texts by length. No I/O."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.events import EMOTION_LABELS, LabelEvent, TweetRecord, top_label_event
+from common.events import EMOTION_LABELS
 
 # Valence weight of each emotion. The score is the expected valence under the model's
 # distribution: sum(p(e) * w(e)), which lies in [-1, 1]. Joy is the only clearly pleasant
@@ -146,29 +146,6 @@ def normalise_scores(scores: Mapping[str, float]) -> dict[str, float]:
     """Exactly the seven labels, rounded, summing to 1 (float noise removed)."""
     total = sum(scores.get(label, 0.0) for label in EMOTION_LABELS) or 1.0
     return {label: round(scores.get(label, 0.0) / total, 6) for label in EMOTION_LABELS}
-
-
-def build_label_event(
-    tweet: TweetRecord,
-    scores: Mapping[str, float],
-    *,
-    model: str,
-    revision: str | None,
-    job_id: str | None,
-    trace_id: str | None,
-    valence_map: ValenceMap = FIXED_VALENCE_MAP,
-) -> LabelEvent:
-    probs = normalise_scores(scores)
-    return top_label_event(
-        tweet.id,
-        "emotion",
-        probs,
-        model=model,
-        model_revision=revision,
-        valence=valence_map.valence(probs),
-        job_id=job_id,
-        trace_id=trace_id,
-    )
 
 
 def length_buckets(lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:

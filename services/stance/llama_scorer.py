@@ -21,20 +21,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from common.errors import PermanentError
-from common.events import MAIN_SUBJECT, STANCE_LABELS, clean_target
+from common.events import STANCE_LABELS
 from stance.decode_slot import DecodeSlot
 from stance.logic import (
     calibrate,
     logsumexp,
     mean_probabilities,
     normalise_for_model,
-    resolve_target,
     softmax,
     top_label,
 )
 from stance.prefix_cache import PrefixCache, tokenize
 from stance.prompts import CONTENT_FREE_INPUTS
-from stance.scorer import StanceScore
+from stance.scorer import ScorerIdentity, StanceScore
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -80,26 +79,18 @@ class LlamaCppScorer:
     provider = "llamacpp"
 
     def __init__(
-        self,
-        llm: Llama,
-        model: str,
-        prompt_version: str,
-        calibrate: bool,
-        max_tweet_tokens: int = DEFAULT_MAX_TWEET_TOKENS,
-        default_target: str = MAIN_SUBJECT,
+        self, llm: Llama, identity: ScorerIdentity, calibrate: bool, max_tweet_tokens: int = DEFAULT_MAX_TWEET_TOKENS
     ) -> None:
         self._llm = llm
+        self.identity = identity
         self.max_tweet_tokens = max_tweet_tokens
         self.decode = DecodeSlot(llm)  # one decode at a time, on the cores it may use now
-        self.model = model
-        self.prompt_version = prompt_version
-        self.default_target = clean_target(default_target)
         self._calibrate = calibrate
-        self._prefixes = PrefixCache(llm, prompt_version)
-        self.parts = self._prefixes.get(self.default_target).parts
+        self._prefixes = PrefixCache(llm, identity.prompt_version)
+        self.parts = self._prefixes.get(identity.default_target).parts
         self.label_tokens, self.label_sequences = self._label_vocabulary()
         self.method = "label-scoring+calibration" if calibrate else "label-scoring"
-        self.content_free: dict[str, float] | None = self._content_free(self.default_target)
+        self.content_free: dict[str, float] | None = self._content_free(identity.default_target)
 
     def _content_free(self, target: str) -> dict[str, float] | None:
         """The label bias of this target's prompt alone (contextual calibration), measured once."""
@@ -114,14 +105,11 @@ class LlamaCppScorer:
     @property
     def prefix_tokens(self) -> list[int]:
         """The default target's prefix tokens (what the benchmarks measure)."""
-        return self._prefixes.get(self.default_target).tokens
+        return self._prefixes.get(self.identity.default_target).tokens
 
     @property
     def tail_tokens(self) -> list[int]:
-        return self._prefixes.get(self.default_target).tail
-
-    def resolve_target(self, target: str | None) -> str:
-        return resolve_target(target, self.default_target)
+        return self._prefixes.get(self.identity.default_target).tail
 
     async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
         return list(await asyncio.to_thread(self.score_texts, texts, target))
@@ -130,7 +118,7 @@ class LlamaCppScorer:
         await asyncio.to_thread(self._llm.close)
 
     def score_texts(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore]:
-        resolved = self.resolve_target(target)
+        resolved = self.identity.resolve_target(target)
         content_free = self._content_free(resolved)
         scores = []
         with self.decode.cores.demand():
@@ -151,7 +139,7 @@ class LlamaCppScorer:
     def _start_tweet(self, text: str, target: str | None) -> list[int]:
         """Put the target's prefix in the context and cut it back to the prefix; the tweet's
         tokens to decode next. Holds ``decode()``."""
-        resolved = self.resolve_target(target)
+        resolved = self.identity.resolve_target(target)
         self._prefixes.load(resolved)
         self._llm.n_tokens = len(self._prefixes.get(resolved).tokens)
         return self.tweet_tokens(text, resolved)
@@ -190,7 +178,8 @@ class LlamaCppScorer:
                         logits.append(np.ctypeslib.as_array(row, shape=(n_vocab,))[ids].astype(np.float64))
                 finally:
                     llama_cpp.llama_set_embeddings(self._llm.ctx, False)
-                self._llm.n_tokens = len(self._prefixes.get(self.resolve_target(target)).tokens)  # back to the prefix
+                prefix = self._prefixes.get(self.identity.resolve_target(target))
+                self._llm.n_tokens = len(prefix.tokens)  # back to the prefix
         return np.asarray(hidden), np.asarray(logits)
 
     def features(self, text: str, target: str | None = None) -> LlmFeatures:
@@ -222,7 +211,7 @@ class LlamaCppScorer:
         self, text: str, single_pass: bool = True, target: str | None = None
     ) -> dict[str, float]:
         """The same, with the whole context evaluated anew (to check the cache reuse)."""
-        entry = self._prefixes.get(self.resolve_target(target))
+        entry = self._prefixes.get(self.identity.resolve_target(target))
         with self.decode():
             self._llm.n_tokens = 0  # what Llama.reset() does; eval drops the KV past it
             if single_pass:
@@ -237,7 +226,7 @@ class LlamaCppScorer:
     def tweet_tokens(self, text: str, target: str | None = None) -> list[int]:
         """Normalised tweet (never parsed for special tokens, so it cannot inject any) plus the
         tail; at most ``max_tweet_tokens`` of the tweet, and what fits in ``n_ctx``."""
-        entry = self._prefixes.get(self.resolve_target(target))
+        entry = self._prefixes.get(self.identity.resolve_target(target))
         budget = self._llm.n_ctx() - len(entry.tokens) - len(entry.tail) - _LABEL_ROOM
         budget = min(budget, self.max_tweet_tokens)
         tweet = tokenize(self._llm, entry.tweet_lead + normalise_for_model(text), special=False)[: max(budget, 1)]

@@ -1,5 +1,5 @@
 """Pure functions: normalise tweets for the model, turn scores into label probabilities, validate answers,
-read Retry-After, build label events. No I/O."""
+read Retry-After, resolve and group targets. No I/O."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from common.events import STANCE_LABELS, LabelEvent, TweetRecord, clean_target, top_label_event
+from common.events import STANCE_LABELS, clean_target
 
 _ANSWER_DECORATION = " \t\r\n.,;:!?\"'`*_()[]{}<>"
 _LABEL_WORD = re.compile(r"\b(SUPPORT|OPPOSE|NEUTRAL)\b", re.IGNORECASE)
@@ -113,33 +113,6 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def build_label_event(
-    tweet: TweetRecord,
-    probs: Mapping[str, float],
-    *,
-    model: str,
-    provider: str,
-    prompt_version: str,
-    method: str | None = None,
-    target: str | None = None,
-    job_id: str | None,
-    trace_id: str | None,
-) -> LabelEvent:
-    scores = {label: min(1.0, max(0.0, round(probs[label], 6))) for label in STANCE_LABELS}
-    return top_label_event(
-        tweet.id,
-        "stance",
-        scores,
-        model=model,
-        provider=provider,
-        prompt_version=prompt_version,
-        method=method,
-        target=target,
-        job_id=job_id,
-        trace_id=trace_id,
-    )
 
 
 def resolve_target(target: str | None, default: str) -> str:

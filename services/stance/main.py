@@ -19,7 +19,7 @@ from stance.model_files import gguf_sha256, require_gguf
 from stance.openai_scorer import OpenAIScorer
 from stance.probe_scorer import choose_local_scorer
 from stance.quota import SharedQuota
-from stance.scorer import StanceScorer
+from stance.scorer import ScorerIdentity, StanceScorer
 from stance.settings import StanceSettings
 
 
@@ -40,16 +40,14 @@ def build_api_client(settings: StanceSettings) -> ChatCompletionsClient:
 async def build_scorer(settings: StanceSettings, client: ChatCompletionsClient | None = None) -> StanceScorer:
     if settings.provider == "openai":
         client = client or build_api_client(settings)
-        return OpenAIScorer(
-            client, settings.api_model, settings.prompt_version, settings.api_logprobs, settings.target
-        )
+        identity = ScorerIdentity(settings.api_model, settings.prompt_version, settings.target)
+        return OpenAIScorer(client, identity, settings.api_logprobs)
     path = require_gguf(settings.resolved_gguf_path)
 
     def load() -> StanceScorer:
         llm = load_llama(path, settings.n_ctx, settings.n_threads, settings.n_batch, settings.n_threads_batch)
-        scorer = LlamaCppScorer(
-            llm, path.name, settings.prompt_version, settings.calibrate, settings.max_tweet_tokens, settings.target
-        )
+        identity = ScorerIdentity(path.name, settings.prompt_version, settings.target)
+        scorer = LlamaCppScorer(llm, identity, settings.calibrate, settings.max_tweet_tokens)
         scorer.decode.cores = host_cores(settings.core_lease_dir, settings.n_threads)
         return choose_local_scorer(scorer, settings.method, settings.head_path, settings.n_threads, gguf_sha256(path))
 
@@ -68,7 +66,8 @@ async def run(settings: StanceSettings, stopping: asyncio.Event | None = None) -
             batch_size=settings.batch_size,
             max_wait_ms=settings.max_wait_ms,
             stopping=stopping,
-            describe={"provider": scorer.provider, "model": scorer.model, "prompt_version": scorer.prompt_version},
+            describe={"provider": scorer.provider, "model": scorer.identity.model,
+                      "prompt_version": scorer.identity.prompt_version},
             alongside=shared_quota(settings, client),
         )
     finally:

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.errors import PermanentError
-from common.events import MAIN_SUBJECT, clean_target
 from stance.api_client import ChatCompletionsClient
-from stance.logic import one_hot, probabilities_from_top_logprobs, resolve_target, top_label, validate_answer
+from stance.logic import one_hot, probabilities_from_top_logprobs, top_label, validate_answer
 from stance.prompts import STRICT_SUFFIX, user_message
-from stance.scorer import StanceScore
+from stance.scorer import ScorerIdentity, StanceScore
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +29,9 @@ _REMEMBERED_ANSWERS = 4096  # a label is at most a few tokens; more means the mo
 class OpenAIScorer:
     provider = "openai"
 
-    def __init__(
-        self,
-        client: ChatCompletionsClient,
-        model: str,
-        prompt_version: str,
-        request_logprobs: bool = True,
-        default_target: str = MAIN_SUBJECT,
-    ) -> None:
+    def __init__(self, client: ChatCompletionsClient, identity: ScorerIdentity, request_logprobs: bool = True) -> None:
         self._client = client
-        self.default_target = clean_target(default_target)
-        self.model = model
-        self.prompt_version = prompt_version
+        self.identity = identity
         self._request_logprobs = request_logprobs
         # With logprobs the three probabilities come from the first answer token's top
         # log-probs (the text answer is the fallback where the API sends none).
@@ -52,7 +42,7 @@ class OpenAIScorer:
         await self._client.aclose()
 
     async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore | PermanentError]:
-        resolved = resolve_target(target, self.default_target)
+        resolved = self.identity.resolve_target(target)
         # Every call runs to its end even when a sibling fails: cancelling would also cancel
         # the breaker's half-open probe, and the circuit could then never close again.
         outcomes = await asyncio.gather(*(self._remembered(text, resolved) for text in texts), return_exceptions=True)
@@ -95,9 +85,9 @@ class OpenAIScorer:
         return PermanentError("invalid_answer", f"answers outside SUPPORT/OPPOSE/NEUTRAL: {answers!r}"[:500])
 
     def _payload(self, text: str, target: str, strict: bool) -> dict[str, Any]:
-        content = user_message(self.prompt_version, text, target) + (STRICT_SUFFIX if strict else "")
+        content = user_message(self.identity.prompt_version, text, target) + (STRICT_SUFFIX if strict else "")
         payload: dict[str, Any] = {
-            "model": self.model,
+            "model": self.identity.model,
             "messages": [{"role": "user", "content": content}],
             "temperature": 0,
             "max_tokens": _MAX_ANSWER_TOKENS,

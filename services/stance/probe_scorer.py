@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import numpy as np
 from common.errors import ConfigurationError, PermanentError
 from common.events import STANCE_LABELS
 from stance.encoder import MiniLMEncoder
-from stance.head import LinearHead
+from stance.head import StanceHead
 from stance.llama_scorer import LlamaCppScorer, LlmFeatures, LogitFeatures
 from stance.logic import top_label
 from stance.model_files import fitted_head_path
@@ -61,7 +62,7 @@ def probe_features(
 
 
 def head_matches(
-    head: LinearHead, model: str, hidden_size: int, prompt_version: str, gguf_sha256: str | None = None
+    head: StanceHead, model: str, hidden_size: int, prompt_version: str, gguf_sha256: str | None = None
 ) -> str | None:
     """Why this head cannot serve this GGUF and prompt, or None when it can. A head that records
     its GGUF's SHA-256 serves that exact file only; an older one is matched by file name."""
@@ -81,9 +82,10 @@ class ProbeScorer:
     provider = "llamacpp"
 
     def __init__(
-        self, llm: LlamaCppScorer, head: LinearHead, encoder: MiniLMEncoder | None, gguf_sha256: str | None = None
+        self, llm: LlamaCppScorer, head: StanceHead, encoder: MiniLMEncoder | None, gguf_sha256: str | None = None
     ) -> None:
-        problem = head_matches(head, llm.model, llm.hidden_size, llm.prompt_version, gguf_sha256)
+        identity = llm.identity
+        problem = head_matches(head, identity.model, llm.hidden_size, identity.prompt_version, gguf_sha256)
         if problem:
             raise ConfigurationError(f"stance head does not fit: {problem}")
         features = head.meta.get("features", [])
@@ -94,9 +96,7 @@ class ProbeScorer:
         self._encoder = encoder
         self._reads_target = TARGET_FEATURE in features
         self._target_vectors: dict[str, np.ndarray] = {}
-        self.model = llm.model if encoder is None else f"{llm.model}+{encoder.name}"
-        self.prompt_version = llm.prompt_version
-        self.default_target = llm.default_target
+        self.identity = identity if encoder is None else replace(identity, model=f"{identity.model}+{encoder.name}")
         self.method = f"probe-{head.meta.get('version', 'unversioned')}"
 
     def target_vector(self, target: str) -> np.ndarray | None:
@@ -108,7 +108,7 @@ class ProbeScorer:
         return self._target_vectors[target]
 
     def feature_rows(self, texts: Sequence[str], target: str | None = None) -> np.ndarray:
-        resolved = self._llm.resolve_target(target)
+        resolved = self._llm.identity.resolve_target(target)
         return feature_rows(
             self._llm, self._encoder, texts, self._head.logit_ids, resolved, self.target_vector(resolved)
         )
@@ -169,12 +169,13 @@ def choose_local_scorer(
     if method == "label-scoring":
         return llm
     problems = []
-    for path in head_candidates(head_path, gguf_sha256, llm.prompt_version):
+    identity = llm.identity
+    for path in head_candidates(head_path, gguf_sha256, identity.prompt_version):
         if not path.is_file():
             problems.append(f"{path}: no head file")
             continue
-        head = LinearHead.load(path)
-        problem = head_matches(head, llm.model, llm.hidden_size, llm.prompt_version, gguf_sha256)
+        head = StanceHead.load(path)
+        problem = head_matches(head, identity.model, llm.hidden_size, identity.prompt_version, gguf_sha256)
         if problem is None:
             encoder = MiniLMEncoder(threads) if ENCODER_FEATURE in head.meta.get("features", []) else None
             log.info("stance probe head in use", extra={"head": str(path), "version": head.meta.get("version")})

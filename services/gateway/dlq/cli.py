@@ -15,9 +15,11 @@ from the settings ``main`` passes in as the context object.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -37,6 +39,51 @@ Service = Annotated[list[str] | None, typer.Option("--service", "-s", help="fail
 Topic = Annotated[str | None, typer.Option("--topic", "-t", help="one topic (prefix optional)")]
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The dead letters a command works on: ``--reason``, ``--service`` and ``--topic``."""
+
+    reasons: list[str]
+    services: list[str]
+    topic: str | None
+
+    async def letters(self, store: DeadLetterStore, *, rejected: bool = True) -> dict[str, list[Letter]]:
+        """The matching letters of each selected topic (``rejected``: tweets.rejected too)."""
+        topics = await store.topics(rejected=rejected)
+        if self.topic is not None:
+            wanted = {self.topic, f"{store.settings.topic_prefix}{self.topic}"}
+            topics = [t for t in topics if t in wanted]
+            if not topics:
+                raise typer.BadParameter(f"no dead-letter topic {self.topic!r}", param_hint="--topic")
+        return {
+            t: [letter async for letter in store.scan(t) if matches(letter, self.reasons, self.services)]
+            for t in topics
+        }
+
+
+def _selection(reason: Reason = None, service: Service = None, topic: Topic = None) -> Selection:
+    return Selection(reason or [], service or [], topic)
+
+
+def selecting(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with the options of :func:`_selection` in place of its ``selection``
+    parameter (after ``ctx``), handed to it as one :class:`Selection`: the shared options of
+    click's decorators, for typer, which reads the options from the signature."""
+    options = inspect.signature(_selection, eval_str=True).parameters
+    own = inspect.signature(command, eval_str=True).parameters
+
+    @functools.wraps(command)
+    def with_selection(**values: Any) -> None:
+        picked = {name: values.pop(name) for name in options}
+        command(selection=_selection(**picked), **values)
+
+    ctx, *rest = (p for name, p in own.items() if name != "selection")
+    parameters = [ctx, *options.values(), *rest]
+    with_selection.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    with_selection.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_selection
+
+
 def _run(ctx: typer.Context, work: Callable[[DeadLetterStore], Coroutine[Any, Any, T]]) -> T:
     settings = ctx.obj
     if not isinstance(settings, GatewaySettings):
@@ -52,30 +99,17 @@ def _run(ctx: typer.Context, work: Callable[[DeadLetterStore], Coroutine[Any, An
     return asyncio.run(run())
 
 
-async def _selected(
-    store: DeadLetterStore, topic: str | None, reasons: list[str], services: list[str], *, rejected: bool = True
-) -> dict[str, list[Letter]]:
-    topics = await store.topics(rejected=rejected)
-    if topic is not None:
-        wanted = {topic, f"{store.settings.topic_prefix}{topic}"}
-        topics = [t for t in topics if t in wanted]
-        if not topics:
-            raise typer.BadParameter(f"no dead-letter topic {topic!r}", param_hint="--topic")
-    return {t: [letter async for letter in store.scan(t) if matches(letter, reasons, services)] for t in topics}
-
-
 @app.command("list")
+@selecting
 def list_topics(
     ctx: typer.Context,
-    reason: Reason = None,
-    service: Service = None,
-    topic: Topic = None,
+    selection: Selection,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per topic")] = False,
 ) -> None:
     """Counts per dead-letter topic."""
 
     async def work(store: DeadLetterStore) -> None:
-        selected = await _selected(store, topic, reason or [], service or [])
+        selected = await selection.letters(store)
         sizes = await store.sizes(selected)
         done = await store.redriven()
         rows = [
@@ -103,18 +137,17 @@ def list_topics(
 
 
 @app.command()
+@selecting
 def show(
     ctx: typer.Context,
-    reason: Reason = None,
-    service: Service = None,
-    topic: Topic = None,
+    selection: Selection,
     limit: Annotated[int, typer.Option(min=1, help="at most this many per topic (the newest)")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, whole values")] = False,
 ) -> None:
     """The dead letters themselves."""
 
     async def work(store: DeadLetterStore) -> None:
-        selected = await _selected(store, topic, reason or [], service or [])
+        selected = await selection.letters(store)
         if as_json:
             for letters in selected.values():
                 for letter in letters[-limit:]:
@@ -132,11 +165,10 @@ def show(
 
 
 @app.command()
+@selecting
 def redrive(
     ctx: typer.Context,
-    reason: Reason = None,
-    service: Service = None,
-    topic: Topic = None,
+    selection: Selection,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="count what would be republished; publish nothing")
     ] = False,
@@ -144,7 +176,7 @@ def redrive(
     """Republish matching dead letters to their source topic, each at most once."""
 
     async def work(store: DeadLetterStore) -> None:
-        selected = await _selected(store, topic, reason or [], service or [], rejected=False)
+        selected = await selection.letters(store, rejected=False)
         letters = [letter for group in selected.values() for letter in group]
         result = await store.redrive(letters, dry_run=dry_run)
         verb = "would republish" if dry_run else "republished"

@@ -13,7 +13,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from common.errors import PermanentError
 from common.events import (
+    EMOTION_LABELS,
     JOB_ID_HEADER,
+    STANCE_LABELS,
     STANCE_TARGET_HEADER,
     Author,
     DeadLetter,
@@ -22,7 +24,7 @@ from common.events import (
     decode_tweet,
     header_text,
 )
-from common.labelling import LabelHandler, LabelRequest
+from common.labelling import LabelHandler, LabelRequest, LabelResult, Task
 from common.telemetry import trace_id_from_headers
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -32,33 +34,33 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 class FakeLabeller:
     """Labels every tweet ``joy``, except texts named in ``reject`` (a per-tweet permanent error)."""
 
-    service = "fake"
-
-    def __init__(self, reject: Sequence[str] = (), fail: Exception | None = None, drop_one: bool = False) -> None:
+    def __init__(
+        self,
+        reject: Sequence[str] = (),
+        fail: Exception | None = None,
+        drop_one: bool = False,
+        result: LabelResult | None = None,
+        service: Task = "emotion",
+    ) -> None:
+        self.service = service
         self.reject = set(reject)
         self.fail = fail
         self.drop_one = drop_one
+        self.result = result or LabelResult({label: 0.9 if label == "joy" else 0.0 for label in EMOTION_LABELS},
+                                            "fake/model")
         self.seen: list[list[LabelRequest]] = []
-        self.trace_ids: list[str | None] = []
 
     def span_attributes(self) -> Mapping[str, str]:
         return {"model": "fake/model"}
 
-    async def infer(self, requests: Sequence[LabelRequest]) -> list[str | PermanentError]:
+    async def infer(self, requests: Sequence[LabelRequest]) -> list[LabelResult | PermanentError]:
         self.seen.append(list(requests))
         if self.fail is not None:
             raise self.fail
-        results: list[str | PermanentError] = [
-            PermanentError("too_odd", r.tweet.text) if r.tweet.text in self.reject else "joy" for r in requests
+        results: list[LabelResult | PermanentError] = [
+            PermanentError("too_odd", r.tweet.text) if r.tweet.text in self.reject else self.result for r in requests
         ]
         return results[:-1] if self.drop_one else results
-
-    def label_event(self, request: LabelRequest, result: str, trace_id: str | None) -> LabelEvent:
-        self.trace_ids.append(trace_id)
-        return LabelEvent(
-            tweet_id=request.tweet.id, task="emotion", label=result, score=0.9, scores={result: 0.9},
-            model="fake/model", job_id=request.job_id, target=request.target, trace_id=trace_id,
-        )
 
 
 def _tweet_bytes(tweet_id: str, text: str = "fine day") -> bytes:
@@ -94,7 +96,7 @@ async def test_undecodable_messages_are_dead_lettered_with_their_reason_and_the_
     assert [m.topic for m in out] == ["t.tweets.raw.dlq", "t.tweets.raw.dlq", "t.tweets.labels"]
     letters = [DeadLetter.model_validate_json(m.value or b"") for m in out[:2]]
     assert [(d.service, d.offset, d.reason) for d in letters] == [
-        ("fake", 0, "empty_message"), ("fake", 2, "invalid_tweet:message")
+        ("emotion", 0, "empty_message"), ("emotion", 2, "invalid_tweet:message")
     ]
     assert [r.tweet.id for r in labeller.seen[0]] == ["12"]
 
@@ -146,18 +148,44 @@ async def test_each_label_continues_its_tweets_trace_and_the_batch_span_links_to
     out = await LabelHandler(labeller, "labels", provider.get_tracer("test"))(
         [_record(0, _tweet_bytes("1"), [("traceparent", TRACEPARENT.encode())]), _record(1, _tweet_bytes("2"))]
     )
-    assert labeller.trace_ids[0] == TRACE_ID
+    trace_ids = [LabelEvent.model_validate_json(m.value or b"").trace_id for m in out]
+    assert trace_ids[0] == TRACE_ID
     assert trace_id_from_headers(out[0].headers) == TRACE_ID  # the label message carries the tweet's trace
-    assert labeller.trace_ids[1] not in (None, TRACE_ID)  # a tweet without a trace starts its own
-    spans = {span.name: span for span in exporter.get_finished_spans() if span.name != "fake label"}
-    labels = [span for span in exporter.get_finished_spans() if span.name == "fake label"]
-    batch = spans["fake inference"]
+    assert trace_ids[1] not in (None, TRACE_ID)  # a tweet without a trace starts its own
+    spans = {span.name: span for span in exporter.get_finished_spans() if span.name != "emotion label"}
+    labels = [span for span in exporter.get_finished_spans() if span.name == "emotion label"]
+    batch = spans["emotion inference"]
     # one link per tweet that arrived with a trace (the second had none to link to)
     assert [format(link.context.trace_id, "032x") for link in batch.links] == [TRACE_ID]
     assert format(labels[0].context.trace_id, "032x") == TRACE_ID
-    assert format(labels[1].context.trace_id, "032x") == labeller.trace_ids[1]
+    assert format(labels[1].context.trace_id, "032x") == trace_ids[1]
     assert all(span.links[0].context.span_id == batch.context.span_id for span in labels)
     assert [span.attributes["tweet.id"] for span in labels] == ["1", "2"]
+
+
+async def test_the_event_names_the_top_score_of_the_tasks_labels_rounded_with_the_labellers_fields() -> None:
+    labeller = FakeLabeller(result=LabelResult(
+        {"NEUTRAL": 0.3, "SUPPORT": 0.35000004, "OPPOSE": 0.35000004}, "m.gguf", provider="llamacpp",
+        prompt_version="v5", method="probe-h3", target="the new tax",
+    ), service="stance")
+    [message] = await LabelHandler(labeller, "labels")([_record(0, _tweet_bytes("7"), [(JOB_ID_HEADER, b"j")])])
+    event = LabelEvent.model_validate_json(message.value or b"")
+    assert list(event.scores) == list(STANCE_LABELS)  # the task's order, whatever the labeller's
+    assert event.scores == {"SUPPORT": 0.35, "OPPOSE": 0.35, "NEUTRAL": 0.3}
+    assert (event.task, event.label, event.score) == ("stance", "SUPPORT", 0.35)  # the first of equals
+    assert (event.model, event.provider, event.prompt_version, event.method, event.target) == (
+        "m.gguf", "llamacpp", "v5", "probe-h3", "the new tax"
+    )
+    assert (event.tweet_id, event.job_id, event.valence, event.model_revision) == ("7", "j", None, None)
+
+
+async def test_a_score_a_hair_outside_zero_to_one_is_clamped() -> None:
+    scores = {label: 0.0 for label in EMOTION_LABELS} | {"joy": 1.0000004, "fear": -1e-9}
+    [message] = await LabelHandler(FakeLabeller(result=LabelResult(scores, "m", valence=0.5)), "labels")(
+        [_record(0, _tweet_bytes("1"))]
+    )
+    event = LabelEvent.model_validate_json(message.value or b"")
+    assert (event.label, event.score, event.scores["fear"], event.valence) == ("joy", 1.0, 0.0, 0.5)
 
 
 def test_decode_tweet_keeps_64_bit_ids_exact_and_names_what_is_wrong() -> None:

@@ -9,20 +9,24 @@ from aiokafka import ConsumerRecord
 from common.events import EMOTION_LABELS, Author, DeadLetter, LabelEvent, TweetRecord
 from common.poison import UNHANDLED, FailurePolicy
 from emotion.handlers import emotion_handler
+from emotion.logic import FIXED_VALENCE_MAP, ValenceMap
 
 
 class FakeClassifier:
     model_id = "fake/emotion"
     revision = "abc"
 
-    def __init__(self, fail_on: str | None = None) -> None:
+    def __init__(self, fail_on: str | None = None, rows: Sequence[dict[str, float]] = ()) -> None:
         self.calls: list[list[str]] = []
         self.fail_on = fail_on
+        self.rows = list(rows)  # the scores of the tweets in turn; default: joy, peaked
 
     def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
         self.calls.append(list(texts))
         if self.fail_on is not None and self.fail_on in texts:
             raise RuntimeError("boom")
+        if self.rows:
+            return [self.rows.pop(0) for _ in texts]
         return [{label: (0.94 if label == "joy" else 0.01) for label in EMOTION_LABELS} for _ in texts]
 
 
@@ -91,3 +95,33 @@ async def test_the_loops_bisection_dead_letters_only_the_tweet_inference_fails_o
     )
     assert [(d.offset, d.reason) for d in letters] == [(5, UNHANDLED), (8, "invalid_tweet:message")]  # once each
     assert "boom" in letters[0].detail
+
+
+async def test_each_event_names_the_top_emotion_of_normalised_scores_and_keeps_64_bit_ids_exact() -> None:
+    rows = [
+        {label: (0.4 if label == "fear" else 0.1) for label in EMOTION_LABELS},  # sums to 1.0
+        {"joy": 3.0, "anger": 1.0},  # unnormalised, five labels missing
+    ]
+    handler = emotion_handler(FakeClassifier(rows=rows), "labels")
+    out = await handler([
+        _record(0, _tweet_bytes("9223372036854775807")),
+        _record(1, _tweet_bytes("18014398509481985"), headers=[("job-id", b"job-1")]),
+    ])
+    fear, joy = (LabelEvent.model_validate_json(m.value) for m in out)
+    assert [(e.tweet_id, e.task, e.label, e.job_id) for e in (fear, joy)] == [
+        ("9223372036854775807", "emotion", "fear", None), ("18014398509481985", "emotion", "joy", "job-1")
+    ]
+    assert list(joy.scores) == list(EMOTION_LABELS) and joy.scores["joy"] == 0.75 and joy.scores["fear"] == 0.0
+    assert (joy.score, joy.model, joy.model_revision) == (0.75, "fake/emotion", "abc")
+    assert joy.valence == FIXED_VALENCE_MAP.valence(joy.scores) == 0.5
+    assert '"tweet_id":"9223372036854775807"' in out[0].value.decode()
+
+
+async def test_events_carry_the_valence_of_the_classifiers_own_map() -> None:
+    coef = tuple((0.0, 0.0, 1.0) if label == "joy" else (1.0, 0.0, 0.0) for label in EMOTION_LABELS)
+    classifier = FakeClassifier()
+    classifier.valence_map = ValenceMap(name="fitted", coef=coef)  # type: ignore[attr-defined]
+    [message] = await emotion_handler(classifier, "labels")([_record(0, _tweet_bytes("1"))])
+    event = LabelEvent.model_validate_json(message.value)
+    assert event.valence == classifier.valence_map.valence(event.scores)  # type: ignore[attr-defined]
+    assert event.valence != FIXED_VALENCE_MAP.valence(event.scores)

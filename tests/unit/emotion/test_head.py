@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,14 @@ def test_shipped_head_meta_matches_what_the_loader_expects() -> None:
     assert head.valence_map is not None and head.valence_map.fitted
     assert head.valence_map.meta["model"].endswith(f"+emotion-head-{HEAD_VERSION}")
     assert DEFAULT_HEAD_PATH.stat().st_size < 200_000
+
+
+def test_the_shipped_file_saves_back_to_the_same_arrays(tmp_path: Path) -> None:
+    """The file format is unchanged: every array of the shipped head, saved again, is the same bytes."""
+    EmotionHead.load(DEFAULT_HEAD_PATH).save(tmp_path / "again.npz")
+    with zipfile.ZipFile(DEFAULT_HEAD_PATH) as shipped, zipfile.ZipFile(tmp_path / "again.npz") as again:
+        assert sorted(shipped.namelist()) == sorted(again.namelist())
+        assert all(shipped.read(name) == again.read(name) for name in shipped.namelist())
 
 
 def test_head_round_trips_and_applies_its_temperature(tmp_path: Path) -> None:

@@ -1,21 +1,9 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from common.events import EMOTION_LABELS, Author, LabelEvent, TweetRecord
-from emotion.logic import build_label_event, length_buckets, normalise_scores, valence
-
-
-def _tweet(tweet_id: str = "1850000000000000001", text: str = "hello") -> TweetRecord:
-    return TweetRecord(
-        id=tweet_id,
-        author=Author(handle="ana"),
-        created_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
-        text=text,
-        source="unit",
-    )
+from common.events import EMOTION_LABELS
+from emotion.logic import length_buckets, normalise_scores, valence
 
 
 def test_valence_is_positive_minus_negative_mass() -> None:
@@ -35,25 +23,6 @@ def test_normalise_scores_covers_all_labels_and_sums_to_one() -> None:
     assert list(probs) == list(EMOTION_LABELS)
     assert sum(probs.values()) == pytest.approx(1.0)
     assert probs["fear"] == 0.0
-
-
-def test_build_label_event_picks_argmax_and_keeps_ids_exact() -> None:
-    tweets = [_tweet("9223372036854775807"), _tweet("18014398509481985")]
-    rows = [
-        {label: (0.4 if label == "fear" else 0.1) for label in EMOTION_LABELS},
-        {label: (0.7 if label == "joy" else 0.05) for label in EMOTION_LABELS},
-    ]
-    events = [
-        build_label_event(tweet, row, model="m", revision="r", job_id=job, trace_id=None)
-        for tweet, row, job in zip(tweets, rows, [None, "job-1"], strict=True)
-    ]
-    assert [e.tweet_id for e in events] == ["9223372036854775807", "18014398509481985"]
-    assert [e.label for e in events] == ["fear", "joy"]
-    assert events[1].job_id == "job-1"
-    assert events[1].valence is not None and events[1].valence > 0
-    roundtrip = LabelEvent.model_validate_json(events[0].model_dump_json())
-    assert roundtrip == events[0]
-    assert '"tweet_id":"9223372036854775807"' in events[0].model_dump_json()
 
 
 def test_length_buckets_cover_every_index_once_sorted_by_length() -> None:

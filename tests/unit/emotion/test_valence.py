@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from common.errors import ModelUnavailableError
-from common.events import EMOTION_LABELS, Author, TweetRecord
+from common.events import EMOTION_LABELS
 from emotion.head import load_valence_map, save_valence_map
 from emotion.logic import (
     FIXED_VALENCE_MAP,
     SENTIMENT_LABELS,
     ValenceMap,
-    build_label_event,
     valence,
-    valence_map_for,
 )
 
 
@@ -75,20 +72,6 @@ def test_map_round_trips_through_its_dict_and_rejects_other_shapes() -> None:
         ValenceMap.from_dict({**mapping.to_dict(), "labels": ["joy", "anger"]})
     with pytest.raises(ValueError):
         ValenceMap(name="bad", coef=((1.0, 0.0, 0.0),))
-
-
-def test_label_events_carry_the_classifiers_map() -> None:
-    class WithMap:
-        valence_map = _fitted()
-
-    tweet = TweetRecord(id="1", author=Author(handle="a"), created_at=datetime(2024, 1, 1, tzinfo=UTC), text="t",
-                        source="s")
-    mapping = valence_map_for(WithMap())
-    event = build_label_event(tweet, _peaked("neutral"), model="m", revision=None, job_id=None, trace_id=None,
-                              valence_map=mapping)
-    assert event.valence == pytest.approx(mapping.valence(event.scores))
-    assert event.valence != pytest.approx(FIXED_VALENCE_MAP.valence(event.scores))
-    assert valence_map_for(object()) is FIXED_VALENCE_MAP
 
 
 def test_map_file_is_used_only_for_the_model_it_was_fitted_for(tmp_path: Path) -> None:

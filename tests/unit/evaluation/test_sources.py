@@ -72,12 +72,13 @@ async def test_in_process_stance_scores_each_gold_target_in_its_own_call(monkeyp
 
     import stance.main
     from evaluation.sources import stance_run_in_process
-    from stance.scorer import StanceScore
+    from stance.scorer import ScorerIdentity, StanceScore
 
     calls: list[tuple[str | None, list[str]]] = []
 
     class Recorder:
-        provider, model, prompt_version, method = "fake", "m", "v5", "probe-test"
+        provider, method = "fake", "probe-test"
+        identity = ScorerIdentity("m", "v5")
 
         async def score(self, texts: Sequence[str], target: str | None = None) -> list[StanceScore]:
             calls.append((target, list(texts)))

@@ -16,7 +16,7 @@ from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
 from stance.handlers import stance_handler
 from stance.openai_scorer import OpenAIScorer
-from stance.scorer import StanceScore
+from stance.scorer import ScorerIdentity, StanceScore
 from tests.fakes.fake_llm_api import Fault, running_fake_api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -26,11 +26,10 @@ LABELS = "p.tweets.labels"
 
 class FakeScorer:
     provider = "fake"
-    model = "fake-model"
-    prompt_version = "v5"
     method = "fake-method"
 
     def __init__(self, fail_text: str | None = None, down: bool = False) -> None:
+        self.identity = ScorerIdentity("fake-model", "v5")
         self.fail_text = fail_text
         self.down = down
         self.calls: list[list[str]] = []
@@ -127,7 +126,7 @@ async def test_every_tweet_ends_labelled_or_dead_lettered_once(logprobs: bool) -
                       total_timeout_s=0.5, backoff_base_s=0.01, backoff_max_s=0.05),
             CircuitBreaker(50, 60),
         )
-        scorer = OpenAIScorer(client, "fake-model", "v3", request_logprobs=True)
+        scorer = OpenAIScorer(client, ScorerIdentity("fake-model", "v3"), request_logprobs=True)
         batch = [record(i, tweet(i, t).model_dump_json().encode(), key=tweet(i).id.encode())
                  for i, t in enumerate(texts)]
         out = await stance_handler(scorer, LABELS)(batch)
@@ -180,7 +179,7 @@ async def test_without_a_configured_target_events_say_main_subject() -> None:
 
 async def test_a_prompt_that_never_names_a_target_records_the_main_subject_whatever_was_asked() -> None:
     scorer = FakeScorer()
-    scorer.prompt_version = "v4"
+    scorer.identity = ScorerIdentity("fake-model", "v4")
     batch = [record(0, tweet(1).model_dump_json().encode(), headers=[("stance-target", b"Hillary Clinton")])]
     out = await stance_handler(scorer, LABELS, default_target="the new tax")(batch)
     assert scorer.targets == ["main subject"]

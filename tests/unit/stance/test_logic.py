@@ -6,9 +6,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from common.events import STANCE_LABELS, Author, TweetRecord
 from stance.logic import (
-    build_label_event,
     calibrate,
     first_label_in,
     normalise_for_model,
@@ -80,25 +78,6 @@ def test_top_logprobs_map_tokens_to_labels() -> None:
 )
 def test_parse_retry_after(headers: dict[str, str], seconds: float | None) -> None:
     assert parse_retry_after(headers, now=NOW) == seconds
-
-
-def _tweet() -> TweetRecord:
-    return TweetRecord(
-        id="1234567890123456789", author=Author(handle="a"), created_at=NOW, text="hi", source="test"
-    )
-
-
-def test_build_label_event_carries_all_three_probabilities() -> None:
-    event = build_label_event(
-        _tweet(), {"SUPPORT": 0.2, "OPPOSE": 0.7, "NEUTRAL": 0.1},
-        model="m.gguf", provider="llamacpp", prompt_version="v3", method="probe-h1", job_id="job-1", trace_id=None,
-    )
-    assert (event.task, event.label, event.score, event.method) == ("stance", "OPPOSE", 0.7, "probe-h1")
-    assert set(event.scores) == set(STANCE_LABELS)
-    assert (event.tweet_id, event.provider, event.prompt_version, event.job_id) == (
-        "1234567890123456789", "llamacpp", "v3", "job-1"
-    )
-
 
 
 @pytest.mark.parametrize(

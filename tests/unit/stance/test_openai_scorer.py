@@ -7,7 +7,7 @@ from common.errors import TransientError
 from stance.api_client import ApiLimits, ChatCompletionsClient
 from stance.breaker import CircuitBreaker
 from stance.openai_scorer import OpenAIScorer
-from stance.scorer import StanceScore
+from stance.scorer import ScorerIdentity, StanceScore
 from tests.fakes.fake_llm_api import Fault, running_fake_api
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -21,7 +21,7 @@ async def test_a_retried_batch_only_asks_again_for_what_failed() -> None:
     with running_fake_api(logprobs=True) as api:
         api.script_for("MARK", Fault.http(503), Fault.http(503))  # both attempts of one tweet fail
         scorer = OpenAIScorer(ChatCompletionsClient(api.base_url, SecretStr("k"), LIMITS, CircuitBreaker(10, 60)),
-                              "fake", "v4")
+                              ScorerIdentity("fake", "v4"))
         with pytest.raises(TransientError):
             await scorer.score(texts)
         first_round = len(api.requests)
@@ -38,7 +38,7 @@ async def test_a_retried_batch_only_asks_again_for_what_failed() -> None:
 async def test_logprobs_off_means_strict_text_answers_and_one_hot_scores() -> None:
     with running_fake_api(logprobs=True) as api:
         scorer = OpenAIScorer(ChatCompletionsClient(api.base_url, SecretStr("k"), LIMITS, CircuitBreaker(10, 60)),
-                              "fake", "v1", request_logprobs=False)
+                              ScorerIdentity("fake", "v1"), request_logprobs=False)
         [result] = await scorer.score(["I love it"])
         await scorer.aclose()
         body = api.requests[0].body

@@ -12,10 +12,11 @@ import pytest
 
 from common.errors import ConfigurationError
 from common.events import STANCE_LABELS
-from stance.head import LinearHead
+from stance.head import StanceHead
 from stance.llama_scorer import LlamaCppScorer
 from stance.model_files import gguf_sha256, packaged_gemma_gguf
 from stance.probe_scorer import DEFAULT_HEAD_PATH, ProbeScorer, choose_local_scorer, head_matches
+from stance.scorer import ScorerIdentity
 from tests.unit.stance.decode_spy import spy_on_decodes
 from training.stance_probe import fit_logit_map, fit_softmax_regression, recover_hidden
 
@@ -38,7 +39,7 @@ TRAIN_CSV = Path(__file__).resolve().parents[3] / "data" / "labelled" / "stance_
 
 @pytest.fixture(scope="module")
 def base(llm: Llama) -> LlamaCppScorer:
-    return LlamaCppScorer(llm, packaged_gemma_gguf().name, "v4", calibrate=True)
+    return LlamaCppScorer(llm, ScorerIdentity(packaged_gemma_gguf().name, "v4"), calibrate=True)
 
 
 def test_features_hold_a_hidden_state_and_the_label_scoring_distribution(base: LlamaCppScorer) -> None:
@@ -54,8 +55,8 @@ def test_features_hold_a_hidden_state_and_the_label_scoring_distribution(base: L
 def test_auto_serves_a_fitting_head_and_names_model_prompt_and_method(base: LlamaCppScorer) -> None:
     scorer = choose_local_scorer(base, "auto", H2_HEAD, threads=1)
     assert isinstance(scorer, ProbeScorer)
-    assert scorer.method.startswith("probe-") and scorer.prompt_version == "v4"
-    assert scorer.model.startswith(base.model)
+    assert scorer.method.startswith("probe-") and scorer.identity.prompt_version == "v4"
+    assert scorer.identity.model.startswith(base.identity.model)
     for score in scorer.score_texts(TWEETS):
         assert set(score.probabilities) == set(STANCE_LABELS)
         assert math.isclose(sum(score.probabilities.values()), 1.0, abs_tol=1e-6)
@@ -73,7 +74,7 @@ def _head_for(model: str, base: LlamaCppScorer, path: Path) -> Path:
 
 def test_a_head_trained_for_another_gguf_is_not_used(base: LlamaCppScorer, tmp_path: Path) -> None:
     other = _head_for("tinyllama.gguf", base, tmp_path / "other.npz")
-    assert head_matches(LinearHead.load(other), base.model, base.hidden_size, "v4") is not None
+    assert head_matches(StanceHead.load(other), base.identity.model, base.hidden_size, "v4") is not None
     assert choose_local_scorer(base, "auto", other, threads=1) is base
     assert choose_local_scorer(base, "auto", tmp_path / "missing.npz", threads=1) is base
     assert choose_local_scorer(base, "label-scoring", H2_HEAD, threads=1) is base
@@ -82,8 +83,9 @@ def test_a_head_trained_for_another_gguf_is_not_used(base: LlamaCppScorer, tmp_p
 
 
 def test_a_gguf_only_head_needs_no_encoder(base: LlamaCppScorer, tmp_path: Path) -> None:
-    scorer = choose_local_scorer(base, "probe", _head_for(base.model, base, tmp_path / "own.npz"), threads=1)
-    assert isinstance(scorer, ProbeScorer) and scorer.model == base.model and scorer.method == "probe-t"
+    model = base.identity.model
+    scorer = choose_local_scorer(base, "probe", _head_for(model, base, tmp_path / "own.npz"), threads=1)
+    assert isinstance(scorer, ProbeScorer) and scorer.identity.model == model and scorer.method == "probe-t"
     assert len(scorer.score_texts(TWEETS)) == 3
 
 
@@ -114,7 +116,7 @@ def logit_map(base: LlamaCppScorer) -> tuple[np.ndarray, np.ndarray]:
     """The shipped head's logit ids and their map, refitted from 40 training tweets (~840 rows)."""
     with TRAIN_CSV.open(newline="") as handle:
         texts = [row["text"] for row in csv.DictReader(handle)][:40]
-    ids = LinearHead.load(H2_HEAD).logit_ids
+    ids = StanceHead.load(H2_HEAD).logit_ids
     assert ids is not None
     hidden, logits = base.calibration_rows(texts, ids)
     return ids, fit_logit_map(hidden, logits)
@@ -150,16 +152,16 @@ def test_the_folded_head_labels_agree_with_the_two_decode_head(base: LlamaCppSco
 
 @pytest.fixture(scope="module")
 def base_v5(llm: Llama) -> LlamaCppScorer:
-    return LlamaCppScorer(llm, packaged_gemma_gguf().name, "v5", calibrate=False)
+    return LlamaCppScorer(llm, ScorerIdentity(packaged_gemma_gguf().name, "v5"), calibrate=False)
 
 
 def test_the_shipped_head_serves_its_gguf_with_the_target_and_decodes_each_tweet_once(
     base_v5: LlamaCppScorer, llm: Llama, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sha = gguf_sha256(packaged_gemma_gguf())
-    assert LinearHead.load(DEFAULT_HEAD_PATH).meta["gguf_sha256"] == sha
+    assert StanceHead.load(DEFAULT_HEAD_PATH).meta["gguf_sha256"] == sha
     scorer = choose_local_scorer(base_v5, "auto", None, threads=1, gguf_sha256=sha)
-    assert isinstance(scorer, ProbeScorer) and scorer.method == "probe-h3" and scorer.prompt_version == "v5"
+    assert isinstance(scorer, ProbeScorer) and scorer.method == "probe-h3" and scorer.identity.prompt_version == "v5"
     tweet = "Hillary has fought for kids her whole career. Proud to vote for her."
     scorer.score_texts([tweet], "Hillary Clinton")  # the target's prefix is evaluated here
     evaluated = spy_on_decodes(llm, monkeypatch)
@@ -172,8 +174,8 @@ def test_the_shipped_head_serves_its_gguf_with_the_target_and_decodes_each_tweet
 
 
 def test_a_head_fitted_for_another_gguf_is_refused_by_hash(base_v5: LlamaCppScorer) -> None:
-    head = LinearHead.load(DEFAULT_HEAD_PATH)
-    assert head_matches(head, base_v5.model, base_v5.hidden_size, "v5", "0" * 64) is not None
+    head = StanceHead.load(DEFAULT_HEAD_PATH)
+    assert head_matches(head, base_v5.identity.model, base_v5.hidden_size, "v5", "0" * 64) is not None
     assert choose_local_scorer(base_v5, "auto", None, threads=1, gguf_sha256="0" * 64) is base_v5
     with pytest.raises(ConfigurationError, match="no stance head can serve"):
         choose_local_scorer(base_v5, "probe", None, threads=1, gguf_sha256="0" * 64)
@@ -188,7 +190,7 @@ def test_a_head_fitted_by_make_fit_stance_head_is_found_by_the_ggufs_hash(
 
     monkeypatch.setenv("TWEETPIPE_HOME", str(tmp_path))
     sha = gguf_sha256(packaged_gemma_gguf())
-    shipped = LinearHead.load(DEFAULT_HEAD_PATH)
+    shipped = StanceHead.load(DEFAULT_HEAD_PATH)
     cached = fitted_head_path(sha, "v5")
     cached.parent.mkdir(parents=True, exist_ok=True)
     replace(shipped, meta={**shipped.meta, "version": "fitted-here"}).save(cached)

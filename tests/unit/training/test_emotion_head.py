@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from common.events import EMOTION_LABELS
+from common.linear_head import softmax_rows
 from training.emotion_head import Split, fit_valence_map, goemotions_report, sentiment_figures, tweeteval_report
 from training.linear import (
     expected_calibration_error,
@@ -13,7 +14,6 @@ from training.linear import (
     fit_temperature,
     multilabel_f1,
     one_hot,
-    softmax_rows,
     stratified_folds,
 )
 

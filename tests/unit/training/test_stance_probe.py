@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from common.events import STANCE_LABELS
-from stance.head import LinearHead
+from stance.head import StanceHead
 from training.stance_probe import fit_logit_map, fit_softmax_regression, fold_hidden, logit_ids, recover_hidden
 
 
@@ -44,7 +44,7 @@ def test_saved_head_loads_with_the_same_probabilities_and_meta(tmp_path: Path) -
     head = fit_softmax_regression(features, labels, l2=0.01, meta={"version": "t", "model": "m.gguf"})
     path = tmp_path / "head.npz"
     head.save(path)
-    loaded = LinearHead.load(path)
+    loaded = StanceHead.load(path)
     assert loaded.meta == {"version": "t", "model": "m.gguf"}
     assert np.allclose(loaded.probabilities(features), head.probabilities(features), atol=1e-5)
 
@@ -60,9 +60,9 @@ def test_a_head_for_other_labels_is_refused(tmp_path: Path) -> None:
     features, labels = separable()
     head = fit_softmax_regression(features, labels, l2=0.01)
     path = tmp_path / "other.npz"
-    LinearHead(head.mean, head.scale, head.weights, head.bias, ("A", "B", "C")).save(path)
+    StanceHead(head.mean, head.scale, head.weights, head.bias, ("A", "B", "C")).save(path)
     with pytest.raises(ValueError, match="labels"):
-        LinearHead.load(path)
+        StanceHead.load(path)
 
 
 def test_a_folded_head_gives_on_logits_what_the_head_gives_on_the_recovered_hidden_state(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_a_folded_head_gives_on_logits_what_the_head_gives_on_the_recovered_hidd
     expected = head.probabilities(np.hstack([hidden, extra]))
     assert np.allclose(folded.probabilities(np.hstack([logits, extra])), expected, atol=1e-9)
     folded.save(tmp_path / "folded.npz")
-    loaded = LinearHead.load(tmp_path / "folded.npz")
+    loaded = StanceHead.load(tmp_path / "folded.npz")
     assert loaded.logit_ids is not None and loaded.logit_ids.tolist() == ids.tolist()
     assert np.allclose(loaded.probabilities(np.hstack([logits, extra])), expected, atol=1e-4)
 
