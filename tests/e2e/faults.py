@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.e2e.stack import Stack
 
@@ -114,6 +115,34 @@ def wait_until_labelled(
             return time.monotonic() - started
         time.sleep(1)
     raise AssertionError(f"after {timeout:.0f}s only {state.both} of {expected} tweets carry both labels ({state})")
+
+
+def wait_for_members(stack: Stack, bootstrap: str, groups: dict[str, int], timeout: float) -> float:
+    """Poll until each consumer group has its expected number of members (replicas that joined
+    and hold their share of the partitions); every worker must stay alive. Returns seconds."""
+
+    async def members(admin: AIOKafkaAdminClient, group: str) -> int:
+        # One group per request: aiokafka 0.12 misparses a DescribeGroups response with several.
+        (response,) = await admin.describe_consumer_groups([group])
+        return sum(len(g["members"]) for g in response.to_object()["groups"] if g["state"] == "Stable")
+
+    async def counts() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return {group: await members(admin, group) for group in groups}
+        finally:
+            await admin.close()
+
+    started = time.monotonic()
+    found: dict[str, int] = {}
+    while time.monotonic() - started < timeout:
+        stack.assert_running()
+        found = run_async(counts)
+        if found == groups:
+            return time.monotonic() - started
+        time.sleep(1)
+    raise AssertionError(f"after {timeout:.0f}s the consumer groups have {found} members, not {groups}")
 
 
 @dataclass

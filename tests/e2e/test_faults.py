@@ -32,6 +32,7 @@ from tests.e2e.faults import (
     index_state,
     indexed_documents,
     read_dataset,
+    wait_for_members,
     wait_until_labelled,
     write_dataset,
 )
@@ -218,13 +219,17 @@ def test_elasticsearch_outage_while_scaling_one_to_three_and_back_loses_nothing(
     ids = write_dataset(tmp_path / "tweets.jsonl", total)
     for name in WORKERS:
         stack.start(name, replica=0)
-    replay = start_replay(stack, tmp_path / "tweets.jsonl", "--rate", "60")
+    # Slow enough (100 s) that the replay still publishes when Elasticsearch dies, even on a busy host.
+    replay = start_replay(stack, tmp_path / "tweets.jsonl", "--rate", "30")
     wait_until_labelled(stack, infra.es_url, index, 100, timeout=180)
-    # Scale out mid-replay: 1 → 3 replicas of every worker.
+    # Scale out mid-replay: 1 → 3 replicas of every worker, each a member of its group before the fault.
     for name in WORKERS:
         for replica in (1, 2):
             stack.start(name, replica=replica)
-    wait_until_labelled(stack, infra.es_url, index, 600, timeout=180)
+    prefix = stack.env["KAFKA_TOPIC_PREFIX"]
+    wait_for_members(stack, infra.bootstrap, {f"{prefix}{name}": 3 for name in WORKERS}, timeout=180)
+    scaled_at = index_state(infra.es_url, index).both
+    wait_until_labelled(stack, infra.es_url, index, scaled_at + 150, timeout=180)  # the three replicas at work
     # Elasticsearch is SIGKILLed mid-stream and stays away 60 s; an indexer replica leaves the
     # group during the outage.
     assert replay.poll() is None, "the replay must still be publishing when Elasticsearch dies"
@@ -305,7 +310,8 @@ def test_an_index_write_block_for_60_s_mid_stream_dead_letters_nothing_and_loses
     stack.start("gateway-indexer")  # not a replica: it serves /metrics
     for name in ("emotion", "stance"):
         stack.start(name, replica=0)
-    replay = start_replay(stack, tmp_path / "tweets.jsonl", "--rate", "40")
+    # Slow enough (100 s) that the replay still publishes when Elasticsearch dies, even on a busy host.
+    replay = start_replay(stack, tmp_path / "tweets.jsonl", "--rate", "30")
     wait_until_labelled(stack, infra.es_url, index, 100, timeout=180)
 
     def write_block(on: bool) -> None:
@@ -357,3 +363,4 @@ def test_a_record_that_makes_inference_raise_is_dead_lettered_and_every_other_tw
     assert labels.duplicates() == 0
     reason = letters[0]["reason"]
     print(f"\nFAULTS poison: 1 poison record of {total} dead-lettered ({reason}); {len(healthy)} labelled")
+
