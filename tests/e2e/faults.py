@@ -71,17 +71,30 @@ def write_dataset(path: Path, n: int, poison: dict[int, str] | None = None) -> l
 @dataclass
 class IndexState:
     total: int = 0
-    both: int = 0
+    complete: int = 0  # the tweet itself and both its labels
+
+
+# A label can be indexed before its tweet (the indexer may reach tweets.labels first, e.g. after
+# an outage): such a label-only document is not done yet, so "done" needs the tweet's text too.
+COMPLETE = {
+    "bool": {
+        "filter": [
+            {"exists": {"field": "text"}},
+            {"exists": {"field": "emotion.label"}},
+            {"exists": {"field": "stance.label"}},
+        ]
+    }
+}
 
 
 def index_state(es_url: str, index: str) -> IndexState:
-    """Documents in ``index``, and those with both labels; zero while Elasticsearch is down."""
-    both = {"bool": {"filter": [{"exists": {"field": "emotion.label"}}, {"exists": {"field": "stance.label"}}]}}
+    """Documents in ``index``, and the complete ones (tweet and both labels); zero while
+    Elasticsearch is down."""
     try:
         with httpx.Client(base_url=es_url, timeout=10) as es:
             es.post(f"/{index}/_refresh")
             total = es.post(f"/{index}/_count", json={"query": {"match_all": {}}})
-            labelled = es.post(f"/{index}/_count", json={"query": both})
+            labelled = es.post(f"/{index}/_count", json={"query": COMPLETE})
             if total.status_code != 200 or labelled.status_code != 200:
                 return IndexState()
             return IndexState(total.json()["count"], labelled.json()["count"])
@@ -90,20 +103,21 @@ def index_state(es_url: str, index: str) -> IndexState:
 
 
 def incomplete_ids(es_url: str, index: str, ids: list[str]) -> list[str]:
-    """Which of ``ids`` are missing or lack a label (for the failure message)."""
+    """Which of ``ids`` are missing, lack the tweet itself (label-only) or lack a label."""
     found: dict[str, dict[str, Any]] = {}
     with httpx.Client(base_url=es_url, timeout=30) as es:
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
             docs = es.post(f"/{index}/_mget", json={"ids": chunk}).json()["docs"]
             found |= {d["_id"]: d.get("_source", {}) for d in docs if d.get("found")}
-    return [i for i in ids if not (found.get(i, {}).get("emotion") and found.get(i, {}).get("stance"))]
+    return [i for i in ids if not all(found.get(i, {}).get(field) for field in ("text", "emotion", "stance"))]
 
 
 def wait_until_labelled(
     stack: Stack, es_url: str, index: str, expected: int, timeout: float, also: Callable[[], None] | None = None
 ) -> float:
-    """Poll until ``expected`` documents carry both labels; every worker must stay alive. Returns seconds."""
+    """Poll until ``expected`` documents hold their tweet and both labels; every worker must stay
+    alive. Returns seconds."""
     started = time.monotonic()
     state = IndexState()
     while time.monotonic() - started < timeout:
@@ -111,10 +125,12 @@ def wait_until_labelled(
         if also is not None:
             also()
         state = index_state(es_url, index)
-        if state.both >= expected:
+        if state.complete >= expected:
             return time.monotonic() - started
         time.sleep(1)
-    raise AssertionError(f"after {timeout:.0f}s only {state.both} of {expected} tweets carry both labels ({state})")
+    raise AssertionError(
+        f"after {timeout:.0f}s only {state.complete} of {expected} tweets are indexed with both labels ({state})"
+    )
 
 
 def wait_for_members(stack: Stack, bootstrap: str, groups: dict[str, int], timeout: float) -> float:
