@@ -3,29 +3,40 @@ and a 1,000,000-tweet replay in flat memory. One run, one machine, one broker.
 
     PYTHONPATH=. .venv/bin/python bench/ingest_bench.py [--tweets 20000] [--million]
 
-- Rates: wall-clock tweets/s, and tweets per CPU-second of the process (all its threads, so
-  the reader thread and the span exporter count): both are single-process and CPU-bound, so on
-  a shared, busy machine the CPU ratio is what an idle one would show. Each variant runs
+- Rates: wall-clock tweets/s (the goal's measure), and tweets per CPU-second of the variant:
+  all its threads (the span exporter) and, for the ingest, the child process that reads,
+  validates and serialises a large file on the spare core (``ingestor.reader``; its CPU,
+  start-up included, is also reported alone: ``reader_cpu_s``). Each variant runs
   ``--rounds`` times round-robin; the medians are reported, every run is kept.
+  ``reader_took_over_at`` is the item at which the reading moved from the ingest's own thread
+  to that child once it had started (None: the file was done first). As the CLI does, the
+  ingest starts that child (``reader.warm_up``) before configuring tracing, untimed like that;
+  ``ingest_tracing_off_cold_reader`` does not, so its clock includes the child's start.
+  ``broker_cpu_s_whole_run`` is what the broker, on the same cores, spent meanwhile.
 - Input: generated tweets in the spec's nested layout with real tweet lengths (templates and
   vocabulary from data/sample_tweets.json, as bench/workload.py does), streamed to a temporary
   JSON Lines file; 64-bit ids.
 - ``bare``: a bare aiokafka producer with the ingestor's producer settings (acks=all,
   idempotent, linger 5 ms, 256 KB batches) sends the very payloads the ingestor publishes (the
   validated TweetRecord JSON, keyed by id), built before the clock starts: the broker's speed.
-- ``ingest``: ``ingestor.main.replay`` on the file: read, parse, validate, trace, publish, wait
-  for acknowledgements batch by batch. Tracing off (no OTLP endpoint), then on with
-  ``OTEL_TRACES_SAMPLER_RATIO`` 1.0 (one trace per tweet, the default), 0.1 and 0.01, exporting
-  OTLP/HTTP to a local sink that accepts and discards (the SDK's whole cost, independent of
-  Jaeger's health). Each run counts the ingestor spans that were sampled, which shows the
-  ratio is honoured.
+- ``ingest``: ``ingestor.main.replay`` on the file, as the CLI runs it: read, parse, validate,
+  reject repeats and serialise (in the reading child once it is up), trace, publish, wait for
+  acknowledgements batch by batch. Tracing off (no OTLP endpoint), then on with
+  ``OTEL_TRACES_SAMPLER_RATIO`` 1.0, 0.1 and 0.01 (head-sampled by the replay, as the CLI
+  configures it), exporting OTLP/HTTP to a local sink that accepts and discards (the SDK's whole
+  cost, independent of Jaeger's health). Each run counts the ingestor spans that were sampled,
+  which shows the ratio is honoured.
 - ``stages``: where the ingest's CPU goes, per tweet, each stage timed alone in one process
   (no Kafka): reading the JSON Lines (parse), mapping the nested layout, validating with the
-  strict ``TweetRecord``, serialising the payload, and for a sampled tweet its span (start,
-  traceparent, end) and the OTLP/protobuf encoding the exporter does for it. The bare
+  strict ``TweetRecord``, serialising the payload; the reading side's whole work per tweet
+  (``reader.Reader.judge``: all of those, plus repeats) and the pickling of its chunks to the
+  parent and back; for a sampled tweet its span (start, traceparent, end) and the
+  OTLP/protobuf encoding the exporter does for it; for an unsampled one its traceparent as the
+  replay makes it (``HeadSampler``) and as the SDK made it (an unsampled span). The bare
   producer's own CPU per tweet is the budget they are compared with.
 - ``--million``: 1,000,000 tweets generated into a nested JSON array file (the spec's layout,
-  streamed by ijson), replayed by the CLI in a child process whose RSS is sampled every 0.25 s.
+  streamed by ijson), replayed by the CLI in a child process whose RSS is sampled every 0.25 s
+  (and the PSS of its process tree: with the reading child, which holds the ids seen).
 
 Every variant runs in its own process (tracing is process-global) under its own topic prefix;
 the topics are deleted afterwards. Writes bench/results/ingest.json.
@@ -37,7 +48,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import pickle
 import random
 import statistics
 import subprocess
@@ -51,9 +64,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.workload import sample_texts
-from tests.conftest import _delete_topics
-
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 ID_BASE = 1_750_000_000_000_000_000
@@ -62,6 +72,8 @@ ID_BASE = 1_750_000_000_000_000_000
 def tweets(n: int, seed: int = 84) -> Iterator[dict[str, Any]]:
     """Nested-layout records, generated lazily: each keeps a sample tweet's word count (real
     lengths) with about half its words swapped for others from the sample vocabulary."""
+    from bench.workload import sample_texts  # here: the reading child re-imports this module, keep that light
+
     rng = random.Random(seed)
     templates = [text.split() for text in sample_texts()]
     vocabulary = sorted({word for words in templates for word in words})
@@ -121,8 +133,8 @@ async def bare(path: Path, prefix: str) -> dict[str, Any]:
 
 
 def _rates(tweets: int, elapsed: float, cpu: float) -> dict[str, Any]:
-    """Wall-clock rate, and CPU seconds of this process (all its threads) per tweet: on a busy
-    machine the wall clock mostly measures the CPU share the scheduler gave the process."""
+    """Wall-clock rate, and CPU seconds (all threads and child processes) per tweet: on a busy
+    machine the wall clock mostly measures the CPU share the scheduler gave the processes."""
     return {
         "elapsed_s": round(elapsed, 3),
         "tweets_per_s": round(tweets / elapsed),
@@ -152,31 +164,59 @@ class SpanCounter:
         return True
 
 
-async def ingest(path: Path, prefix: str) -> dict[str, Any]:
+class TakeOver(logging.Handler):
+    """Notes at which item the replay's reading moved to the child process, and the CPU time
+    the child reports at its end."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.at: int | None = None
+        self.cpu_s: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "reading moved to a child process":
+            self.at = getattr(record, "items_read", None)
+        elif record.getMessage() == "reading process done":
+            self.cpu_s = getattr(record, "cpu_s", None)
+
+
+async def ingest(path: Path, prefix: str, *, cold: bool = False) -> dict[str, Any]:
     from opentelemetry import trace
 
     from common.kafka import ensure_topics
-    from common.settings import KafkaSettings, TelemetrySettings
+    from common.settings import KafkaSettings
     from common.telemetry import configure_tracing, shutdown_tracing
     from ingestor.main import replay
+    from ingestor.reader import warm_up
     from ingestor.settings import IngestorSettings
 
-    telemetry = TelemetrySettings()
-    configure_tracing("ingestor", telemetry)
+    if not cold:
+        warm_up()  # as ingestor.cli does, before its settings, logging and tracing
+    settings = IngestorSettings(kafka=KafkaSettings(topic_prefix=prefix))
+    telemetry = settings.telemetry
+    configure_tracing("ingestor", telemetry, head_sampled=True)  # as ingestor.cli does
     counter = SpanCounter()
     provider = trace.get_tracer_provider()
     if hasattr(provider, "add_span_processor"):
         provider.add_span_processor(counter)
-    settings = IngestorSettings(kafka=KafkaSettings(topic_prefix=prefix))
+    took_over = TakeOver()
+    logger = logging.getLogger("ingestor")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(took_over)
+    logger.propagate = False
     await ensure_topics(settings.kafka, settings.kafka.topics.all())  # as the bare run: not timed
     start, cpu = time.perf_counter(), time.process_time()
     summary = await replay(str(path), settings)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    children = took_over.cpu_s or 0.0
     flush_start = time.perf_counter()
     shutdown_tracing()
     return {
         "tweets": summary.published,
-        **_rates(summary.published, elapsed, cpu),
+        **_rates(summary.published, elapsed, cpu + children),
+        "parent_cpu_s": round(cpu, 3),
+        "reader_cpu_s": round(children, 3),
+        "reader_took_over_at": took_over.at,
         "reconciles": summary.reconciles,
         "tracing": bool(telemetry.otel_exporter_otlp_endpoint),
         "sampler_ratio": telemetry.otel_traces_sampler_ratio,
@@ -209,12 +249,16 @@ def stages(path: Path) -> dict[str, float]:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
     from common.events import TweetRecord
     from common.json_lines import parse_json_line
     from common.nested_layout import map_nested
+    from common.telemetry import HeadSampler
     from common.topics import Topics
+    from ingestor.reader import Reader
     from ingestor.replay import publish_span
+    from ingestor.source import open_source
 
     lines = path.read_bytes().splitlines(keepends=True)
 
@@ -247,11 +291,27 @@ def stages(path: Path) -> dict[str, float]:
     spans = kept.spans[: len(lines)]
     result["otlp_encode_per_sampled_span"] = cpu_us(lambda: encode_spans(spans).SerializePartialToString())
     provider.shutdown()
+    never = TracerProvider(sampler=ALWAYS_OFF).get_tracer("ingestor")
+    result["unsampled_span_and_traceparent_sdk"] = cpu_us(lambda: [publish_span(never, r.id, topic) for r in records])
+    heads = HeadSampler(0.0)
+    result["unsampled_traceparent_head_sampler"] = cpu_us(lambda: [heads.unsampled() for _ in records])
+
+    def judge_all() -> list[Any]:
+        source = open_source(str(path))
+        reader, chunks = Reader(source), []
+        while not (chunks and chunks[-1].exhausted):
+            chunks.append(reader.judge(500))
+        source.close()
+        return chunks
+
+    result["reading_side_whole_Reader_judge"] = cpu_us(judge_all)
+    chunks = judge_all()
+    result["verdicts_pickle_and_unpickle"] = cpu_us(lambda: [pickle.loads(pickle.dumps(chunk)) for chunk in chunks])
     return result
 
 
 def child(mode: str, path: Path, prefix: str) -> None:
-    result = asyncio.run(bare(path, prefix) if mode == "bare" else ingest(path, prefix))
+    result = asyncio.run(bare(path, prefix) if mode == "bare" else ingest(path, prefix, cold=mode == "ingest-cold"))
     print(json.dumps(result))
 
 
@@ -277,19 +337,53 @@ class Sink(BaseHTTPRequestHandler):
 
 def run_child(mode: str, path: Path, env: dict[str, str]) -> dict[str, Any]:
     prefix = f"bench-ingest-{uuid.uuid4().hex[:8]}."
+    broker = broker_pid()
+    broker_cpu = process_cpu_s(broker)
     done = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--file", str(path), "--prefix", prefix],
         env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'libs'}:{REPO / 'services'}", **env},
         capture_output=True, text=True, check=False, timeout=3600,
     )
+    broker_cpu = process_cpu_s(broker) - broker_cpu
     delete_topics(prefix)
     if done.returncode != 0:
         raise RuntimeError(f"{mode} failed: {done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    # The broker shares this host's cores: its CPU over the whole child (start-up included, and
+    # whatever other clients of the shared broker asked of it meanwhile).
+    result["broker_cpu_s_whole_run"] = round(broker_cpu, 3) if broker is not None else None
     return result
 
 
+def broker_pid(port: int = 9092) -> int | None:
+    """The process listening on the broker's port on this host, if it can be found."""
+    try:
+        tables = [Path(f"/proc/net/{name}").read_text().splitlines()[1:] for name in ("tcp", "tcp6")]
+        rows = [row.split() for table in tables for row in table]
+    except OSError:
+        return None
+    listening = "0A"
+    inodes = {f"socket:[{f[9]}]" for f in rows if f[3] == listening and int(f[1].rsplit(":", 1)[1], 16) == port}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+                return int(pid)
+    return None
+
+
+def process_cpu_s(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def delete_topics(prefix: str) -> None:
+    from tests.conftest import _delete_topics
+
     _delete_topics(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), prefix)
 
 
@@ -308,6 +402,21 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size of ``pid`` and its descendants (the CLI and the reading child,
+    which holds the ids seen): shared pages counted once, unlike summed RSS."""
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return total / 1024
+
+
 def million(tmp: Path, count: int) -> dict[str, Any]:
     path = tmp / "million.json"
     started = time.perf_counter()
@@ -319,12 +428,14 @@ def million(tmp: Path, count: int) -> dict[str, Any]:
     summary_file = tmp / "summary.json"
     command = [sys.executable, "-m", "ingestor", "replay", str(path), "--summary-json", str(summary_file)]
     samples: list[tuple[float, float]] = []
+    tree: list[float] = []
     start = time.perf_counter()
     with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
         while process.poll() is None:
             rss = rss_mb(process.pid)
             if rss is not None:
                 samples.append((round(time.perf_counter() - start, 2), round(rss, 1)))
+                tree.append(tree_pss_mb(process.pid))
             time.sleep(0.25)
     elapsed = time.perf_counter() - start
     delete_topics(prefix)
@@ -345,6 +456,7 @@ def million(tmp: Path, count: int) -> dict[str, Any]:
         "rss_at_10pct_time_mb": tenth[0],
         "rss_at_end_mb": rss[-1],
         "rss_samples": samples[:: max(1, len(samples) // 60)],  # about 60 points over the run
+        "peak_process_tree_pss_mb": round(max(tree), 1),  # with the reading child
         "goal_peak_rss_mb": 300,
     }
 
@@ -355,7 +467,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant, round-robin (medians)")
     parser.add_argument("--million", action="store_true", help="also replay 1,000,000 generated tweets (minutes)")
     parser.add_argument("--million-count", type=int, default=1_000_000, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["bare", "ingest"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["bare", "ingest", "ingest-cold"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -377,6 +489,7 @@ def main() -> None:
         variants: dict[str, tuple[str, dict[str, str]]] = {
             "bare_producer": ("bare", off),
             "ingest_tracing_off": ("ingest", off),
+            "ingest_tracing_off_cold_reader": ("ingest-cold", off),
             **{
                 f"ingest_tracing_ratio_{ratio}": (
                     "ingest", {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_TRACES_SAMPLER_RATIO": ratio}

@@ -3,8 +3,6 @@ configuration errors end the process (the only errors that do)."""
 
 from __future__ import annotations
 
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
-
 
 class ServiceError(Exception):
     """Root of every error a service raises on purpose."""
@@ -45,6 +43,10 @@ def is_transient(exc: BaseException) -> bool:
     ``NotLeaderForPartitionError``, ...) plus ``KafkaTimeoutError`` (a send that was never
     acknowledged). Anything else is treated as a bug or a poison record by the caller.
     """
+    # Imported here: importing aiokafka costs a tenth of a second, which processes that only
+    # need the error classes (the ingestor's reading process) need not pay.
+    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+
     if isinstance(exc, TransientError | TimeoutError | ConnectionError | KafkaConnectionError | KafkaTimeoutError):
         return True
     return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))

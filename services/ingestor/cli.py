@@ -39,13 +39,13 @@ from rich.table import Table
 from common.logging import configure_logging
 from common.metrics import start_metrics_server
 from common.telemetry import configure_tracing, shutdown_tracing
-from ingestor.errors import IndexUnavailableError, KafkaUnavailableError, SourceFormatError
+from ingestor.errors import IndexUnavailableError, KafkaUnavailableError, ReaderError, SourceFormatError
 from ingestor.formats import FORMATS
 from ingestor.formats.tabular import DEFAULT_COLUMNS
 from ingestor.logic import ReplaySummary
+from ingestor.reader import Reader, warm_up
 from ingestor.replay import ProgressCallback
 from ingestor.settings import SERVICE, IngestorSettings
-from ingestor.source import Source
 
 log = logging.getLogger(SERVICE)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -134,6 +134,8 @@ def replay(
 ) -> None:
     """Replay PATH into Kafka: valid tweets to tweets.raw, everything else to tweets.rejected."""
     runs = _runs(ctx)
+    if not follow and _large_file(path):
+        warm_up()  # a large file is read in a child process: it starts while this one does
     settings = _start(state_dir)
 
     async def run(stopping: asyncio.Event, on_progress: ProgressCallback) -> ReplaySummary:
@@ -167,6 +169,7 @@ def watch(
     *.tmp, *.part or .hidden are never read (write there, then rename).
     """
     runs = _runs(ctx)
+    warm_up()  # large files are read in a child process: one starts while this one does
     settings = _start(state_dir)
 
     def done(summary: ReplaySummary) -> None:
@@ -192,6 +195,13 @@ def _runs(ctx: typer.Context) -> Runs:
     return runs
 
 
+def _large_file(path: str) -> bool:
+    """Whether ``path`` is a file the replay reads in a child process (``reader.open_reader``)."""
+    with contextlib.suppress(OSError, ValueError):
+        return path != "-" and Path(path).stat().st_size >= IngestorSettings().reader_process_min_bytes
+    return False
+
+
 def _start(state_dir: Path | None) -> IngestorSettings:
     settings = IngestorSettings()
     if state_dir is not None:
@@ -199,7 +209,7 @@ def _start(state_dir: Path | None) -> IngestorSettings:
     configure_logging(SERVICE, settings.telemetry.log_level)
     if sys.stdout.isatty():  # a person is watching: one console for logs, progress and the table
         logging.getLogger().handlers[:] = [RichHandler(console=console, show_path=False)]
-    configure_tracing(SERVICE, settings.telemetry)
+    configure_tracing(SERVICE, settings.telemetry, head_sampled=True)  # the replay samples each tweet itself
     start_metrics_server(settings.metrics_port, SERVICE, settings.telemetry.metrics_host)
     return settings
 
@@ -212,6 +222,9 @@ def _failures() -> Iterator[None]:
     except SourceFormatError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    except ReaderError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
     except KafkaUnavailableError as exc:
         console.print(f"[bold red]Kafka unavailable:[/] {exc}")
         raise typer.Exit(3) from None
@@ -243,7 +256,7 @@ async def _with_progress(run: Callable[[asyncio.Event, ProgressCallback], Awaita
     )
     task = progress.add_task("starting", total=None)
 
-    def on_progress(summary: ReplaySummary, source: Source) -> None:
+    def on_progress(summary: ReplaySummary, source: Reader) -> None:
         progress.start()  # only once reading has begun, so early errors print alone
         done = source.bytes_read()
         progress.update(

@@ -15,3 +15,7 @@ class KafkaUnavailableError(TransientError):
 
 class IndexUnavailableError(TransientError):
     """``--skip-existing`` cannot reach Elasticsearch; the message names the address."""
+
+
+class ReaderError(ServiceError):
+    """The child process reading a file ended before the file did (killed, out of memory)."""

@@ -1,18 +1,22 @@
-"""Pure steps of a replay: duplicate detection, the reject's raw text, and the running summary
-whose counts reconcile (read = published + rejected). Validating one item (source item →
+"""Pure steps of a replay: judging a chunk (duplicate detection, serialisation: ``judge``), the
+reject's raw text, and the running summary whose counts reconcile (read = published +
+rejected). Validating one item (source item →
 ``TweetRecord`` or ``RejectedRecord``) is part of the contract, shared with ``POST /ingest``:
 ``common.records.to_outcome``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field, computed_field
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
-from common.records import SourceItem, reject
+from common.records import Outcome, SourceItem, reject
+from ingestor.checkpoint import Mark
 
 DUPLICATE_ID = "duplicate_id"
 
@@ -72,6 +76,51 @@ class SeenIds:
 def duplicate(item: SourceItem, source: str, tweet: TweetRecord) -> RejectedRecord:
     issue = ValidationIssue(loc="id", msg=f"id {tweet.id} already appeared earlier in {source}", type=DUPLICATE_ID)
     return reject(item, source, DUPLICATE_ID, [issue])
+
+
+class Reject(NamedTuple):
+    """What the replay needs to publish, count and log one reject."""
+
+    reason: str
+    position: str
+    value: bytes  # the RejectedRecord's JSON, the message to tweets.rejected
+    stream_error: str | None  # for the summary's errors: the rest of a JSON document is unreadable
+    duplicate: bool  # valid, but its id appeared earlier in the file
+
+
+Verdict = tuple[str, bytes] | Reject  # a tweet: (its id, its TweetRecord JSON) for tweets.raw
+
+
+@dataclass
+class Verdicts:
+    """One chunk's verdicts, in read order, with its marks and end state (as ``source.Chunk``)."""
+
+    entries: list[Verdict] = field(default_factory=list)
+    marks: dict[int, Mark] = field(default_factory=dict)
+    idle: bool = False
+    exhausted: bool = False
+    bytes_read: int | None = None  # where the reader stands in the file, for progress
+    cpu_s: float | None = None  # the reading process's CPU seconds, on its last chunk
+
+
+def judge(items: Iterable[tuple[SourceItem, Outcome]], seen: SeenIds, source: str) -> list[Verdict]:
+    """Validated items → verdicts, in order: a valid tweet whose id ``seen`` did not hold yet is
+    its id and payload JSON; anything else a :class:`Reject` (a repeat: ``duplicate_id``).
+    Small and picklable: the reading may happen in another process (``reader``)."""
+    verdicts: list[Verdict] = []
+    for item, outcome in items:
+        repeated = False
+        if isinstance(outcome, TweetRecord):
+            if seen.add(outcome.id):
+                verdicts.append((outcome.id, outcome.model_dump_json().encode()))
+                continue
+            outcome, repeated = duplicate(item, source, outcome), True
+        # Only a broken JSON document yields an unparseable "record/response N": the rest is lost.
+        broken = item.error is not None and item.position.startswith(("record", "response"))
+        stream_error = f"{item.position}: {item.error}" if broken else None
+        value = outcome.model_dump_json().encode()
+        verdicts.append(Reject(outcome.reason, outcome.position, value, stream_error, repeated))
+    return verdicts
 
 
 def raw_json(value: Any) -> str:

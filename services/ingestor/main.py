@@ -17,6 +17,7 @@ from ingestor.cli import Runs, app
 from ingestor.errors import IndexUnavailableError, SourceFormatError
 from ingestor.logic import ReplaySummary
 from ingestor.publisher import KafkaPublisher
+from ingestor.reader import open_reader
 from ingestor.replay import ProgressCallback, Replay
 from ingestor.settings import SERVICE, IngestorSettings
 from ingestor.source import open_source
@@ -72,6 +73,9 @@ async def replay(
 
     publisher = KafkaPublisher(settings, retry=follow, stopping=stopping)
     lookup = _lookup(settings) if skip_existing else None
+    # A large file is read in a child process on a spare core, which starts now, while Kafka is
+    # connected; stdin, --follow and small files in a worker thread.
+    reader = open_reader(source, chunk_size=settings.batch_size, process_min_bytes=settings.reader_process_min_bytes)
     try:
         await publisher.start()
         log.info(
@@ -80,7 +84,7 @@ async def replay(
                    "bootstrap": settings.kafka.bootstrap_servers},
         )
         run = Replay(
-            source,
+            reader,
             publisher,
             settings.kafka.topics,
             batch_size=settings.batch_size,
@@ -90,6 +94,7 @@ async def replay(
             on_progress=on_progress,
             on_checkpoint=on_checkpoint,
             indexed=lookup,
+            sample_ratio=settings.telemetry.otel_traces_sampler_ratio,
         )
         summary = await run.run()
         if followed is not None:
@@ -99,6 +104,7 @@ async def replay(
         await publisher.stop()
         if lookup is not None:
             await lookup.close()
+        reader.close()
         source.close()
         if followed is not None:
             followed.close()

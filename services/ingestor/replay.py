@@ -1,5 +1,6 @@
-"""The replay loop: pull items from a source (off the event loop), validate them, and publish
-tweets to ``tweets.raw`` and rejects to ``tweets.rejected`` in acknowledged batches.
+"""The replay loop: pull verdicts from a reader (validated, repeats rejected, serialised, off the
+event loop: ``reader``), and publish tweets to ``tweets.raw`` and rejects to ``tweets.rejected``
+in acknowledged batches, in read order.
 
 The loop publishes through a :class:`Publisher`: anything whose ``publish`` returns once every
 message is acknowledged (``publisher.KafkaPublisher`` in production, an in-memory one in the
@@ -23,20 +24,19 @@ from aiolimiter import AsyncLimiter
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
-from common.events import RejectedRecord, TweetRecord
 from common.kafka import OutgoingMessage
 from common.metrics import PRODUCED, REJECTED
-from common.records import Outcome, SourceItem
-from common.telemetry import TWEET_ID, configured_tracer, inject_headers
+from common.telemetry import TWEET_ID, HeadSampler, configured_tracer, inject_headers
 from common.topics import Topics
 from ingestor.checkpoint import Cursor, Mark
-from ingestor.logic import ReplaySummary, SeenIds, duplicate
+from ingestor.logic import Reject, ReplaySummary, Verdict, Verdicts
+from ingestor.reader import Reader
 from ingestor.settings import SERVICE
-from ingestor.source import Chunk, Source, take
+from ingestor.source import Source
 
 log = logging.getLogger(SERVICE)
 
-ProgressCallback = Callable[[ReplaySummary, Source], None]
+ProgressCallback = Callable[[ReplaySummary, Reader], None]
 SaveCheckpoint = Callable[[Mark], None]
 
 
@@ -67,7 +67,7 @@ class _InFlight:
 
 @dataclass
 class Replay:
-    source: Source
+    source: Source | Reader  # a Source is read in a worker thread (``reader.Reader``)
     publisher: Publisher
     topics: Topics
     batch_size: int = 500
@@ -84,16 +84,19 @@ class Replay:
     count_items: bool = False
     skipped: int = 0
     indexed: IndexedIds | None = None
-    # One span per tweet when set; by default the configured provider's, none when tracing is
-    # off (no provider installed: no span and no header work at all).
+    # One span per sampled tweet when set; by default the configured provider's, none when tracing
+    # is off (no provider installed: no span and no header work at all).
     tracer: Tracer | None = field(default_factory=lambda: configured_tracer(SERVICE))
+    # The share of tweets traced (OTEL_TRACES_SAMPLER_RATIO), decided here before any span: an
+    # unsampled tweet gets only its traceparent (see ``common.telemetry.HeadSampler``).
+    sample_ratio: float = 1.0
     summary: ReplaySummary = field(init=False)
 
     def __post_init__(self) -> None:
-        self.summary = ReplaySummary(
-            source=self.source.name, topics={"raw": self.topics.raw, "rejected": self.topics.rejected}
-        )
-        self._seen = SeenIds()
+        self.reader = Reader(self.source) if isinstance(self.source, Source) else self.source
+        self._raw, self._rejected = self.topics.raw, self.topics.rejected
+        self.summary = ReplaySummary(source=self.reader.name, topics={"raw": self._raw, "rejected": self._rejected})
+        self._heads = HeadSampler(self.sample_ratio)
         self._batch: list[OutgoingMessage] = []
         self._in_flight: deque[_InFlight] = deque()
         self._limiter = _pacer(self.rate) if self.rate else None
@@ -111,21 +114,21 @@ class Replay:
         finally:
             await self._abandon()
             self._fold_counts()
-            self.summary.format = self.source.format
+            self.summary.format = self.reader.format
             self.summary.elapsed_s = round(time.monotonic() - started, 3)
             if self.summary.elapsed_s > 0:
                 self.summary.rate_per_s = round(self.summary.read / self.summary.elapsed_s, 1)
         return self.summary
 
-    def _read_ahead(self) -> asyncio.Task[Chunk] | None:
-        """Parse and validate the next chunk in the reader thread (CPU-bound: off the loop the
-        producer runs on) while this one is published and acknowledged."""
+    def _read_ahead(self) -> asyncio.Task[Verdicts] | None:
+        """Read and judge the next chunk in the reader (CPU-bound: off the loop the producer runs
+        on) while this one is published and acknowledged."""
         wanted = self.batch_size if self.limit is None else min(self.batch_size, self.limit - self._taken)
         if wanted <= 0:
             return None
         self._taken += wanted  # reserved; what a short chunk did not use is given back
         self._wanted = wanted
-        return asyncio.create_task(asyncio.to_thread(take, self.source, wanted))
+        return asyncio.create_task(self.reader.next(wanted))
 
     def _fold_counts(self) -> None:
         for name, value in self._counts.items():
@@ -137,7 +140,7 @@ class Replay:
         try:
             while ahead is not None and not self.stopping.is_set():
                 chunk = await ahead
-                self._taken += len(chunk.items) - self._wanted
+                self._taken += len(chunk.entries) - self._wanted
                 ahead = None if chunk.exhausted else self._read_ahead()
                 await self._handle(chunk)
                 if chunk.exhausted:
@@ -147,31 +150,34 @@ class Replay:
                 with contextlib.suppress(Exception):
                     await ahead
 
-    async def _handle(self, chunk: Chunk) -> None:
-        if -1 in chunk.marks:  # the mark of the previous chunk's last item
-            self._follows(chunk.marks[-1])
+    async def _handle(self, chunk: Verdicts) -> None:
+        marks = chunk.marks
+        if -1 in marks:  # the mark of the previous chunk's last item
+            self._follows(marks[-1])
         indexed = await self._already_indexed(chunk)
-        for index, (item, outcome) in enumerate(chunk.items):
+        marked = bool(marks) or self.count_items
+        for index, verdict in enumerate(chunk.entries):
             if self._limiter is not None:
                 if self._batch and not self._limiter.has_capacity():
                     await self._flush()  # send what we have instead of holding it while throttled
                 await self._limiter.acquire()
-            message = self._message(item, outcome, indexed)
+            message = self._message(verdict, indexed)
             if message is not None:
                 self._batch.append(message)
             self._consumed += 1
-            mark = chunk.marks.get(index)
-            if mark is None and self.count_items:
-                mark = Mark(Cursor(0, self._consumed))
-            if mark is not None:
-                self._follows(mark)
+            if marked:
+                mark = marks.get(index)
+                if mark is None and self.count_items:
+                    mark = Mark(Cursor(0, self._consumed))
+                if mark is not None:
+                    self._follows(mark)
             if len(self._batch) >= self.batch_size:
                 await self._flush()
         if chunk.idle:
             await self._flush(settle=True)  # nothing more to send for now: checkpoint what is acked
         self._fold_counts()
         if self.on_progress is not None:
-            self.on_progress(self.summary, self.source)
+            self.on_progress(self.summary, self.reader)
 
     def _follows(self, mark: Mark) -> None:
         """``mark`` comes after the last item handled: save it now, or once its batch is acked."""
@@ -182,41 +188,48 @@ class Replay:
         elif self.on_checkpoint is not None:
             self.on_checkpoint(mark)
 
-    async def _already_indexed(self, chunk: Chunk) -> set[str]:
+    async def _already_indexed(self, chunk: Verdicts) -> set[str]:
         if self.indexed is None:
             return set()
-        ids = [outcome.id for _, outcome in chunk.items if isinstance(outcome, TweetRecord)]
+        ids = [verdict[0] for verdict in chunk.entries if not isinstance(verdict, Reject)]
         return await self.indexed(ids) if ids else set()
 
-    def _message(self, item: SourceItem, outcome: Outcome, indexed: set[str]) -> OutgoingMessage | None:
-        summary, counts = self.summary, self._counts
+    def _message(self, verdict: Verdict, indexed: set[str]) -> OutgoingMessage | None:
+        counts = self._counts
         counts["read"] += 1
-        if isinstance(outcome, TweetRecord):
+        if not isinstance(verdict, Reject):
             counts["valid"] += 1
-            if self._seen.add(outcome.id):
-                if outcome.id in indexed:
-                    counts["already_indexed"] += 1  # --skip-existing: labelled before, no inference again
-                    return None
-                headers = publish_span(self.tracer, outcome.id, self.topics.raw) if self.tracer is not None else []
-                return OutgoingMessage(self.topics.raw, outcome.id, outcome.model_dump_json().encode(), headers)
+            tweet_id, payload = verdict
+            if tweet_id in indexed:
+                counts["already_indexed"] += 1  # --skip-existing: labelled before, no inference again
+                return None
+            return OutgoingMessage(self._raw, tweet_id, payload, self._tweet_headers(tweet_id))
+        if verdict.duplicate:
+            counts["valid"] += 1
             counts["duplicates"] += 1
-            outcome = duplicate(item, self.source.name, outcome)
-        if item.error is not None and item.position.startswith(("record", "response")):
-            # Only a broken JSON document yields an unparseable "record/response N": the rest is lost.
-            summary.errors.append(f"{item.position}: {item.error}")
-        summary.count_reject(outcome.reason)
-        REJECTED.labels(SERVICE, outcome.reason).inc()
+        summary = self.summary
+        if verdict.stream_error is not None:
+            summary.errors.append(verdict.stream_error)
+        summary.count_reject(verdict.reason)
+        REJECTED.labels(SERVICE, verdict.reason).inc()
         if summary.rejected <= LOGGED_REJECTS:
-            log.warning(
-                "rejected record",
-                extra={"position": outcome.position, "reason": outcome.reason, "source": outcome.source},
-            )
-        return self._reject_message(outcome)
-
-    def _reject_message(self, rejected: RejectedRecord) -> OutgoingMessage:
+            where = {"position": verdict.position, "reason": verdict.reason, "source": summary.source}
+            log.warning("rejected record", extra=where)
         # Keyed by source so one file's rejects stay in order on one partition.
-        value = rejected.model_dump_json().encode()
-        return OutgoingMessage(self.topics.rejected, rejected.source, value, inject_headers())
+        return OutgoingMessage(self._rejected, summary.source, verdict.value, self._reject_headers())
+
+    def _tweet_headers(self, tweet_id: str) -> list[tuple[str, bytes]]:
+        """None with tracing off; an unsampled tweet only its traceparent; a sampled one its root span."""
+        if self.tracer is None:
+            return []
+        return self._heads.unsampled() or publish_span(self.tracer, tweet_id, self._raw)
+
+    def _reject_headers(self) -> list[tuple[str, bytes]]:
+        """A reject's trace: sampled, none yet (the publisher's producer span roots it), else its
+        traceparent (flags 00); with tracing off, the current context's (none in the ingestor)."""
+        if self.tracer is None:
+            return inject_headers()
+        return self._heads.unsampled() or []
 
     async def _flush(self, *, settle: bool = False) -> None:
         """Hand the batch to the publisher; then wait until at most ``max_in_flight - 1`` batches
@@ -235,7 +248,7 @@ class Replay:
         before it was acknowledged too."""
         await sent.sending  # raises the publish failure
         per_topic = Counter(message.topic for message in sent.batch)
-        self.summary.published += per_topic[self.topics.raw]
+        self.summary.published += per_topic[self._raw]
         for topic, count in per_topic.items():
             PRODUCED.labels(SERVICE, topic).inc(count)
         if sent.mark is not None and self.on_checkpoint is not None:
@@ -254,8 +267,8 @@ class Replay:
 def publish_span(tracer: Tracer, tweet_id: str, topic: str) -> list[tuple[str, bytes]]:
     """Start and end one tweet's root span; returns the headers that carry its context.
 
-    One trace per tweet, sampled by ``OTEL_TRACES_SAMPLER_RATIO`` (an unsampled tweet still
-    carries its traceparent, flags 00, so every service keeps the decision). The span is the
+    One trace per tweet the replay's ``HeadSampler`` sampled (``OTEL_TRACES_SAMPLER_RATIO``; an
+    unsampled tweet gets only its traceparent, flags 00, and no span at all). The span is the
     publish itself (kind PRODUCER): the producer adds no second span per tweet, which halved
     the tracing cost (span creation and OTLP encoding are most of it, bench/ingest_bench.py).
     It is never made current: nothing runs inside it, so attaching a context is wasted work.

@@ -12,6 +12,16 @@ from common.settings import KafkaSettings, TelemetrySettings, pipeline_home
 SERVICE = "ingestor"  # the name in logs, metrics and traces
 
 
+class IngestorTelemetry(TelemetrySettings):
+    """The ingestor roots every tweet's trace, so its ratio is the pipeline's. Unset, it traces
+    one tweet in ten: a traced tweet costs the replay 80 to 90 µs of span and OTLP encoding,
+    more than reading, validating and producing it, while at 0.1 tracing stays under the
+    reading's cost and leaves the rate as it is (docs/ingestor.md, bench/ingest_bench.py).
+    ``OTEL_TRACES_SAMPLER_RATIO=1.0`` traces every tweet."""
+
+    otel_traces_sampler_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
 class IngestorSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="INGESTOR_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
@@ -28,10 +38,13 @@ class IngestorSettings(BaseSettings):
     state_dir: Path = Field(default_factory=lambda: pipeline_home() / "state" / "ingestor")
     watch_settle_s: float = Field(default=2.0, ge=0)  # a watched file is ready once unchanged this long
     max_backoff_s: float = Field(default=30.0, gt=0)  # --follow / watch: retry Kafka up to this apart
+    # Files at least this large are read, validated and serialised in a child process on a spare
+    # core (ingestor.reader); smaller ones, stdin and --follow in a thread. Above any file: never.
+    reader_process_min_bytes: int = Field(default=1024 * 1024, ge=0)
     # --skip-existing looks tweets up where the gateway indexes them (same variables as the gateway).
     es_url: str = Field(
         default="http://127.0.0.1:9200", validation_alias=AliasChoices("INGESTOR_ES_URL", "GATEWAY_ES_URL")
     )
     index: str = Field(default="tweets", validation_alias=AliasChoices("INGESTOR_INDEX", "GATEWAY_INDEX"))
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    telemetry: TelemetrySettings = Field(default_factory=IngestorTelemetry)

@@ -1,7 +1,7 @@
 """Reading sources: files (streamed, constant memory), a JSON Lines file being appended to
 (``--follow``) and stdin (``-``). Everything here is blocking I/O; the replay pulls items in
-chunks (:func:`take`: read and validate) from a worker thread so the event loop stays free for
-the Kafka producer.
+chunks (:func:`take`: read and validate) from a worker thread or, for a large file, a child
+process (``reader``), so the event loop stays free for the Kafka producer.
 
 JSON arrays and single objects are streamed with ijson (non-integers come back as ``Decimal``,
 never ``float``, so an id's digits are never rounded); JSON Lines use ``json.loads`` per line
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import select
@@ -30,7 +31,7 @@ from ingestor import pages
 from ingestor.checkpoint import Mark
 from ingestor.errors import SourceFormatError
 from ingestor.formats import JSON_ADAPTERS, Container, check_format, detect, json_container
-from ingestor.formats.tabular import csv_row_mapper, map_sentiment140, parse_column_overrides
+from ingestor.formats.tabular import csv_items, csv_row_mapper, map_sentiment140, parse_column_overrides
 from ingestor.logic import raw_json
 
 HEAD_BYTES = 64 * 1024
@@ -50,11 +51,24 @@ def _adapter_pending(value: Any) -> dict[str, Any]:
     raise RuntimeError("the source format is not known yet")
 
 
+@dataclass(frozen=True)
+class Reopen:
+    """How to open a file source again (in another process), its format settled; ``file_id``
+    tells whether the path still names the same file."""
+
+    path: str
+    fmt: str
+    columns: str | None
+    csv_encoding: str
+    file_id: tuple[int, int] | None
+
+
 class Source:
     """An opened input: ``items`` to iterate, and the ``format``/``adapter`` that map them.
 
     For stdin and ``--follow`` without ``--format`` the format is detected from the first
     line that parses, so ``format`` and ``adapter`` are set once the first item arrives.
+    A regular file can be opened again elsewhere (``reopen``), skipping what was ``skipped``.
     """
 
     def __init__(self, name: str, handle: IO[bytes] | None, total_bytes: int | None) -> None:
@@ -63,13 +77,27 @@ class Source:
         self.adapter: Adapter = _adapter_pending
         self.total_bytes = total_bytes
         self.items: Iterator[Item] = iter(())
+        self.reopen: Reopen | None = None
+        self.skipped = 0
         self._handle = handle
 
     def use(self, fmt: str, adapter: Adapter) -> None:
         self.format, self.adapter = fmt, adapter
 
+    def skip(self, count: int) -> None:
+        """Leave out the first ``count`` items (published by an earlier run)."""
+        self.items = itertools.islice(self.items, count, None)
+        self.skipped += count
+
     def bytes_read(self) -> int | None:
         return self._handle.tell() if self._handle is not None and not self._handle.closed else None
+
+    def file_id(self) -> tuple[int, int] | None:
+        """(device, inode) of the open file; None for stdin and --follow."""
+        if self._handle is None:
+            return None
+        stat = os.fstat(self._handle.fileno())
+        return stat.st_dev, stat.st_ino
 
     def close(self) -> None:
         if self._handle is not None:
@@ -138,6 +166,7 @@ def open_source(
             tabular = columns is not None and json_container(head) == "csv"
             fmt = "csv" if tabular else detect(source.name, head)
         _read_as(source, handle, head, fmt, columns, csv_encoding)
+        source.reopen = Reopen(path, fmt, columns, csv_encoding, source.file_id())
     except BaseException:
         handle.close()
         raise
@@ -167,7 +196,7 @@ def _read_as(source: Source, handle: IO[bytes], head: bytes, fmt: str, columns: 
             source.use(fmt, csv_row_mapper(header, parse_column_overrides(columns)))
         else:
             source.use(fmt, map_sentiment140)
-        source.items = _csv_rows(reader)
+        source.items = csv_items(reader)
         return
     container = _container(handle, head)
     if container == "csv":
@@ -225,7 +254,10 @@ def json_lines_items(lines: Iterable[bytes | Idle], source: Source) -> Iterator[
             yield line
             continue
         number += 1
-        yield from line_items(line, f"line {number}", source)
+        if source.format is None or source.format == "twitter-v2":
+            yield from line_items(line, f"line {number}", source)
+        elif line.strip():  # one item a line, as line_items gives it, minus a generator per line
+            yield parse_json_line(line, f"line {number}")
 
 
 def line_items(line: bytes, position: str, source: Source) -> Iterator[SourceItem]:
@@ -247,27 +279,6 @@ def line_items(line: bytes, position: str, source: Source) -> Iterator[SourceIte
 def _detect_first_line(source: Source, line: bytes) -> None:
     fmt = detect(source.name, line)
     source.use(fmt, JSON_ADAPTERS[fmt])
-
-
-def _csv_rows(reader: Any) -> Iterator[SourceItem]:
-    start = reader.line_num + 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield SourceItem(f"row {start}", "", error=f"unreadable CSV row: {exc}", reason="malformed_row")
-        else:
-            if row:
-                yield SourceItem(f"row {start}", _csv_line(row), row)
-        start = reader.line_num + 1
-
-
-def _csv_line(row: list[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(row)
-    return buffer.getvalue().rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def fd_lines(fd: int, poll_interval_s: float) -> Iterator[bytes | Idle]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from ingestor.checkpoint import Ledger, StateDir, read_identity
 from ingestor.errors import SourceFormatError
 from ingestor.logic import ReplaySummary
+from ingestor.reader import open_reader, warm_up
 from ingestor.replay import IndexedIds, Publisher, Replay
 from ingestor.settings import SERVICE, IngestorSettings
 from ingestor.source import open_source
@@ -120,10 +120,13 @@ class DirectoryWatch:
             log.error("watched file skipped: unreadable", extra={"path": str(path), "error": str(exc)})
             self.ledger.add(path, file, published=0, error=str(exc))
             return None
-        source.items = itertools.islice(source.items, skip, None)
+        source.skip(skip)
+        reader = open_reader(
+            source, chunk_size=self.settings.batch_size, process_min_bytes=self.settings.reader_process_min_bytes
+        )
         try:
             run = Replay(
-                source,
+                reader,
                 self.publisher,
                 self.settings.kafka.topics,
                 batch_size=self.settings.batch_size,
@@ -132,10 +135,13 @@ class DirectoryWatch:
                 count_items=True,  # a whole file has no marks: resume by counting records
                 skipped=skip,
                 on_checkpoint=lambda mark: self.state.save(key, path, file, mark.cursor),
+                sample_ratio=self.settings.telemetry.otel_traces_sampler_ratio,
             )
             summary = await run.run()
         finally:
+            reader.close()
             source.close()
+            warm_up()  # a reading process for the next file (if it is large), starting meanwhile
         summary.skipped_on_resume = skip
         if self.stopping.is_set():
             return summary  # interrupted: the checkpoint resumes it after a restart

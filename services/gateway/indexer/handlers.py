@@ -115,7 +115,9 @@ class IndexBatchHandler:
                 if c.is_valid
             ]
             for position, (record, context) in enumerate(zip(batch, upstream, strict=True)):
-                header_trace_id = format(context.trace_id, "032x") if context.is_valid else None
+                # Only a sampled trace is in Jaeger: an unsampled one's id would link to nothing.
+                sampled = context.is_valid and context.trace_flags.sampled
+                header_trace_id = format(context.trace_id, "032x") if sampled else None
                 try:
                     self._decode(record, position, now, header_trace_id, index_trace_id, decoded)
                 except PermanentError as exc:

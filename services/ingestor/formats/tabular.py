@@ -14,11 +14,13 @@ from the reader and are decoded as CP1252 here, so one stray byte does not rejec
 
 from __future__ import annotations
 
+import csv
+import io
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from common.records import RecordError, optional_id, prune, tweet_id
+from common.records import RecordError, SourceItem, optional_id, prune, tweet_id
 from common.timestamps import parse_datetime
 from ingestor.errors import SourceFormatError
 from ingestor.formats.fields import count, hashtags_from_cell, hashtags_from_text
@@ -144,3 +146,26 @@ def _decoded(cell: str) -> str:
     if _ESCAPED_BYTES.search(cell) is None:
         return cell
     return cell.encode("utf-8", "surrogateescape").decode("cp1252", errors="replace")
+
+
+def csv_items(reader: Any) -> Iterator[SourceItem]:
+    """A ``csv.reader``'s rows as items, numbered like a spreadsheet (``row N``: the line the row
+    starts on); an unreadable row is an item carrying its error."""
+    start = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield SourceItem(f"row {start}", "", error=f"unreadable CSV row: {exc}", reason="malformed_row")
+        else:
+            if row:
+                yield SourceItem(f"row {start}", _csv_line(row), row)
+        start = reader.line_num + 1
+
+
+def _csv_line(row: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(row)
+    return buffer.getvalue().rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")

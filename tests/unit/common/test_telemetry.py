@@ -17,3 +17,23 @@ def test_span_context_from_headers_is_the_producers_span_or_invalid() -> None:
     context = span_context_from_headers([("traceparent", TRACEPARENT.encode())])
     assert context.is_valid and format(context.span_id, "016x") == TRACEPARENT.split("-")[2]
     assert not span_context_from_headers([]).is_valid
+
+
+def test_head_sampler_decides_as_trace_id_ratio_based_and_carries_the_decision() -> None:
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+    from opentelemetry.trace import SpanKind
+
+    from common.telemetry import HeadSampler
+
+    assert all(HeadSampler(1.0).unsampled() is None for _ in range(1000))  # every trace sampled
+    quarter, sdk = HeadSampler(0.25), TraceIdRatioBased(0.25)
+    draws = [quarter.unsampled() for _ in range(20_000)]
+    assert 0.23 < sum(headers is None for headers in draws) / len(draws) < 0.27
+    for headers in filter(None, draws[:500]):
+        [(name, value)] = headers
+        context = span_context_from_headers(headers)
+        assert name == "traceparent" and value.endswith(b"-00") and context.is_valid and not context.trace_flags.sampled
+        decision = sdk.should_sample(None, context.trace_id, "ingestor.publish", SpanKind.PRODUCER).decision
+        assert not decision.is_sampled()  # the SDK would not have sampled this trace id either
+    never = [HeadSampler(0.0).unsampled() for _ in range(1000)]
+    assert len({headers[0][1] for headers in never if headers}) == 1000  # a trace of its own each

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Tracer
 
 from common.events import RejectedRecord, TweetRecord
@@ -164,7 +164,8 @@ async def test_skip_existing_counts_indexed_tweets_and_publishes_the_rest() -> N
     publisher = RecordingPublisher()
     summary = await Replay(open_source(str(SAMPLE)), publisher, TOPICS, batch_size=100, indexed=lookup).run()
     assert (summary.published, summary.already_indexed, summary.rejected) == (38, 2, 5)
-    assert summary.reconciles and asked == [41]  # one lookup for the chunk's valid tweets
+    # One lookup for the chunk's valid tweets; the repeated id is a duplicate_id reject already.
+    assert summary.reconciles and asked == [40]
     assert not indexed & {m.key for m in publisher.on("t.tweets.raw")}
 
 
@@ -262,3 +263,34 @@ async def test_without_a_tracer_no_headers_are_added() -> None:
     publisher = RecordingPublisher()
     await Replay(open_source(str(SAMPLE)), publisher, TOPICS, tracer=None).run()
     assert all(message.headers == [] for batch in publisher.batches for message in batch)
+
+
+async def test_head_sampling_leaves_unsampled_tweets_a_traceparent_and_sampled_ones_their_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_ON))  # as configure_tracing(head_sampled=True)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    publisher = RecordingPublisher()
+    tracer = provider.get_tracer("ingestor")
+    await Replay(open_source(str(SAMPLE)), publisher, TOPICS, tracer=tracer, sample_ratio=0.5).run()
+    spans = {span.attributes["tweet.id"]: span for span in exporter.get_finished_spans()}  # type: ignore[index]
+    sampled = 0
+    for message in publisher.on("t.tweets.raw"):
+        [(name, value)] = message.headers
+        if value.endswith(b"-01"):  # sampled here: its real span, whose context the header carries
+            context = spans[message.key].get_span_context()
+            assert value == f"00-{context.trace_id:032x}-{context.span_id:016x}-01".encode()
+            sampled += 1
+        else:
+            assert name == "traceparent" and value.endswith(b"-00") and message.key not in spans
+    assert sampled == len(spans) and 0 < sampled < 40  # 40 tweets at one half: all or none is 2**-39
+    for message in publisher.on("t.tweets.rejected"):  # a sampled reject's span is the producer's
+        assert message.headers == [] or message.headers[0][1].endswith(b"-00")
+
+    nothing = InMemorySpanExporter()
+    quiet = TracerProvider(sampler=ParentBased(ALWAYS_ON))
+    quiet.add_span_processor(SimpleSpanProcessor(nothing))
+    publisher = RecordingPublisher()
+    await Replay(open_source(str(SAMPLE)), publisher, TOPICS, tracer=quiet.get_tracer("i"), sample_ratio=0.0).run()
+    assert nothing.get_finished_spans() == ()
+    headers = [dict(message.headers)["traceparent"] for batch in publisher.batches for message in batch]
+    assert len(set(headers)) == 45 and all(h.endswith(b"-00") for h in headers)  # rejects too

@@ -10,6 +10,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from common.kafka import OutgoingMessage
 from ingestor.checkpoint import Ledger, StateDir, read_identity
 from ingestor.logic import ReplaySummary
@@ -95,11 +97,15 @@ async def watch_once(directory: Path, settings: IngestorSettings, stop_after: in
     return await watch.run()
 
 
-async def test_a_file_interrupted_twice_is_read_exactly_once_across_restarts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("child_from_bytes", [1024 * 1024, 0])  # read in the thread; in a child process too
+async def test_a_file_interrupted_twice_is_read_exactly_once_across_restarts(
+    tmp_path: Path, child_from_bytes: int
+) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     shutil.copy(SAMPLE, inbox / "sample.json")
-    settings = IngestorSettings(batch_size=10, state_dir=tmp_path / "state", watch_settle_s=0, poll_interval_s=0.01)
+    settings = IngestorSettings(batch_size=10, state_dir=tmp_path / "state", watch_settle_s=0, poll_interval_s=0.01,
+                                reader_process_min_bytes=child_from_bytes)
     [first] = await watch_once(inbox, settings, stop_after=1)
     [second] = await watch_once(inbox, settings, stop_after=1)
     [third] = await watch_once(inbox, settings, stop_after=None)
