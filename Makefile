@@ -9,8 +9,9 @@ FORMAT ?=
 GATEWAY_URL ?= http://127.0.0.1:8000
 # The stack `make up` starts sends traces to the local Jaeger; set it empty to turn tracing off.
 OTLP ?= http://127.0.0.1:4318
-# make bench: tweets replayed through the whole pipeline, and through the stack without the CPU budget.
-BENCH_TWEETS ?= 5000
+# make bench: tweets replayed through the whole pipeline (cores shared by demand, as make up runs it),
+# through the stack without any thread budget, and through issue 8's static split for comparison.
+BENCH_TWEETS ?= 300
 BENCH_UNBUDGETED_TWEETS ?= 300
 # make evaluate: the gold CSV and where predictions come from (models in-process, or the running index).
 GOLD ?= data/labelled/test.csv
@@ -45,7 +46,8 @@ replay: install ## replay a dataset into the running stack: make replay FILE=pat
 	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) $(PY) -m ingestor replay "$(FILE)" $(if $(FORMAT),--format $(FORMAT),) $(ARGS)
 
 demo: up ## everything above, then replay the sample dataset and show labelled tweets
-	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) $(PY) -m ingestor replay data/sample_tweets.json
+	@# Every demo tweet is traced (the ingestor's default samples 1 tweet in 10 for speed).
+	@OTEL_EXPORTER_OTLP_ENDPOINT=$(OTLP) OTEL_TRACES_SAMPLER_RATIO=$${OTEL_TRACES_SAMPLER_RATIO:-1.0} $(PY) -m ingestor replay data/sample_tweets.json
 	@$(PY) deploy/demo_show.py --url $(GATEWAY_URL)
 
 models: install ## download the production models (needs internet)
@@ -74,7 +76,7 @@ lint: install ## ruff + mypy
 	@.venv/bin/ruff check libs services tests bench deploy evaluation training
 	@.venv/bin/mypy libs/common services evaluation training
 
-bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_TWEETS=5000 for the pipeline)
+bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_TWEETS=300 for the pipeline)
 	@PYTHONPATH=. $(PY) bench/stance_bench.py
 	@PYTHONPATH=. $(PY) bench/stance_ceiling_bench.py --rounds 2
 	@PYTHONPATH=. $(PY) bench/emotion_bench.py
@@ -83,7 +85,8 @@ bench: install up-infra ## benchmarks: JSON and plots in bench/results/ (BENCH_T
 	@PYTHONPATH=. $(PY) bench/ingest_bench.py --tweets 10000
 	@PYTHONPATH=. $(PY) bench/es_bulk_bench.py
 	@PYTHONPATH=. $(PY) bench/pipeline_bench.py --tweets $(BENCH_TWEETS) --unbudgeted-tweets $(BENCH_UNBUDGETED_TWEETS)
-	@mkdir -p docs/bench && cp bench/results/pipeline_rates.png bench/results/emotion_batch.png docs/bench/
+	@PYTHONPATH=. $(PY) bench/pipeline_bench.py --sharing --tweets $(BENCH_TWEETS)
+	@mkdir -p docs/bench && cp bench/results/pipeline_rates.png bench/results/pipeline_sharing_rates.png bench/results/emotion_batch.png docs/bench/
 
 evaluate: install ## score a gold CSV, or a public benchmark: make evaluate [BENCH=tweeteval-stance|...|all] [SPLIT=dev|test]
 	@if [ -n "$(BENCH)" ]; then $(PY) -m evaluation --bench $(BENCH) --split $(SPLIT) $(ARGS); \
