@@ -214,23 +214,24 @@ def _start(state_dir: Path | None) -> IngestorSettings:
     return settings
 
 
+# The expected failures: the words that open their line, and the exit code.
+_EXPECTED_FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
+    (SourceFormatError, "error:", 2),
+    (ReaderError, "error:", 1),
+    (KafkaUnavailableError, "Kafka unavailable:", 3),
+    (IndexUnavailableError, "Elasticsearch unavailable:", 3),
+)
+
+
 @contextlib.contextmanager
 def _failures() -> Iterator[None]:
     """The expected failures as one clear line and an exit code, never a traceback."""
     try:
         yield
-    except SourceFormatError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    except ReaderError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    except KafkaUnavailableError as exc:
-        console.print(f"[bold red]Kafka unavailable:[/] {exc}")
-        raise typer.Exit(3) from None
-    except IndexUnavailableError as exc:
-        console.print(f"[bold red]Elasticsearch unavailable:[/] {exc}")
-        raise typer.Exit(3) from None
+    except tuple(kind for kind, _, _ in _EXPECTED_FAILURES) as exc:
+        heading, code = next((h, c) for kind, h, c in _EXPECTED_FAILURES if isinstance(exc, kind))
+        console.print(f"[bold red]{heading}[/] {exc}")
+        raise typer.Exit(code) from None
     finally:
         shutdown_tracing()
 
