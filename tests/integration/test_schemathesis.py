@@ -53,7 +53,11 @@ def serve(es_url: str, **overrides: Any) -> Iterator[str]:
     kafka = KafkaSettings(topic_prefix=prefix, partitions=1)
     app = create_app(GatewaySettings(es_url=es_url, index=index, kafka=kafka, **overrides))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    # Keep-alive longer than any pause between generated requests: with uvicorn's 5 s default, a
+    # busy host let the server close an idle pooled connection just as the client reused it
+    # (a connection reset, reported as a flaky failure, never a server error).
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", timeout_keep_alive=120)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="gateway-under-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
