@@ -32,7 +32,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
-from common.delivery import group_loop
+from common.delivery import Subscription, group_loop
 from common.events import EMOTION_LABELS, Author, TweetRecord, top_label_event
 from common.kafka import OutgoingMessage, ensure_topics
 from common.settings import KafkaSettings
@@ -119,17 +119,10 @@ async def one_run(
         if committed >= len(records):
             done.set()
 
-    loop = group_loop(
-        kafka,
-        kafka.group("bench"),
-        [topics.raw],
-        handler,
-        service="bench",
-        batch_size=batch_size,
-        max_wait_ms=50,
-        transactional=transactional,
-        on_committed=on_committed,
+    subscription = Subscription(
+        "bench", kafka.group("bench"), [topics.raw], batch_size, max_wait_ms=50, transactional=transactional
     )
+    loop = group_loop(kafka, subscription, handler, on_committed=on_committed)
     try:
         async with loop:
             runner = asyncio.create_task(loop.run())

@@ -16,7 +16,7 @@ Invariants (tests/unit/common/test_delivery*.py and tests/integration/test_deliv
 - Failures (:mod:`common.poison`): a failure of every record (a dependency down) rewinds the
   batch and pauses the whole assignment, new partitions included, for a capped exponential
   backoff, and dead-letters nothing. A record failing alone while others succeed is
-  dead-lettered: at once if non-transient, after ``max_attempts`` if transient.
+  dead-lettered: at once if non-transient, after ``max_record_attempts`` if transient.
 - Only :class:`common.errors.ConfigurationError` and non-retriable client errors outside a
   batch end the loop; a producer fenced again and again is replaced after the longest backoff.
 """
@@ -57,21 +57,18 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
     at least once, made idempotent downstream by keys and document ids.
     Construct it before starting the consumer (it subscribes it with its rebalance listener,
     :mod:`common.rebalance`); transactions live in :mod:`common.transactional_delivery`.
+    ``kafka`` bounds the revoke, the delivery and the attempts per record (as the consumer's).
     """
 
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer | None
     handle: BatchHandler
     service: str = "unknown"  # the metrics label
-    max_records: int = 64
-    max_wait_ms: int = 200
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    max_wait_ms: int = 200  # a poll's longest wait; the consumer's max_poll_records caps a batch
     max_backoff_s: float = 30.0
     transactional: bool = False
     group_id: str | None = None  # needed for transactions
-    revoke_grace_s: float = 30.0
-    delivery_timeout_s: float = 60.0  # a delivery (publish and commit) is cut after this long
-    offsets_visible_s: float = 10.0
-    max_attempts: int = 6  # times a record may fail alone, transiently, before it is dead-lettered
     on_committed: Callable[[list[ConsumerRecord]], None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     fence: Fence = field(default_factory=Fence)
@@ -86,7 +83,7 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
             raise ConfigurationError("a transactional BatchLoop needs a transactional producer and a group id")
         self._backoff = Backoff(cap=self.max_backoff_s)
         self._resume_at: float | None = None
-        self._failures = FailurePolicy(self.handle, self.service, self.max_attempts)
+        self._failures = FailurePolicy(self.handle, self.service, self.kafka.max_record_attempts)
         self._replaced_at: list[float] = []
         self._retiring: set[asyncio.Task[None]] = set()  # replaced producers being stopped
         self._producer_started = True  # the first producer is started by ``async with``
@@ -114,7 +111,7 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
             if self.producer is not None:
                 await self.producer.stop()
             if self._retiring:
-                await asyncio.wait(self._retiring, timeout=self.delivery_timeout_s)
+                await asyncio.wait(self._retiring, timeout=self.kafka.delivery_timeout_s)
 
     async def run(self) -> None:
         while not self.stopping.is_set():
@@ -122,7 +119,7 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
                 await self._idle()
                 continue
             try:
-                polled = await self.consumer.getmany(timeout_ms=self.max_wait_ms, max_records=self.max_records)
+                polled = await self.consumer.getmany(timeout_ms=self.max_wait_ms)
             except Exception as exc:
                 if not is_transient(exc):
                     raise
@@ -150,7 +147,7 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
                 ABANDONED.labels(self.service).inc()
                 return
             try:
-                await asyncio.wait_for(self._deliver(batch, outgoing), self.delivery_timeout_s)
+                await asyncio.wait_for(self._deliver(batch, outgoing), self.kafka.delivery_timeout_s)
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us: the next owner replays from the committed offset.
                 log.warning("commit refused after a rebalance; records will be replayed", extra={"error": str(exc)})
@@ -252,26 +249,35 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
                 CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, highwater - offset))
 
 
+@dataclass(frozen=True)
+class Subscription:
+    """What a worker's loop consumes: ``sources`` as group ``group`` (``service`` in the metrics),
+    ``batch_size`` records a poll waiting ``max_wait_ms`` at most, the broker lingering ``linger_ms``
+    (:func:`common.kafka.make_consumer`); ``transactional``: one Kafka transaction a batch."""
+
+    service: str
+    group: str
+    sources: Sequence[str]
+    batch_size: int
+    max_wait_ms: int
+    transactional: bool
+    linger_ms: int = 0
+
+
 def group_loop(
     kafka: KafkaSettings,
-    group: str,
-    sources: Sequence[str],
+    subscription: Subscription,
     handle: BatchHandler,
     *,
-    service: str,
-    batch_size: int,
-    max_wait_ms: int,
-    transactional: bool,
     stopping: asyncio.Event | None = None,
     on_committed: Callable[[list[ConsumerRecord]], None] | None = None,
     max_backoff_s: float = 30.0,
-    fetch_linger_ms: int = 0,
 ) -> BatchLoop:
-    """A loop for consumer group ``group`` on ``sources``, with its consumer and producer
-    (transactional, one id per replica, when ``transactional``). ``async with`` starts them.
-    The revoke's bounds and the attempts per record come from ``kafka``, like the consumer's
-    rebalance timeout that must outlast them."""
-    consumer = make_consumer(kafka, group, *sources, max_poll_records=batch_size, fetch_linger_ms=fetch_linger_ms)
+    """The loop of ``subscription``, with its consumer and producer (transactional: one id per
+    replica); ``async with`` starts them. The consumer and the loop share ``kafka``'s bounds."""
+    group, transactional = subscription.group, subscription.transactional
+    batch, linger = subscription.batch_size, subscription.linger_ms
+    consumer = make_consumer(kafka, group, *subscription.sources, max_poll_records=batch, fetch_linger_ms=linger)
 
     def new_producer() -> AIOKafkaProducer:
         return make_producer(
@@ -279,20 +285,16 @@ def group_loop(
         )
 
     return BatchLoop(
-        consumer=consumer,
-        producer=new_producer(),
-        handle=handle,
-        service=service,
-        max_records=batch_size,
-        max_wait_ms=max_wait_ms,
+        consumer,
+        new_producer(),
+        handle,
+        service=subscription.service,
+        kafka=kafka,
+        max_wait_ms=subscription.max_wait_ms,
         max_backoff_s=max_backoff_s,
         transactional=transactional,
         group_id=group,
         on_committed=on_committed,
         stopping=stopping or asyncio.Event(),
         new_producer=new_producer if transactional else None,
-        revoke_grace_s=kafka.revoke_grace_s,
-        delivery_timeout_s=kafka.delivery_timeout_s,
-        offsets_visible_s=kafka.offsets_visible_s,
-        max_attempts=kafka.max_record_attempts,
     )

@@ -27,7 +27,7 @@ from aiokafka import ConsumerRecord
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 
-from common.delivery import group_loop
+from common.delivery import Subscription, group_loop
 from common.errors import PermanentError
 from common.events import (
     JOB_ID_HEADER,
@@ -187,17 +187,10 @@ async def serve_labels(
     topics = kafka.topics
     sources = [topics.raw, topics.requests(service)]
     await ensure_topics(kafka, topics.all())
-    loop = group_loop(
-        kafka,
-        kafka.group(group_id),
-        sources,
-        handler,
-        service=service,
-        batch_size=batch_size,
-        max_wait_ms=max_wait_ms,
-        transactional=kafka.transactions,
-        stopping=stopping,
+    subscription = Subscription(
+        service, kafka.group(group_id), sources, batch_size, max_wait_ms, transactional=kafka.transactions
     )
+    loop = group_loop(kafka, subscription, handler, stopping=stopping)
     try:
         async with loop:
             log.info(f"{service} service started",

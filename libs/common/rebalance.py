@@ -21,6 +21,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from common.fencing import Fence
 from common.metrics import OFFSETS_NOT_VISIBLE, REBALANCES
 from common.poison import FailurePolicy
+from common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,7 @@ class RebalanceHandling:
     consumer: AIOKafkaConsumer
     service: str
     fence: Fence
-    revoke_grace_s: float
-    delivery_timeout_s: float
-    offsets_visible_s: float
+    kafka: KafkaSettings  # revoke_grace_s, delivery_timeout_s, offsets_visible_s
     _failures: FailurePolicy
     revoking: bool
     _txn_offsets: dict[TopicPartition, int]
@@ -55,7 +54,7 @@ class RebalanceHandling:
         if revoked:
             REBALANCES.labels(self.service).inc()
         try:
-            await self.fence.revoke(self.revoke_grace_s, self.delivery_timeout_s)
+            await self.fence.revoke(self.kafka.revoke_grace_s, self.kafka.delivery_timeout_s)
             await self._until_offsets_visible(revoked)
             self._failures.forget(revoked)
         finally:
@@ -72,7 +71,7 @@ class RebalanceHandling:
         """
         pending = {tp: offset for tp, offset in self._txn_offsets.items() if tp in revoked}
         self._txn_offsets.clear()
-        deadline = time.monotonic() + self.offsets_visible_s
+        deadline = time.monotonic() + self.kafka.offsets_visible_s
         while pending:
             for tp, offset in list(pending.items()):
                 left = deadline - time.monotonic()

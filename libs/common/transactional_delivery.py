@@ -20,6 +20,7 @@ from common.errors import ConfigurationError
 from common.fencing import Backoff
 from common.kafka import OutgoingMessage, publish_all
 from common.metrics import PRODUCERS_REPLACED
+from common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class TransactionalDelivery:
     _backoff: Backoff
     _retiring: set[asyncio.Task[None]]
     consumer: AIOKafkaConsumer
-    offsets_visible_s: float
+    kafka: KafkaSettings  # offsets_visible_s
 
     async def _resume_after_failed_transaction(self, first: dict[TopicPartition, int]) -> None:
         """Seek each partition to where a failed transactional delivery leaves it.
@@ -54,7 +55,7 @@ class TransactionalDelivery:
             if tp not in assigned:
                 continue
             try:
-                committed = await asyncio.wait_for(self.consumer.committed(tp), self.offsets_visible_s)
+                committed = await asyncio.wait_for(self.consumer.committed(tp), self.kafka.offsets_visible_s)
             except Exception as exc:  # bounded: no answer means the batch is handled again
                 log.warning("committed offset unreadable after a failed transaction", extra={"error": repr(exc)})
                 committed = None

@@ -9,7 +9,7 @@ both create the indices at start; the API and ``evaluation`` read the documents 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeGuard
 
 from common.events import TweetRecord
 from common.tweet_store import TweetStore
@@ -106,6 +106,12 @@ def scores_from_stored(stored: Any) -> dict[str, float]:
     if isinstance(stored, dict):
         return {str(k): float(v) for k, v in stored.items()}
     return {str(p["label"]): float(p["score"]) for p in stored or () if isinstance(p, dict)}
+
+
+def holds_tweet(source: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    """Whether a stored document holds its tweet yet: the indexer writes a tweet and its labels
+    independently, so the labels may be stored first (a document of labels alone)."""
+    return source is not None and "created_at" in source
 
 
 def tweet_record_from_source(source: dict[str, Any]) -> TweetRecord:

@@ -26,14 +26,7 @@ from typing import Annotated, Protocol
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from common.logging import configure_logging
@@ -52,6 +45,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=True)
 
 
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What one ``replay`` is asked for: the command's options, handed to ``main.replay`` whole."""
+
+    fmt: str | None = None  # --format; None: detect
+    columns: str | None = None  # --columns (csv)
+    limit: int | None = None  # records at most
+    rate: float | None = None  # tweets per second at most
+    follow: bool = False
+    skip_existing: bool = False
+
+
 class ReplayRun(Protocol):
     """Replay one source into Kafka (``main.replay``)."""
 
@@ -59,13 +64,8 @@ class ReplayRun(Protocol):
         self,
         path: str,
         settings: IngestorSettings,
+        options: ReplayOptions,
         *,
-        fmt: str | None,
-        columns: str | None,
-        limit: int | None,
-        rate: float | None,
-        follow: bool,
-        skip_existing: bool,
         stopping: asyncio.Event | None,
         on_progress: ProgressCallback | None,
     ) -> ReplaySummary: ...
@@ -137,10 +137,12 @@ def replay(
     if not follow and _large_file(path):
         warm_up()  # a large file is read in a child process: it starts while this one does
     settings = _start(state_dir)
+    options = ReplayOptions(
+        fmt=format_, columns=columns, limit=limit, rate=rate, follow=follow, skip_existing=skip_existing
+    )
 
     async def run(stopping: asyncio.Event, on_progress: ProgressCallback) -> ReplaySummary:
-        return await runs.replay(path, settings, fmt=format_, columns=columns, limit=limit, rate=rate, follow=follow,
-                                 skip_existing=skip_existing, stopping=stopping, on_progress=on_progress)
+        return await runs.replay(path, settings, options, stopping=stopping, on_progress=on_progress)
 
     with _failures():
         summary = asyncio.run(_with_progress(run))

@@ -13,7 +13,7 @@ from pathlib import Path
 from common.errors import TransientError
 from common.tweet_store import ExistingIds, TweetStore
 from ingestor.checkpoint import Mark, StateDir
-from ingestor.cli import Runs, app
+from ingestor.cli import ReplayOptions, Runs, app
 from ingestor.errors import IndexUnavailableError, SourceFormatError
 from ingestor.logic import ReplaySummary
 from ingestor.publisher import KafkaPublisher
@@ -35,28 +35,26 @@ def state_dir(settings: IngestorSettings) -> StateDir:
 async def replay(
     path: str,
     settings: IngestorSettings,
+    options: ReplayOptions | None = None,
     *,
-    fmt: str | None = None,
-    columns: str | None = None,
-    limit: int | None = None,
-    rate: float | None = None,
-    follow: bool = False,
-    skip_existing: bool = False,
     stopping: asyncio.Event | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> ReplaySummary:
-    """Replay one source into Kafka and return the reconciled counts.
+    """Replay one source into Kafka as ``options`` ask (default: all of it, once, format
+    detected) and return the reconciled counts.
 
     Raises ``SourceFormatError`` before touching Kafka when the input is unreadable, and
     ``KafkaUnavailableError`` when the brokers cannot be reached (with ``follow``: only once
     stopped while they were still unreachable; until then it retries).
     """
+    options = options or ReplayOptions()
+    follow = options.follow
     stopping = stopping or asyncio.Event()
     source = await asyncio.to_thread(
         open_source,
         path,
-        fmt,
-        columns,
+        options.fmt,
+        options.columns,
         follow=follow,
         poll_interval_s=settings.poll_interval_s,
         csv_encoding=settings.csv_encoding,
@@ -72,7 +70,7 @@ async def replay(
             state.save(key, file, mark.file, mark.cursor)
 
     publisher = KafkaPublisher(settings, retry=follow, stopping=stopping)
-    lookup = _lookup(settings) if skip_existing else None
+    lookup = _lookup(settings) if options.skip_existing else None
     # A large file is read in a child process on a spare core, which starts now, while Kafka is
     # connected; stdin, --follow and small files in a worker thread.
     reader = open_reader(source, chunk_size=settings.batch_size, process_min_bytes=settings.reader_process_min_bytes)
@@ -88,8 +86,8 @@ async def replay(
             publisher,
             settings.kafka.topics,
             batch_size=settings.batch_size,
-            limit=limit,
-            rate=rate,
+            limit=options.limit,
+            rate=options.rate,
             stopping=stopping,
             on_progress=on_progress,
             on_checkpoint=on_checkpoint,

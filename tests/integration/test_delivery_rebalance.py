@@ -98,7 +98,7 @@ async def test_a_handler_slower_than_the_session_timeout_while_a_replica_joins_c
     first, second = Recorder(rig.output, gate=gate), Recorder(rig.output)
     first_loop = rig.loop(first, replica="a")
     session_timeout_s = first_loop.consumer._session_timeout_ms / 1000
-    assert first_loop.revoke_grace_s > session_timeout_s + 2
+    assert first_loop.kafka.revoke_grace_s > session_timeout_s + 2
     async with running(first_loop):
         await wait_until(now(first.started.is_set), bool, what="a batch in the first member's handler")
         async with running(rig.loop(second, replica="b")):
@@ -119,7 +119,7 @@ async def test_a_batch_outliving_the_revoke_grace_is_abandoned_uncommitted_and_r
     gate = asyncio.Event()
     first, second = Recorder(rig.output, gate=gate), Recorder(rig.output)
     first_loop = rig.loop(first, replica="a")
-    first_loop.revoke_grace_s = 0.2
+    first_loop.kafka = first_loop.kafka.model_copy(update={"revoke_grace_s": 0.2})  # its consumer's stays long
     second_loop = rig.loop(second, replica="b")
     abandoned_before = abandoned()
     async with running(first_loop):

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from common.settings import KafkaSettings
+from ingestor.cli import ReplayOptions
 from ingestor.logic import ReplaySummary
 from ingestor.main import replay, watch
 from ingestor.settings import IngestorSettings
@@ -55,7 +56,7 @@ class Following:
 
     def __init__(self, path: Path, settings: IngestorSettings) -> None:
         self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(replay(str(path), settings, follow=True, stopping=self.stopping))
+        self.task = asyncio.create_task(replay(str(path), settings, ReplayOptions(follow=True), stopping=self.stopping))
 
     async def stop(self) -> ReplaySummary:
         self.stopping.set()
@@ -183,7 +184,7 @@ async def test_skip_existing_publishes_only_tweets_not_indexed(
     path = tmp_path / "rerun.jsonl"
     path.write_text(lines(range(0, 10)))
     settings = settings_for(kafka_settings, tmp_path, es_url=es_url, index=index_name)
-    summary = await replay(str(path), settings, skip_existing=True)
+    summary = await replay(str(path), settings, ReplayOptions(skip_existing=True))
     assert (summary.read, summary.published, summary.already_indexed) == (10, 7, 3) and summary.reconciles
     assert await keys_on(kafka_settings, 7) == ids(range(10)) - ids(range(1, 4))
 

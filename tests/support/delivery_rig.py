@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from common.delivery import BatchLoop, group_loop
+from common.delivery import BatchLoop, Subscription, group_loop
 from common.errors import TransientError
 from common.kafka import OutgoingMessage, ensure_topics
 from common.settings import KafkaSettings
@@ -51,16 +51,10 @@ class Rig:
             await producer.stop()
 
     def loop(self, handler: Recorder, *, replica: str, transactional: bool = True, batch_size: int = 20) -> BatchLoop:
+        group = self.kafka.group(self.group)
+        subscription = Subscription("delivery-test", group, [self.source], batch_size, 100, transactional=transactional)
         return group_loop(
-            self.kafka.model_copy(update={"replica_id": replica}),
-            self.kafka.group(self.group),
-            [self.source],
-            handler,
-            service="delivery-test",
-            batch_size=batch_size,
-            max_wait_ms=100,
-            transactional=transactional,
-            max_backoff_s=1.0,
+            self.kafka.model_copy(update={"replica_id": replica}), subscription, handler, max_backoff_s=1.0
         )
 
     async def output_keys(self) -> Counter[str]:

@@ -16,9 +16,14 @@ from gateway.api.repository import Job, TweetPage
 from gateway.settings import GatewaySettings
 
 
+class DocumentStore(Protocol):
+    """A document by id (``common.tweet_store.TweetStore``): a simple read needs no repository."""
+
+    async def get(self, index: str, doc_id: str) -> dict[str, Any] | None: ...
+
+
 class TweetRepository(Protocol):
     async def search_tweets(self, query: TweetQuery) -> TweetPage: ...
-    async def get_tweet(self, tweet_id: str) -> dict[str, Any] | None: ...
     async def select_for_labelling(
         self, task: str, query: TweetQuery, *, force: bool, target: str | None = None
     ) -> list[dict[str, Any]]: ...
@@ -64,6 +69,7 @@ def _app_state(attribute: str) -> Callable[[Request], Any]:
 
 
 get_settings = _app_state("settings")
+get_store = _app_state("store")
 get_repository = _app_state("repository")
 get_relabel_queue = _app_state("relabel_queue")
 get_ingest_queue = _app_state("relabel_queue")  # one Kafka producer serves both
@@ -72,6 +78,7 @@ get_quality_store = _app_state("quality")
 
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+StoreDep = Annotated[DocumentStore, Depends(get_store)]
 RepositoryDep = Annotated[TweetRepository, Depends(get_repository)]
 RelabelQueueDep = Annotated[RelabelQueue, Depends(get_relabel_queue)]
 IngestQueueDep = Annotated[IngestQueue, Depends(get_ingest_queue)]

@@ -46,6 +46,7 @@ def _lifespan(settings: GatewaySettings) -> Callable[[FastAPI], AbstractAsyncCon
             # Start anyway: /readyz reports it and the indexer creates the index when ES is back.
             log.warning("elasticsearch not reachable at startup", extra={"error": str(exc)})
         await publisher.start()
+        app.state.store = store
         app.state.repository = TweetSearch(store, settings.index, settings.jobs_index)
         app.state.relabel_queue = publisher
         app.state.quality = QualitySearch(store, settings.index, QualityThresholds.from_settings(settings))

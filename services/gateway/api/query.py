@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from pydantic import BaseModel, Field
+
 from common.events import EMOTION_LABELS, MAX_TARGET_CHARS, STANCE_LABELS, clean_target
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -22,6 +24,9 @@ _TWEET_ID = re.compile(r"^[0-9]{1,19}$")
 _MIN_MILLIS = int(datetime(1, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _MAX_MILLIS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
 _MAX_CURSOR_CHARS = 200
+DATE_HELP = "YYYY-MM-DD or an ISO 8601 datetime (naive means UTC)"
+START_DATE_HELP = f"Oldest created_at, inclusive: {DATE_HELP}"
+END_DATE_HELP = f"Newest created_at, inclusive (a date covers the whole day): {DATE_HELP}"
 
 
 class InvalidParameter(ValueError):
@@ -130,28 +135,36 @@ def valence_range(min_score: float | None, max_score: float | None) -> tuple[flo
     return min_score, max_score
 
 
-def tweet_query(
-    *,
-    limit: int,
-    start_date: str | None = None,
-    end_date: str | None = None,
-    cursor: str | None = None,
-    emotion: str | None = None,
-    stance: str | None = None,
-    stance_target: str | None = None,
-    min_score: float | None = None,
-    max_score: float | None = None,
-) -> TweetQuery:
-    min_valence, max_valence = valence_range(min_score, max_score)
+class TweetFilters(BaseModel):
+    """``GET /tweets``'s query parameters as sent (FastAPI validates their types and bounds);
+    :func:`tweet_query` parses them into a :class:`TweetQuery`."""
+
+    limit: int = Field(default=50, ge=1, le=1000)
+    start_date: str | None = Field(default=None, max_length=64, description=START_DATE_HELP)
+    end_date: str | None = Field(default=None, max_length=64, description=END_DATE_HELP)
+    cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")
+    emotion: str | None = Field(default=None, max_length=32, description="One of the emotion labels")
+    stance: str | None = Field(default=None, max_length=32, description="SUPPORT, OPPOSE or NEUTRAL")
+    stance_target: str | None = Field(
+        default=None,
+        description="Only stance labels toward exactly this target (as stored in stance.target, stripped; "
+        f"at most {MAX_TARGET_CHARS} characters; blank = any), e.g. the target a POST /stance job named",
+    )
+    min_score: float | None = Field(default=None, ge=-1, le=1, description="Lowest emotion valence")
+    max_score: float | None = Field(default=None, ge=-1, le=1, description="Highest emotion valence")
+
+
+def tweet_query(filters: TweetFilters) -> TweetQuery:
+    min_valence, max_valence = valence_range(filters.min_score, filters.max_score)
     return TweetQuery(
-        limit=limit,
-        window=time_window(start_date, end_date),
-        emotion=parse_label("emotion", emotion, EMOTION_LABELS),
-        stance=parse_label("stance", stance, STANCE_LABELS),
-        stance_target=parse_target("stance_target", stance_target),
+        limit=filters.limit,
+        window=time_window(filters.start_date, filters.end_date),
+        emotion=parse_label("emotion", filters.emotion, EMOTION_LABELS),
+        stance=parse_label("stance", filters.stance, STANCE_LABELS),
+        stance_target=parse_target("stance_target", filters.stance_target),
         min_valence=min_valence,
         max_valence=max_valence,
-        after=decode_cursor(cursor) if cursor is not None else None,
+        after=decode_cursor(filters.cursor) if filters.cursor is not None else None,
     )
 
 

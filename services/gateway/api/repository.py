@@ -1,6 +1,8 @@
-"""The API's repositories over ``common.tweet_store``: tweets and jobs (``TweetSearch``), the
-quality report and the review page (``QualitySearch``, which judges quality as it reads). The
-bodies they send are built in ``api.search``; errors arrive translated (TransientError → 503).
+"""The API's repositories over ``common.tweet_store``: searching tweets and the jobs
+(``TweetSearch``), the quality report and the review page (``QualitySearch``, which judges
+quality as it reads). The bodies they send are built in ``api.search``; errors arrive translated
+(TransientError → 503). A read of one tweet by id needs none of this: its routes call the store
+(``deps.StoreDep``).
 """
 
 from __future__ import annotations
@@ -54,10 +56,6 @@ class TweetSearch:
             total=int(response["hits"]["total"]["value"]),
             last_sort=page[-1]["sort"] if more and page else None,
         )
-
-    async def get_tweet(self, tweet_id: str) -> dict[str, Any] | None:
-        source = await self.store.get(self.index, tweet_id)
-        return source if source is not None and "created_at" in source else None
 
     async def select_for_labelling(
         self, task: str, query: TweetQuery, *, force: bool, target: str | None = None

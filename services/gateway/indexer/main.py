@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 
-from common.delivery import group_loop
+from common.delivery import Subscription, group_loop
 from common.errors import TransientError
 from common.kafka import ensure_topics
 from common.tweet_store import TweetStore
@@ -71,22 +71,19 @@ async def run_indexer(settings: GatewaySettings, stopping: asyncio.Event | None 
 
         # Elasticsearch writes cannot join a Kafka transaction: at least once, absorbed by
         # upserts keyed by tweet id. It reads labels read_committed like every consumer.
-        loop = group_loop(
-            settings.kafka,
+        subscription = Subscription(
+            SERVICE,
             settings.indexer_group_id,
             [topics.raw, topics.labels],
-            handler,
-            service=SERVICE,
-            batch_size=settings.indexer_batch_size,
-            max_wait_ms=settings.indexer_max_wait_ms,
-            fetch_linger_ms=settings.indexer_linger_ms,
+            settings.indexer_batch_size,
+            settings.indexer_max_wait_ms,
             transactional=False,
-            stopping=stopping,
-            on_committed=progress,
+            linger_ms=settings.indexer_linger_ms,
         )
+        loop = group_loop(settings.kafka, subscription, handler, stopping=stopping, on_committed=progress)
         async with loop:
             try:
-                log.info("indexer started", extra={"index": settings.index, "topics": [topics.raw, topics.labels]})
+                log.info("indexer started", extra={"index": settings.index, "topics": subscription.sources})
                 await loop.run()
             finally:
                 stats = handler.stats

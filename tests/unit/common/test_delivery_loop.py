@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import ProducerFenced
 
-from common.delivery import BatchLoop, group_loop
+from common.delivery import BatchLoop, Subscription, group_loop
 from common.errors import ConfigurationError
 from common.events import DeadLetter
 from common.fencing import revoke_hold_s
@@ -63,7 +63,7 @@ async def test_a_poison_record_in_a_batch_becomes_one_dead_letter_beside_the_oth
 
 
 async def test_the_loop_takes_its_attempts_per_record_from_its_settings(consumer: AIOKafkaConsumer) -> None:
-    loop = BatchLoop(consumer, None, Failing(set()), service="svc", max_attempts=4)
+    loop = BatchLoop(consumer, None, Failing(set()), service="svc", kafka=KafkaSettings(max_record_attempts=4))
     assert (loop._failures.max_attempts, loop._failures.service) == (4, "svc")
 
 
@@ -113,13 +113,11 @@ async def test_without_a_way_to_build_producers_a_fenced_one_is_a_configuration_
 
 async def test_a_group_loop_takes_its_revoke_bounds_from_the_settings_and_its_consumer_outlasts_them() -> None:
     kafka = KafkaSettings(revoke_grace_s=12, delivery_timeout_s=40, offsets_visible_s=7, max_record_attempts=5)
-    loop = group_loop(
-        kafka, "g", ["t"], Failing(set()), service="s", batch_size=10, max_wait_ms=100, transactional=False
-    )
+    loop = group_loop(kafka, Subscription("s", "g", ["t"], 10, 100, transactional=False), Failing(set()))
     try:
-        assert (loop.revoke_grace_s, loop.delivery_timeout_s, loop.offsets_visible_s) == (12, 40, 7)
+        assert loop.kafka is kafka  # the loop's bounds and the consumer's rebalance timeout: one source
         assert loop._failures.max_attempts == 5
-        hold = revoke_hold_s(loop.revoke_grace_s, loop.delivery_timeout_s, loop.offsets_visible_s)
+        hold = revoke_hold_s(kafka.revoke_grace_s, kafka.delivery_timeout_s, kafka.offsets_visible_s)
         assert loop.consumer._rebalance_timeout_ms > hold * 1000 > loop.consumer._session_timeout_ms
     finally:
         await loop.consumer.stop()

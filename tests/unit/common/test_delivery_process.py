@@ -13,6 +13,7 @@ from common.delivery import BatchLoop
 from common.errors import TransientError
 from common.events import DeadLetter
 from common.kafka import OutgoingMessage
+from common.settings import KafkaSettings
 
 TP = TopicPartition("src", 0)
 
@@ -75,14 +76,15 @@ def not_visible() -> float:
     return REGISTRY.get_sample_value("pipeline_revokes_offsets_not_visible_total", {"service": "svc"}) or 0.0
 
 
-def loop_with(consumer: Consumer, handler: Handler, **kwargs: Any) -> tuple[BatchLoop, Producer]:
+def loop_with(consumer: Consumer, handler: Handler, **bounds: Any) -> tuple[BatchLoop, Producer]:
+    """A loop whose ``KafkaSettings`` carry ``bounds`` (e.g. ``delivery_timeout_s``)."""
     producer = Producer()
-    return BatchLoop(consumer, producer, handler, service="svc", **kwargs), producer
+    return BatchLoop(consumer, producer, handler, service="svc", kafka=KafkaSettings(**bounds)), producer
 
 
 async def test_a_batch_every_record_of_which_fails_is_rewound_paused_and_neither_committed_nor_dead_lettered() -> None:
     consumer = Consumer()
-    loop, producer = loop_with(consumer, Handler({0, 1, 2}, RuntimeError("es 403 write block")), max_attempts=2)
+    loop, producer = loop_with(consumer, Handler({0, 1, 2}, RuntimeError("es 403 write block")), max_record_attempts=2)
     for _ in range(10):
         loop._resume_at = None
         await loop._process(batch(3))
@@ -95,7 +97,7 @@ async def test_a_poison_record_answering_retry_is_dead_lettered_after_the_bounde
     None
 ):
     consumer = Consumer()
-    loop, producer = loop_with(consumer, Handler({4}, TransientError("item answered 429")), max_attempts=3)
+    loop, producer = loop_with(consumer, Handler({4}, TransientError("item answered 429")), max_record_attempts=3)
     for _ in range(2):
         await loop._process(batch(10))
         assert consumer.commits == []

@@ -3,6 +3,7 @@ The commands run what ``main`` wires in (``Runs``), as ``python -m ingestor`` do
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ingestor.cli import Runs, app
+from ingestor.cli import ReplayOptions, Runs, app
+from ingestor.logic import ReplaySummary
 from ingestor.main import replay, watch
+from ingestor.replay import ProgressCallback
+from ingestor.settings import IngestorSettings
 
 SAMPLE = Path(__file__).parents[3] / "data" / "sample_tweets.json"
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -55,6 +59,26 @@ def test_python_dash_m_starts_the_command_line_through_main() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "twitter-v2" in result.stderr and "sentiment140" in result.stderr
+
+
+def test_the_replay_command_hands_its_options_to_the_run_whole() -> None:
+    asked: list[ReplayOptions] = []
+
+    async def recording(
+        path: str,
+        settings: IngestorSettings,
+        options: ReplayOptions,
+        *,
+        stopping: asyncio.Event | None,
+        on_progress: ProgressCallback | None,
+    ) -> ReplaySummary:
+        asked.append(options)
+        return ReplaySummary(source=path, topics={})
+
+    options = ["--format", "nested", "--limit", "3", "--rate", "5", "--skip-existing"]
+    result = runner.invoke(app, ["replay", str(SAMPLE), *options], obj=Runs(replay=recording, watch=watch))
+    assert result.exit_code == 0, result.stderr
+    assert asked == [ReplayOptions(fmt="nested", limit=3, rate=5.0, skip_existing=True)]
 
 
 def test_commands_without_wired_runs_say_so() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from gateway.api import jaeger
-from gateway.api.deps import RepositoryDep, SettingsDep, TraceStoreDep
+from gateway.api.deps import SettingsDep, StoreDep, TraceStoreDep
 from gateway.api.routes.tweets import TweetIdPath
 from gateway.api.schemas import TraceStagePublic, TweetTracePublic
+from gateway.documents import holds_tweet
 
 router = APIRouter(tags=["tweets"])
 
@@ -21,12 +22,13 @@ router = APIRouter(tags=["tweets"])
     },
 )
 async def get_tweet_trace(
-    tweet_id: TweetIdPath, repository: RepositoryDep, traces: TraceStoreDep, settings: SettingsDep
+    tweet_id: TweetIdPath, store: StoreDep, traces: TraceStoreDep, settings: SettingsDep
 ) -> TweetTracePublic:
     """Read from Jaeger's query API (no UI needed): the trace id stored with the document, or a
     search by the ``tweet.id`` tag for a tweet not indexed yet."""
     tweet_id = str(int(tweet_id))
-    source = await repository.get_tweet(tweet_id) or {}
+    stored = await store.get(settings.index, tweet_id)
+    source = stored if holds_tweet(stored) else {}
     trace_id = (source.get("trace") or {}).get("ingest") or await traces.find_trace_id(tweet_id)
     if not trace_id:
         raise HTTPException(status_code=404, detail=f"no trace of tweet {tweet_id} in Jaeger")

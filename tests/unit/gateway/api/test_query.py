@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -111,9 +112,24 @@ def test_target_is_stripped_blank_is_none_and_too_long_is_invalid() -> None:
 
 
 def test_tweet_query_carries_the_stance_target() -> None:
-    assert query.tweet_query(limit=5).stance_target is None
-    assert query.tweet_query(limit=5, stance_target=" the budget ").stance_target == "the budget"
-    assert query.tweet_query(limit=5, stance_target="").stance_target is None
+    def target(**filters: Any) -> str | None:
+        return query.tweet_query(query.TweetFilters(limit=5, **filters)).stance_target
+
+    assert target() is None
+    assert target(stance_target=" the budget ") == "the budget"
+    assert target(stance_target="") is None
+
+
+def test_tweet_query_parses_every_filter_it_is_sent() -> None:
+    after = query.Cursor(1_700_000_000_000, "42")
+    sent = {"limit": 7, "start_date": "2024-03-01", "end_date": "2024-03-02", "emotion": "JOY", "stance": "oppose"}
+    sent |= {"min_score": -0.5, "max_score": 0.5, "cursor": query.encode_cursor(after)}
+    parsed = query.tweet_query(query.TweetFilters.model_validate(sent))
+    assert (parsed.limit, parsed.emotion, parsed.stance, parsed.stance_target) == (7, "joy", "OPPOSE", None)
+    assert (parsed.min_valence, parsed.max_valence) == (-0.5, 0.5)
+    assert parsed.window == query.time_window("2024-03-01", "2024-03-02")
+    assert parsed.after == after
+    assert query.tweet_query(query.TweetFilters()) == query.TweetQuery(limit=50)  # GET /tweets with no filters
 
 
 def test_valence_range() -> None:

@@ -27,17 +27,21 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 @dataclass
 class FakeRepository:
+    """The tweets index: the repository's searches, and the store's read by id (``deps.get_store``)."""
+
     sources: list[dict[str, Any]] = field(default_factory=list)
     jobs: dict[str, Job] = field(default_factory=dict)
     queries: list[TweetQuery] = field(default_factory=list)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (index, id) of each store read
     up: bool = True
 
     async def search_tweets(self, query: TweetQuery) -> TweetPage:
         self.queries.append(query)
         return TweetPage(self.sources[: query.limit], len(self.sources), None)
 
-    async def get_tweet(self, tweet_id: str) -> dict[str, Any] | None:
-        return next((s for s in self.sources if s["id"] == tweet_id), None)
+    async def get(self, index: str, doc_id: str) -> dict[str, Any] | None:
+        self.reads.append((index, doc_id))
+        return next((s for s in self.sources if s["id"] == doc_id), None)
 
     async def select_for_labelling(
         self, task: str, query: TweetQuery, *, force: bool, target: str | None = None
@@ -93,8 +97,9 @@ def queue() -> FakeQueue:
 
 @pytest.fixture
 async def client(repository: FakeRepository, queue: FakeQueue) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(GatewaySettings(jaeger_ui_url="http://jaeger"))
+    app = create_app(GatewaySettings(jaeger_ui_url="http://jaeger", index="tweets-under-test"))
     app.dependency_overrides[deps.get_repository] = lambda: repository
+    app.dependency_overrides[deps.get_store] = lambda: repository
     app.dependency_overrides[deps.get_relabel_queue] = lambda: queue
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
         yield http
@@ -148,12 +153,22 @@ async def test_invalid_parameters_are_422_naming_the_parameter(
     assert f"query.{param}" in text and hint in text
 
 
-async def test_single_tweet(client: httpx.AsyncClient) -> None:
+async def test_single_tweet(client: httpx.AsyncClient, repository: FakeRepository) -> None:
     assert (await client.get("/tweets/2")).json()["emotion"]["valence"] == 0.6
     assert (await client.get("/tweets/3")).status_code == 404
     assert (await client.get("/tweets/0002")).json()["id"] == "2"
     assert (await client.get("/tweets/abc")).status_code == 422
     assert (await client.get("/tweets/12345678901234567890")).status_code == 422
+    assert repository.reads == [("tweets-under-test", "2"), ("tweets-under-test", "3"), ("tweets-under-test", "2")]
+
+
+async def test_a_tweet_whose_labels_alone_are_stored_is_not_found(
+    client: httpx.AsyncClient, repository: FakeRepository
+) -> None:
+    labels_only = {"id": "5", "emotion": stored(tweet("5"), emotion("5"))["emotion"]}
+    repository.sources.append(labels_only)
+    response = await client.get("/tweets/5")
+    assert response.status_code == 404 and response.json()["detail"] == "tweet 5 is not indexed"
 
 
 async def test_post_emotion_queues_unlabelled_tweets(

@@ -8,10 +8,12 @@ from gateway.quality import FLAGS, QualityThresholds
 
 
 def test_stance_target_filter_is_an_exact_term_beside_the_label() -> None:
-    clauses = tweets_filter(query.tweet_query(limit=10, stance="oppose", stance_target="  the budget "))
+    filters = query.TweetFilters(limit=10, stance="oppose", stance_target="  the budget ")
+    clauses = tweets_filter(query.tweet_query(filters))
     assert {"term": {"stance.target": "the budget"}} in clauses
     assert {"term": {"stance.label": "OPPOSE"}} in clauses
-    assert not any("stance.target" in str(c) for c in tweets_filter(query.tweet_query(limit=10, stance_target=" ")))
+    blank = query.tweet_query(query.TweetFilters(limit=10, stance_target=" "))
+    assert not any("stance.target" in str(c) for c in tweets_filter(blank))
 
 
 def test_polarity_queries_split_the_line_as_polarity_does() -> None:
