@@ -21,8 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from common.events import TweetRecord
-from common.nested_layout import map_nested
-from common.records import RecordError
+from common.records import RecordError, map_nested
 from evaluation.cli import parse_overrides
 from evaluation.evaluate import Failure, failures, report_for
 from evaluation.gold import TASKS, GoldItem, now_stamp, read_gold, sentiment_from_valence

@@ -1,17 +1,22 @@
 """Source records → ``TweetRecord``: the part of the contract every entry point shares.
 
 The ingestor's replay and the gateway's ``POST /ingest`` judge a record the same way: the
-spec's nested layout is mapped by :mod:`common.nested_layout`, timestamps are read by
+spec's nested layout is mapped by :func:`map_nested`, timestamps are read by
 :mod:`common.timestamps`, JSON Lines bytes by :mod:`common.json_lines`, and :func:`to_outcome`
 returns either a valid ``TweetRecord`` or a ``RejectedRecord`` whose reason names the first bad
 field (``missing_field:text``, ``invalid_date:created_at``...).
 
 Adapters raise :class:`RecordError` for what they can judge better than the model (an id that
 arrived as a JSON float, a date no parser understands), so the reject carries a precise reason.
+
+Every ingested tweet passes through here, so the common case is kept short: an id that is
+already a canonical digit string is taken as is, the nested layout is mapped without building
+intermediate dicts, and a record's raw text is made only when it is rejected.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from common.events import MAX_TWEET_ID, RejectedRecord, TweetRecord, ValidationIssue
+from common.timestamps import parse_datetime
 
 # Kafka's default message limit is 1 MB; a reject keeps enough of the raw record to find it.
 MAX_RAW_CHARS = 100_000
@@ -53,6 +59,8 @@ def obj(value: Any, name: str) -> dict[str, Any]:
 
 def tweet_id(value: Any, field: str = "id") -> str:
     """An exact decimal id string; rejects floats/Decimals (ids above 2**53 lose digits there)."""
+    if type(value) is str and value.isascii() and value.isdigit() and value[0] != "0" and len(value) < 19:
+        return value  # the common case: canonical digits, and 18 of them are always within range
     if isinstance(value, bool):
         raise RecordError(f"invalid_type:{field}", "expected an integer or a string of digits, got a boolean")
     if isinstance(value, int):
@@ -85,21 +93,72 @@ def prune(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None}
 
 
+# --- the spec's nested layout -----------------------------------------------------------------
+
+
+def map_nested(record: Any) -> dict[str, Any]:
+    """The spec's nested shape → the flat fields of a ``TweetRecord`` (``created_at`` may be a
+    bare date: midnight UTC)::
+
+    {"id": 1, "user": {"username": "...", "handle": "@...", "verified": false},
+     "meta": {"created_at": "2025-02-19", "hashtags": ["#Tag"]},
+     "payload": {"tweet": {"content": "..."}},
+     "metrics": {"retweets": 4066, "likes": 9543}}
+
+    Read by the ingestor's default format and by the gateway's ``POST /ingest``; what it cannot
+    map raises :class:`RecordError` with the reason that names the field.
+    """
+    record = obj(record, "record")
+    user = obj(record.get("user"), "user")
+    meta = obj(record.get("meta"), "meta")
+    tweet = obj(obj(record.get("payload"), "payload").get("tweet"), "payload.tweet")
+    metrics = record.get("metrics")
+    if metrics is not None:
+        metrics = obj(metrics, "metrics")
+        metrics = {"retweets": metrics.get("retweets"), "likes": metrics.get("likes")}
+    if "id" not in record:
+        raise RecordError("missing_field:id", "field required", type_="missing")
+    id_ = tweet_id(record["id"])  # in this order, so the first bad field is the one reported
+    user_id = optional_id(user.get("user_id"), "author.user_id")
+    created_at = parse_datetime(meta.get("created_at"))
+    # An optional field given as None validates as an absent one (its default is None); a
+    # required one is left out when absent, so the model reports it missing. No dict is copied.
+    author = {"username": user.get("username"), "user_id": user_id, "verified": user.get("verified")}
+    fields = {"id": id_, "author": author, "created_at": created_at, "metrics": metrics,
+              "lang": record.get("lang") or meta.get("lang")}
+    handle, text, hashtags = user.get("handle") or user.get("username"), tweet.get("content"), meta.get("hashtags")
+    if handle is not None:
+        author["handle"] = handle
+    if text is not None:
+        fields["text"] = text
+    if hashtags is not None:
+        fields["hashtags"] = hashtags
+    return fields
+
+
 # --- validation outcome ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SourceItem:
-    """One record as read: parsed ``value``, or ``error`` when the bytes could not be parsed."""
+    """One record as read: parsed ``value``, or ``error`` when the bytes could not be parsed.
+
+    ``raw`` is the record's text, which a reject keeps (:meth:`raw_text`); ``None`` for a record
+    with no text of its own (one of a JSON array): ``value`` re-serialised, made only if rejected.
+    """
 
     position: str  # "record 3" (JSON array), "line 3" (JSON Lines), "row 3" (CSV)
-    raw: str
+    raw: str | None
     value: Any = None
     error: str | None = None
     reason: str = NOT_JSON  # the reject category when ``error`` is set
 
+    def raw_text(self) -> str:
+        return raw_json(self.value) if self.raw is None else self.raw
+
 
 Outcome = TweetRecord | RejectedRecord
+_validate = TweetRecord.__pydantic_validator__.validate_python  # model_validate, minus its wrapper
 
 
 def to_outcome(item: SourceItem, adapter: Adapter, source: str) -> Outcome:
@@ -109,7 +168,8 @@ def to_outcome(item: SourceItem, adapter: Adapter, source: str) -> Outcome:
         return reject(item, source, item.reason, [issue])
     try:
         fields = adapter(item.value)
-        return TweetRecord.model_validate({**fields, "source": source})
+        tweet: TweetRecord = _validate({**fields, "source": source})
+        return tweet
     except RecordError as exc:
         return reject(item, source, exc.reason, exc.issues)
     except ValidationError as exc:
@@ -144,8 +204,19 @@ def reason_for(issue: ValidationIssue) -> str:
 
 def reject(item: SourceItem, source: str, reason: str, issues: list[ValidationIssue]) -> RejectedRecord:
     return RejectedRecord(
-        source=source, position=item.position, reason=reason, errors=issues, raw=item.raw[:MAX_RAW_CHARS]
+        source=source, position=item.position, reason=reason, errors=issues, raw=item.raw_text()[:MAX_RAW_CHARS]
     )
+
+
+def raw_json(value: Any) -> str:
+    """Re-serialise a parsed record for ``RejectedRecord.raw``; non-integers keep their digits."""
+    return json.dumps(value, ensure_ascii=False, default=_exact_number)
+
+
+def _exact_number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)  # a string rather than float(): the point of the reject may be those digits
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from common.records import RecordError
+if TYPE_CHECKING:
+    from common.records import RecordError
 
 # Abbreviations are ambiguous in general (IST, CST); these are the North-American and European
 # ones tweet dumps use, mapped explicitly instead of trusting the platform's zone database.
@@ -50,13 +51,13 @@ _ABBREVIATED = re.compile(r"^(\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2}) ([A-Z]{1,5}
 def parse_datetime(value: Any, field: str = "created_at") -> datetime:
     reason = f"invalid_date:{field}"
     if value is None or value == "":
-        raise RecordError(f"missing_field:{field}", "field required", type_="missing")
+        raise _error(f"missing_field:{field}", "field required", type_="missing")
     if isinstance(value, bool):
-        raise RecordError(reason, "expected a timestamp, got a boolean")
+        raise _error(reason, "expected a timestamp, got a boolean")
     if isinstance(value, int | Decimal):
         return _from_epoch(value, reason)
     if not isinstance(value, str):
-        raise RecordError(reason, f"expected a timestamp, got {type(value).__name__}")
+        raise _error(reason, f"expected a timestamp, got {type(value).__name__}")
     text = value.strip()
     if text.isdigit() and len(text) >= 9:
         return _from_epoch(int(text), reason)
@@ -64,7 +65,15 @@ def parse_datetime(value: Any, field: str = "created_at") -> datetime:
         parsed = parse(text)
         if parsed is not None:
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    raise RecordError(reason, f"unrecognised timestamp {text[:60]!r}")
+    raise _error(reason, f"unrecognised timestamp {text[:60]!r}")
+
+
+def _error(reason: str, msg: str, **kwargs: str) -> RecordError:
+    """The reject of a bad timestamp. ``common.records`` imports this module (its nested layout
+    reads dates), so the error class is imported when a date is bad, not when this module loads."""
+    from common.records import RecordError
+
+    return RecordError(reason, msg, **kwargs)
 
 
 def _from_epoch(value: int | Decimal, reason: str) -> datetime:
@@ -74,7 +83,7 @@ def _from_epoch(value: int | Decimal, reason: str) -> datetime:
     try:
         return datetime.fromtimestamp(float(seconds), UTC)
     except (OverflowError, OSError, ValueError) as exc:
-        raise RecordError(reason, f"epoch {value} is out of range: {exc}") from None
+        raise _error(reason, f"epoch {value} is out of range: {exc}") from None
 
 
 def _iso(text: str) -> datetime | None:

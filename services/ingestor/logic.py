@@ -1,16 +1,13 @@
-"""Pure steps of a replay: judging a chunk (duplicate detection, serialisation: ``judge``), the
-reject's raw text, and the running summary whose counts reconcile (read = published +
-rejected). Validating one item (source item →
-``TweetRecord`` or ``RejectedRecord``) is part of the contract, shared with ``POST /ingest``:
-``common.records.to_outcome``."""
+"""Pure steps of a replay: judging a chunk (duplicate detection, serialisation: ``judge``) and
+the running summary whose counts reconcile (read = published + rejected). Validating one item
+(source item → ``TweetRecord`` or ``RejectedRecord``) is part of the contract, shared with
+``POST /ingest``: ``common.records.to_outcome``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -103,33 +100,28 @@ class Verdicts:
     cpu_s: float | None = None  # the reading process's CPU seconds, on its last chunk
 
 
+# ``model_dump_json().encode()`` without its wrapper and the str round trip: the same bytes.
+_payload = TweetRecord.__pydantic_serializer__.to_json
+
+
 def judge(items: Iterable[tuple[SourceItem, Outcome]], seen: SeenIds, source: str) -> list[Verdict]:
     """Validated items → verdicts, in order: a valid tweet whose id ``seen`` did not hold yet is
     its id and payload JSON; anything else a :class:`Reject` (a repeat: ``duplicate_id``).
     Small and picklable: the reading may happen in another process (``reader``)."""
     verdicts: list[Verdict] = []
     for item, outcome in items:
-        repeated = False
+        # type(), not isinstance, on every tweet: pydantic's metaclass makes isinstance Python code.
+        if type(outcome) is TweetRecord and seen.add(outcome.id):
+            verdicts.append((outcome.id, _payload(outcome)))
+            continue
         if isinstance(outcome, TweetRecord):
-            if seen.add(outcome.id):
-                verdicts.append((outcome.id, outcome.model_dump_json().encode()))
-                continue
-            outcome, repeated = duplicate(item, source, outcome), True
+            rejected, repeated = duplicate(item, source, outcome), True
+        else:
+            rejected, repeated = outcome, False
         # Only a broken JSON document yields an unparseable "record/response N": the rest is lost.
         broken = item.error is not None and item.position.startswith(("record", "response"))
         stream_error = f"{item.position}: {item.error}" if broken else None
-        value = outcome.model_dump_json().encode()
-        verdicts.append(Reject(outcome.reason, outcome.position, value, stream_error, repeated))
+        value = rejected.model_dump_json().encode()
+        verdicts.append(Reject(rejected.reason, rejected.position, value, stream_error, repeated))
     return verdicts
-
-
-def raw_json(value: Any) -> str:
-    """Re-serialise a parsed record for ``RejectedRecord.raw``; non-integers keep their digits."""
-    return json.dumps(value, ensure_ascii=False, default=_exact_number)
-
-
-def _exact_number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)  # a string rather than float(): the point of the reject may be those digits
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 

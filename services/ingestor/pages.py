@@ -19,8 +19,7 @@ from typing import IO, Any
 
 import ijson
 
-from common.records import SourceItem
-from ingestor.logic import raw_json
+from common.records import SourceItem, raw_json
 
 BROKEN = "JSON breaks after response {parsed}, the rest of the file is unreadable: {exc}"
 

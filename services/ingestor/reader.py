@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -232,6 +233,9 @@ def serve(conn: Connection) -> None:
     same device and inode) and the items already read there, then send the rest of the file as
     verdicts, a chunk at a time."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    # What is loaded by now lives as long as the process: out of the collector's sight, a full
+    # collection (one every few thousand tweets) costs a millisecond instead of six.
+    gc.freeze()
     try:
         conn.send(READY)
         reopen, chunk_size, skip, seen = conn.recv()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections import Counter, deque
@@ -21,12 +22,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiolimiter import AsyncLimiter
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 
 from common.kafka import OutgoingMessage
 from common.metrics import PRODUCED, REJECTED
-from common.telemetry import TWEET_ID, HeadSampler, configured_tracer, inject_headers
+from common.telemetry import TWEET_ID, HeadSampler, configured_tracer, inject_headers, root_headers
 from common.topics import Topics
 from ingestor.checkpoint import Cursor, Mark
 from ingestor.logic import Reject, ReplaySummary, Verdict, Verdicts
@@ -108,6 +108,7 @@ class Replay:
 
     async def run(self) -> ReplaySummary:
         started = time.monotonic()
+        _freeze_long_lived()
         try:
             await self._loop()
             await self._flush(settle=True)
@@ -264,6 +265,22 @@ class Replay:
             await asyncio.gather(*(sent.sending for sent in in_flight), return_exceptions=True)
 
 
+_frozen = False
+
+
+def _freeze_long_lived() -> None:
+    """Once a process, before its first replay: what is loaded by then (modules, the SDK, the
+    clients, about 100,000 objects) lives as long as the process, so the garbage collector stops
+    walking it. Each full collection, one every 15,000 tweets or so, then costs about a
+    millisecond instead of 50 (4 µs a tweet). Garbage is collected first: only live objects are
+    frozen."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def publish_span(tracer: Tracer, tweet_id: str, topic: str) -> list[tuple[str, bytes]]:
     """Start and end one tweet's root span; returns the headers that carry its context.
 
@@ -271,16 +288,16 @@ def publish_span(tracer: Tracer, tweet_id: str, topic: str) -> list[tuple[str, b
     unsampled tweet gets only its traceparent, flags 00, and no span at all). The span is the
     publish itself (kind PRODUCER): the producer adds no second span per tweet, which halved
     the tracing cost (span creation and OTLP encoding are most of it, bench/ingest_bench.py).
-    It is never made current: nothing runs inside it, so attaching a context is wasted work.
+    It is never made current: nothing runs inside it, so attaching a context is wasted work,
+    and its headers are formatted directly (``root_headers``) rather than by the propagators.
     """
     span = tracer.start_span(
         "ingestor.publish",
         kind=SpanKind.PRODUCER,
         attributes={TWEET_ID: tweet_id, "messaging.destination.name": topic},
     )
-    headers = inject_headers(trace.set_span_in_context(span))
     span.end()
-    return headers
+    return root_headers(span.get_span_context())
 
 
 def _pacer(rate: float) -> AsyncLimiter:

@@ -32,7 +32,6 @@ from ingestor.checkpoint import Mark
 from ingestor.errors import SourceFormatError
 from ingestor.formats import JSON_ADAPTERS, Container, check_format, detect, json_container
 from ingestor.formats.tabular import csv_items, csv_row_mapper, map_sentiment140, parse_column_overrides
-from ingestor.logic import raw_json
 
 HEAD_BYTES = 64 * 1024
 MAX_FIRST_LINE = 64 * 1024 * 1024  # a first line longer than this is not a JSON Lines record
@@ -234,7 +233,7 @@ def json_array_items(handle: IO[bytes]) -> Iterator[SourceItem]:
     try:
         for value in ijson.items(handle, "item"):
             count += 1
-            yield SourceItem(f"record {count}", raw_json(value), value)
+            yield SourceItem(f"record {count}", None, value)  # its text is made if it is rejected
     except ijson.JSONError as exc:
         yield _broken_tail(count, exc)
 
@@ -256,7 +255,7 @@ def json_lines_items(lines: Iterable[bytes | Idle], source: Source) -> Iterator[
         number += 1
         if source.format is None or source.format == "twitter-v2":
             yield from line_items(line, f"line {number}", source)
-        elif line.strip():  # one item a line, as line_items gives it, minus a generator per line
+        elif line and not line.isspace():  # one item a line, as line_items gives it, minus a generator per line
             yield parse_json_line(line, f"line {number}")
 
 
@@ -271,7 +270,7 @@ def line_items(line: bytes, position: str, source: Source) -> Iterator[SourceIte
     if source.format is None:
         _detect_first_line(source, line)
     if source.format == "twitter-v2":
-        yield from pages.response_items(item.value, position, item.raw)
+        yield from pages.response_items(item.value, position, item.raw_text())
     else:
         yield item
 

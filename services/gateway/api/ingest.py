@@ -1,7 +1,7 @@
 """``POST /ingest``'s pure part: a JSON Lines body → valid tweets and per-line rejects.
 
 Each line is judged exactly as the replay judges a line of a ``jsonl`` file
-(``common.nested_layout``: the spec's nested layout; ``common.records``: the strict ``TweetRecord``), and an id repeated
+(``common.records``: the spec's nested layout, then the strict ``TweetRecord``), and an id repeated
 within one request is rejected as ``duplicate_id``, as within one replayed file.
 """
 
@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
 from common.json_lines import json_line_item
-from common.nested_layout import map_nested
-from common.records import reject, to_outcome
+from common.records import map_nested, reject, to_outcome
 
 DUPLICATE_ID = "duplicate_id"
 

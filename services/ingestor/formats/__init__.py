@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 import ijson
 
-from common.nested_layout import map_nested
-from common.records import Adapter
+from common.records import Adapter, map_nested
 from ingestor.errors import SourceFormatError
 from ingestor.formats.tabular import DEFAULT_COLUMNS, REQUIRED_COLUMNS
 from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2

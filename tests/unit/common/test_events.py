@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from common.errors import PermanentError
@@ -109,3 +111,19 @@ def test_decode_label_rejects_a_label_of_the_wrong_task() -> None:
     with pytest.raises(PermanentError) as empty:
         decode_label(None)
     assert empty.value.reason == "empty_message"
+
+
+@pytest.mark.parametrize(
+    "text", ["one line", "", " lead", "trail ", "two  spaces", "a\nb", "a\u00a0b", "a\u3000b", "\u2028", "x"]
+)
+def test_one_line_collapses_exactly_as_split_and_join(text: str) -> None:
+    from common.events import _one_line
+
+    assert _one_line(text) == " ".join(text.split())
+
+
+@given(st.text(st.characters(codec="utf-8"), max_size=40) | st.text(" \t\n\u00a0ab\u2003", max_size=12))
+def test_one_line_keeps_text_that_is_one_line_already_and_collapses_the_rest(text: str) -> None:
+    from common.events import _one_line
+
+    assert _one_line(text) == " ".join(text.split())

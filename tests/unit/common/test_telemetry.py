@@ -37,3 +37,16 @@ def test_head_sampler_decides_as_trace_id_ratio_based_and_carries_the_decision()
         assert not decision.is_sampled()  # the SDK would not have sampled this trace id either
     never = [HeadSampler(0.0).unsampled() for _ in range(1000)]
     assert len({headers[0][1] for headers in never if headers}) == 1000  # a trace of its own each
+
+
+def test_root_headers_are_what_the_propagators_write_for_a_root_span() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from common.telemetry import inject_headers, root_headers
+
+    span = TracerProvider().get_tracer("test").start_span("root")
+    span.end()
+    assert root_headers(span.get_span_context()) == inject_headers(trace.set_span_in_context(span))
+    sent, read = span.get_span_context(), span_context_from_headers(root_headers(span.get_span_context()))
+    assert (read.trace_id, read.span_id, read.trace_flags.sampled) == (sent.trace_id, sent.span_id, True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from common.events import TweetRecord
-from common.nested_layout import map_nested
+from common.records import map_nested
 from evaluation.gold import (
     GoldFormatError,
     parse_gold,

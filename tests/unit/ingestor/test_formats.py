@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from common.events import RejectedRecord, TweetRecord
-from common.nested_layout import map_nested
-from common.records import Adapter, RecordError, SourceItem, to_outcome, tweet_id
+from common.records import Adapter, RecordError, SourceItem, map_nested, to_outcome, tweet_id
 from ingestor.formats import JSON_ADAPTERS
 from ingestor.formats.fields import hashtags_from_cell
 from ingestor.formats.tabular import (

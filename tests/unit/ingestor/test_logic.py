@@ -3,9 +3,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
-from common.nested_layout import map_nested
-from common.records import SourceItem, reason_for, to_outcome
-from ingestor.logic import ReplaySummary, SeenIds, raw_json
+from common.records import SourceItem, map_nested, raw_json, reason_for, to_outcome
+from ingestor.logic import Reject, ReplaySummary, SeenIds, judge
 
 
 def test_unparseable_items_become_not_json_rejects_with_position_and_raw() -> None:
@@ -73,3 +72,17 @@ def test_valid_record_is_a_tweet() -> None:
     record = {"id": "7", "user": {"handle": "@a"}, "meta": {"created_at": "2025-01-01"},
               "payload": {"tweet": {"content": "hi"}}}
     assert isinstance(to_outcome(SourceItem("line 1", "", record), map_nested, "f"), TweetRecord)
+
+
+def test_judge_publishes_each_first_tweet_as_its_model_json_and_rejects_repeats() -> None:
+    record = {"id": "7", "user": {"handle": "@a"}, "meta": {"created_at": "2025-01-01"},
+              "payload": {"tweet": {"content": "hi"}}}
+    item = SourceItem("line 1", "{}", record)
+    tweet = to_outcome(item, map_nested, "f")
+    bad = to_outcome(SourceItem("line 2", "{oops", error="not valid JSON: x"), map_nested, "f")
+    assert isinstance(tweet, TweetRecord) and isinstance(bad, RejectedRecord)
+    first, repeat, rejected = judge([(item, tweet), (item, tweet), (item, bad)], SeenIds(), "f")
+    assert first == ("7", tweet.model_dump_json().encode())  # the payload: the model's own JSON
+    assert isinstance(repeat, Reject) and repeat.duplicate and repeat.reason == "duplicate_id"
+    assert isinstance(rejected, Reject) and not rejected.duplicate and rejected.reason == "not_json"
+    assert RejectedRecord.model_validate_json(rejected.value).raw == "{oops"

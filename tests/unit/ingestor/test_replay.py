@@ -294,3 +294,15 @@ async def test_head_sampling_leaves_unsampled_tweets_a_traceparent_and_sampled_o
     assert nothing.get_finished_spans() == ()
     headers = [dict(message.headers)["traceparent"] for batch in publisher.batches for message in batch]
     assert len(set(headers)) == 45 and all(h.endswith(b"-00") for h in headers)  # rejects too
+
+
+def test_the_first_replay_freezes_what_is_loaded_and_later_ones_leave_the_collector_alone() -> None:
+    import gc
+
+    from ingestor import replay
+
+    replay._freeze_long_lived()
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    replay._freeze_long_lived()
+    assert gc.get_freeze_count() == frozen
