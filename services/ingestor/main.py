@@ -6,6 +6,8 @@ receives) and closes them again."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +96,7 @@ async def replay(
             indexed=lookup,
             sample_ratio=settings.telemetry.otel_traces_sampler_ratio,
         )
+        freeze_long_lived()
         summary = await run.run()
         if followed is not None:
             summary.follow_events = followed.events
@@ -132,11 +135,22 @@ async def watch(
         )
         log.info("watching", extra={"directory": str(directory), "finished_before": len(watcher.ledger)})
         await publisher.start()
+        freeze_long_lived()
         return await watcher.run()
     finally:
         await publisher.stop()
         if lookup is not None:
             await lookup.close()
+
+
+@functools.cache  # once a process
+def freeze_long_lived() -> None:
+    """Before the first replay: what is loaded by then (modules, the SDK, the clients, about
+    100,000 objects) lives as long as the process, so the garbage collector stops walking it.
+    Each full collection, one every 15,000 tweets or so, then costs about a millisecond instead
+    of 50 (4 µs a tweet). Garbage is collected first: only live objects are frozen."""
+    gc.collect()
+    gc.freeze()
 
 
 def _lookup(settings: IngestorSettings) -> ExistingIds:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections import Counter, deque
@@ -108,7 +107,6 @@ class Replay:
 
     async def run(self) -> ReplaySummary:
         started = time.monotonic()
-        _freeze_long_lived()
         try:
             await self._loop()
             await self._flush(settle=True)
@@ -263,22 +261,6 @@ class Replay:
             sent.sending.cancel()
         if in_flight:  # retrieve their outcomes (cancelled or failed) so none is left unobserved
             await asyncio.gather(*(sent.sending for sent in in_flight), return_exceptions=True)
-
-
-_frozen = False
-
-
-def _freeze_long_lived() -> None:
-    """Once a process, before its first replay: what is loaded by then (modules, the SDK, the
-    clients, about 100,000 objects) lives as long as the process, so the garbage collector stops
-    walking it. Each full collection, one every 15,000 tweets or so, then costs about a
-    millisecond instead of 50 (4 µs a tweet). Garbage is collected first: only live objects are
-    frozen."""
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.collect()
-        gc.freeze()
 
 
 def publish_span(tracer: Tracer, tweet_id: str, topic: str) -> list[tuple[str, bytes]]:

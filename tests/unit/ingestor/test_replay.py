@@ -296,13 +296,13 @@ async def test_head_sampling_leaves_unsampled_tweets_a_traceparent_and_sampled_o
     assert len(set(headers)) == 45 and all(h.endswith(b"-00") for h in headers)  # rejects too
 
 
-def test_the_first_replay_freezes_what_is_loaded_and_later_ones_leave_the_collector_alone() -> None:
+def test_freeze_long_lived_freezes_what_is_loaded_once_a_process() -> None:
     import gc
 
-    from ingestor import replay
+    from ingestor.main import freeze_long_lived
 
-    replay._freeze_long_lived()
+    freeze_long_lived()
     frozen = gc.get_freeze_count()
     assert frozen > 0
-    replay._freeze_long_lived()
+    freeze_long_lived()
     assert gc.get_freeze_count() == frozen
