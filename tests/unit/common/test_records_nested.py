@@ -107,7 +107,7 @@ def test_tweet_ids_outside_the_fast_path_are_judged_as_before(value: Any, reason
     assert caught.value.reason == reason
 
 
-def test_a_record_without_text_of_its_own_is_re_serialised_only_when_rejected() -> None:
+def test_a_rejected_record_without_text_of_its_own_keeps_its_value_re_serialised() -> None:
     record = nested(id=Decimal("1.8600000000000000E+18"))
     rejected = outcome(record, raw=None)
     assert isinstance(rejected, RejectedRecord) and rejected.reason == "invalid_type:id"
