@@ -13,28 +13,34 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import os
 import select
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
 
 import ijson
 
 from common.json_lines import parse_json_line
-from common.records import Adapter, Outcome, SourceItem, to_outcome
+from common.records import Adapter, Outcome, SourceItem, map_nested, to_outcome
 from ingestor import pages
 from ingestor.checkpoint import Mark
 from ingestor.errors import SourceFormatError
-from ingestor.formats import JSON_ADAPTERS, Container, check_format, detect, json_container
+from ingestor.formats import check_format, detect, file_container, json_container
 from ingestor.formats.tabular import csv_items, csv_row_mapper, map_sentiment140, parse_column_overrides
+from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2
 
 HEAD_BYTES = 64 * 1024
-MAX_FIRST_LINE = 64 * 1024 * 1024  # a first line longer than this is not a JSON Lines record
+# The format (named by --format or detected) picks the adapter that maps a JSON record to
+# TweetRecord fields; the container (array, lines, object) is read from the file itself.
+JSON_ADAPTERS: dict[str, Adapter] = {
+    "nested": map_nested,
+    "jsonl": map_nested,
+    "twitter-v1": map_twitter_v1,
+    "twitter-v2": map_twitter_v2,
+}
 csv.field_size_limit(16 * 1024 * 1024)  # a quoted field may hold a long thread; the model bounds text
 
 
@@ -197,7 +203,7 @@ def _read_as(source: Source, handle: IO[bytes], head: bytes, fmt: str, columns: 
             source.use(fmt, map_sentiment140)
         source.items = csv_items(reader)
         return
-    container = _container(handle, head)
+    container = file_container(handle, head)
     if container == "csv":
         raise SourceFormatError(f"--format {fmt} expects JSON, but {source.name} does not start with [ or {{")
     source.use(fmt, JSON_ADAPTERS[fmt])
@@ -207,25 +213,6 @@ def _read_as(source: Source, handle: IO[bytes], head: bytes, fmt: str, columns: 
         source.items = pages.concatenated_responses(handle)
     else:  # a JSON Lines file whose first line is broken still reads line by line
         source.items = json_lines_items(iter(handle), source)
-
-
-def _container(handle: IO[bytes], head: bytes) -> Container:
-    """The container, reading the whole first line when it is longer than the head: a
-    response page of 100 tweets easily exceeds 64 KB, and its file is still JSON Lines."""
-    container = json_container(head)
-    if container == "json-object" and b"\n" not in head.rstrip(b"\r\n"):
-        first = handle.readline(MAX_FIRST_LINE)
-        handle.seek(0)
-        if _is_object(first):
-            container = "json-lines"
-    return container
-
-
-def _is_object(line: bytes) -> bool:
-    try:
-        return isinstance(json.loads(line, parse_float=Decimal), dict)
-    except ValueError:
-        return False
 
 
 def json_array_items(handle: IO[bytes]) -> Iterator[SourceItem]:

@@ -1,9 +1,12 @@
-"""Source formats: pure adapters that map one source record to ``TweetRecord`` fields, and the
-detection that picks one from a file's name and first bytes (``--format`` overrides it).
+"""Source formats: their names, and the detection that picks one from a file's name and first
+bytes (``--format`` overrides it). The adapters that map one record to ``TweetRecord`` fields
+live beside it (``tabular``, ``twitter_api``; the nested shape in ``common.records``), and
+``ingestor.source`` picks one by format name.
 
 The container (JSON array, JSON Lines, one JSON object, CSV) is always read from the first
 bytes; the format name picks the adapter. So ``nested`` and ``jsonl`` share an adapter, and
-``twitter-v1`` may be an array or JSON Lines.
+``twitter-v1`` may be an array or JSON Lines. Detection reads only a file's head (or its first
+line), never a record past it.
 """
 
 from __future__ import annotations
@@ -13,14 +16,12 @@ import io
 import json
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import ijson
 
-from common.records import Adapter, map_nested
 from ingestor.errors import SourceFormatError
 from ingestor.formats.tabular import DEFAULT_COLUMNS, REQUIRED_COLUMNS
-from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2
 from ingestor.pages import flattened
 
 Container = Literal["json-array", "json-lines", "json-object", "csv"]
@@ -34,14 +35,9 @@ FORMATS: dict[str, str] = {
     "csv": "CSV with a header (Kaggle-style or twarc-csv; columns mapped by name, see --columns)",
     "sentiment140": "headerless CSV: target,id,date,flag,user,text",
 }
-JSON_ADAPTERS: dict[str, Adapter] = {
-    "nested": map_nested,
-    "jsonl": map_nested,
-    "twitter-v1": map_twitter_v1,
-    "twitter-v2": map_twitter_v2,
-}
 _SENTIMENT140_DATE = re.compile(r"^\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2} [A-Z]{1,5} \d{4}$")
 _BOM = b"\xef\xbb\xbf"
+MAX_FIRST_LINE = 64 * 1024 * 1024  # a first line longer than this is not a JSON Lines record
 
 
 def supported() -> str:
@@ -62,6 +58,18 @@ def json_container(head: bytes) -> Container:
     if text.startswith(b"{"):
         return "json-lines" if _first_line_object(text) is not None else "json-object"
     return "csv"
+
+
+def file_container(handle: IO[bytes], head: bytes) -> Container:
+    """The container, reading the whole first line when it is longer than the head: a
+    response page of 100 tweets easily exceeds 64 KB, and its file is still JSON Lines."""
+    container = json_container(head)
+    if container == "json-object" and b"\n" not in head.rstrip(b"\r\n"):
+        first = handle.readline(MAX_FIRST_LINE)
+        handle.seek(0)
+        if _first_line_object(first) is not None:
+            container = "json-lines"
+    return container
 
 
 def detect(name: str, head: bytes) -> str:

@@ -9,7 +9,6 @@ import pytest
 
 from common.events import RejectedRecord, TweetRecord
 from common.records import Adapter, RecordError, SourceItem, map_nested, to_outcome, tweet_id
-from ingestor.formats import JSON_ADAPTERS
 from ingestor.formats.fields import hashtags_from_cell
 from ingestor.formats.tabular import (
     ColumnError,
@@ -19,6 +18,7 @@ from ingestor.formats.tabular import (
     resolve_columns,
 )
 from ingestor.formats.twitter_api import map_twitter_v1, map_twitter_v2
+from ingestor.source import JSON_ADAPTERS
 
 
 def nested(**overrides: Any) -> dict[str, Any]:
