@@ -18,11 +18,7 @@ and a 1,000,000-tweet replay in flat memory. One run, one machine, one broker.
   JSON Lines file; 64-bit ids.
 - ``bare``: a bare aiokafka producer with the ingestor's producer settings (acks=all,
   idempotent, linger 5 ms, 256 KB batches) sends the very payloads the ingestor publishes (the
-  validated TweetRecord JSON, keyed by id), built before the clock starts: the broker's speed,
-  one ``send`` per message, the baseline issue 16's goal names. ``bare_producer_batches``
-  sends them through aiokafka's batch API (a record batch per partition per 500 tweets), as
-  ``ingestor.publisher`` does since it stopped sending message by message: the stricter
-  reference, reported beside it (``ratios_vs_bare_batches``).
+  validated TweetRecord JSON, keyed by id), built before the clock starts: the broker's speed.
 - ``ingest``: ``ingestor.main.replay`` on the file, as the CLI runs it: read, parse, validate,
   reject repeats and serialise (in the reading child once it is up), trace, publish, wait for
   acknowledgements batch by batch. Tracing off (no OTLP endpoint), then on with
@@ -114,7 +110,7 @@ def write_array(path: Path, n: int) -> None:
 # --- children: one measurement each, in its own process ---------------------------------------
 
 
-async def bare(path: Path, prefix: str, *, batches: bool = False) -> dict[str, Any]:
+async def bare(path: Path, prefix: str) -> dict[str, Any]:
     from common.events import TweetRecord
     from common.kafka import make_producer
     from common.records import map_nested
@@ -132,42 +128,12 @@ async def bare(path: Path, prefix: str, *, batches: bool = False) -> dict[str, A
     await producer.start()
     try:
         start, cpu = time.perf_counter(), time.process_time()
-        if batches:
-            await _send_batches(producer, kafka.topics.raw, payloads)
-        else:
-            futures = [await producer.send(kafka.topics.raw, value, key=key) for key, value in payloads]
-            await asyncio.gather(*futures)
+        futures = [await producer.send(kafka.topics.raw, value, key=key) for key, value in payloads]
+        await asyncio.gather(*futures)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         await producer.stop()
     return {"tweets": len(payloads), **_rates(len(payloads), elapsed, cpu)}
-
-
-async def _send_batches(producer: Any, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
-    """The bare producer through aiokafka's batch API, as ``ingestor.publisher`` sends: 500 tweets
-    at a time grouped by their key's partition, one record batch per group, two chunks in flight."""
-    from aiokafka.partitioner import DefaultPartitioner
-
-    partitions, partitioner = sorted(await producer.partitions_for(topic)), DefaultPartitioner()
-    in_flight: list[list[Any]] = []
-    for start in range(0, len(payloads), 500):
-        groups: dict[int, list[tuple[bytes, bytes]]] = {}
-        for key, value in payloads[start : start + 500]:
-            groups.setdefault(partitioner(key, partitions, partitions), []).append((key, value))
-        futures = []
-        for partition, items in groups.items():
-            batch = producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-        in_flight.append(futures)
-        if len(in_flight) > 1:
-            await asyncio.gather(*in_flight.pop(0))
-    for futures in in_flight:
-        await asyncio.gather(*futures)
 
 
 def _rates(tweets: int, elapsed: float, cpu: float) -> dict[str, Any]:
@@ -370,10 +336,7 @@ def stages(path: Path) -> dict[str, float]:
 
 
 def child(mode: str, path: Path, prefix: str) -> None:
-    if mode in ("bare", "bare-batches"):
-        result = asyncio.run(bare(path, prefix, batches=mode == "bare-batches"))
-    else:
-        result = asyncio.run(ingest(path, prefix, cold=mode == "ingest-cold"))
+    result = asyncio.run(bare(path, prefix) if mode == "bare" else ingest(path, prefix, cold=mode == "ingest-cold"))
     print(json.dumps(result))
 
 
@@ -529,7 +492,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant, round-robin (medians)")
     parser.add_argument("--million", action="store_true", help="also replay 1,000,000 generated tweets (minutes)")
     parser.add_argument("--million-count", type=int, default=1_000_000, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["bare", "bare-batches", "ingest", "ingest-cold"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["bare", "ingest", "ingest-cold"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -550,7 +513,6 @@ def main() -> None:
         run_child("ingest", path, off)  # warm-up: page cache, broker, imports
         variants: dict[str, tuple[str, dict[str, str]]] = {
             "bare_producer": ("bare", off),
-            "bare_producer_batches": ("bare-batches", off),
             "ingest_tracing_off": ("ingest", off),
             "ingest_tracing_off_cold_reader": ("ingest-cold", off),
             **{
@@ -572,12 +534,6 @@ def main() -> None:
                 "wall": round(results[name]["tweets_per_s"] / bare_rate, 3),
                 "cpu": round(results[name]["tweets_per_cpu_s"] / bare_cpu, 3),
             }
-            for name in variants
-            if name.startswith("ingest_")
-        }
-        batches_rate = results["bare_producer_batches"]["tweets_per_s"]
-        results["ratios_vs_bare_batches"] = {
-            name.removeprefix("ingest_"): round(results[name]["tweets_per_s"] / batches_rate, 3)
             for name in variants
             if name.startswith("ingest_")
         }

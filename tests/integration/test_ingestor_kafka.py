@@ -140,38 +140,3 @@ async def test_stdin_json_lines_until_eof(kafka_settings: KafkaSettings) -> None
     assert summary["rejected_by_reason"] == {"not_json": 1, "duplicate_id": 1}
     raw, rejected = await read_topics(kafka_settings, 5, 2)
     assert sorted(r.key.decode() for r in raw) == sorted(str(2**62 + n) for n in range(5))
-
-
-async def test_publisher_batches_land_whole_in_order_on_each_keys_partition(kafka_settings: KafkaSettings) -> None:
-    """One publish of ~1.2 MB: every partition's run outgrows one 256 KB record batch, so it is
-    split; each message still arrives once, on its key's partition, in publish order, headers kept."""
-    from aiokafka.partitioner import murmur2
-
-    from common.kafka import OutgoingMessage
-    from ingestor.publisher import KafkaPublisher
-
-    topic = kafka_settings.topics.raw
-    messages = [
-        OutgoingMessage(topic, str(9_007_199_254_740_993 + n), b"x" * 400 + b"%d" % n, [("n", b"%d" % n)])
-        for n in range(3000)
-    ]
-    publisher = KafkaPublisher(IngestorSettings(kafka=kafka_settings), retry=False, stopping=asyncio.Event())
-    await publisher.start()
-    try:
-        await publisher.publish(messages)
-    finally:
-        await publisher.stop()
-
-    async with TopicReader(kafka_settings, topic) as reader:
-        records = await reader.wait_for(len(messages))
-    assert len(records) == len(messages)
-    by_partition: dict[int, list[int]] = {}
-    for record in records:
-        n = int(record.value[400:])
-        assert record.key == str(messages[n].key).encode() and dict(record.headers) == {"n": b"%d" % n}
-        assert record.partition == (murmur2(record.key) & 0x7FFFFFFF) % 3
-        by_partition.setdefault(record.partition, []).append(n)
-    for numbers in by_partition.values():
-        assert numbers == sorted(numbers)
-    assert sorted(n for numbers in by_partition.values() for n in numbers) == list(range(len(messages)))
-    assert max(len(numbers) for numbers in by_partition.values()) * 400 > 256 * 1024  # so a run outgrew a batch
