@@ -61,6 +61,8 @@ def tweet_id(value: Any, field: str = "id") -> str:
     """An exact decimal id string; rejects floats/Decimals (ids above 2**53 lose digits there)."""
     if type(value) is str and value.isascii() and value.isdigit() and value[0] != "0" and len(value) < 19:
         return value  # the common case: canonical digits, and 18 of them are always within range
+    if type(value) is int and 0 < value <= MAX_TWEET_ID:
+        return str(value)  # a JSON integer (the spec's own layout): one conversion, not three
     if isinstance(value, bool):
         raise RecordError(f"invalid_type:{field}", "expected an integer or a string of digits, got a boolean")
     if isinstance(value, int):
