@@ -44,6 +44,12 @@ GUESSES_EVERY = 3
 guesser_statuses: Counter[int] = Counter()
 
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")  # POST /ingest's JSON Lines body
+# Header values with a control character other than tab are not valid HTTP: uvicorn's parser
+# answers 400 and closes the connection before the app sees the request, and a client still
+# sending its body then reads a connection reset. Generated (Schemathesis allows every code
+# point up to 255 but CR and LF), they tested uvicorn rather than the gateway and made this
+# test fail now and then (an X-API-Key with a form feed); reproduced and excluded.
+INVALID_HEADER_CHARACTERS = "".join(chr(code) for code in range(32) if chr(code) != "\t")
 
 
 @contextlib.contextmanager
@@ -99,6 +105,7 @@ def load(url: str) -> schemathesis.BaseSchema:
     # The coverage phase (every boundary value of every parameter) alone takes minutes here;
     # the examples and fuzzing phases, valid and invalid inputs alike, keep to the budget.
     loaded.config.phases.coverage.enabled = False
+    loaded.config.generation.update(exclude_header_characters=INVALID_HEADER_CHARACTERS)
     return loaded
 
 
