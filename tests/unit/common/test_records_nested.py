@@ -84,6 +84,7 @@ def _reason(overrides: dict[str, Any]) -> str:
         ("0123", "123"),
         (" 42 ", "42"),
         (42, "42"),
+        (9223372036854775807, "9223372036854775807"),  # a JSON integer at the maximum
     ],
 )
 def test_tweet_ids_are_canonical_digit_strings(value: Any, expected: str) -> None:
@@ -99,6 +100,10 @@ def test_tweet_ids_are_canonical_digit_strings(value: Any, expected: str) -> Non
         ("\u0661\u0662", "invalid_type:id"),  # Arabic-Indic digits: str.isdigit, but not [0-9]
         ("\u00b2", "invalid_type:id"),
         ("", "invalid_type:id"),
+        (9223372036854775808, "out_of_range:id"),  # integers beside the integer fast path
+        (0, "out_of_range:id"),
+        (-5, "out_of_range:id"),
+        (True, "invalid_type:id"),
     ],
 )
 def test_tweet_ids_outside_the_fast_path_are_judged_as_before(value: Any, reason: str) -> None:
