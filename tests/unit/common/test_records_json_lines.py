@@ -1,31 +1,56 @@
-"""``parse_json_line``: one shared decoder for UTF-8 lines, ``json.loads`` on the bytes for the rest,
-the same values and the same errors either way."""
+"""``parse_json_line``: orjson for UTF-8 lines, with the exact stdlib decoder (non-integers as
+``Decimal``) behind it; ``json.loads`` on the bytes for the rest. The same values wherever the
+line has no non-integer, the same errors, and the same outcome for every record."""
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from common.events import RejectedRecord, TweetRecord
 from common.json_lines import parse_json_line
+from common.records import exact_item, map_nested, to_outcome
+
+EXACT = [
+    (b'{"id": 1921567810453299200, "x": 1.5}\n', {"id": 1921567810453299200, "x": Decimal("1.5")}),
+    (b'{"id": 12345678901234567890123}\r\n', {"id": 12345678901234567890123}),  # beyond 64 bits: exact
+    (b"[1e400]", [Decimal("1E+400")]),  # never a float, never inf
+    (b"[18446744073709551615, -9223372036854775808]", [2**64 - 1, -(2**63)]),
+    ('{"text": "caf\u00e9 \\u00e9 \\ud83d\\ude00"}\n'.encode(), {"text": "caf\u00e9 \u00e9 \U0001f600"}),
+    (b'{"text": "\\ud800"}', {"text": "\ud800"}),  # a lone surrogate: orjson refuses it, the stdlib keeps it
+    (b'{"a": 1, "a": 2}', {"a": 2}),  # the last of repeated keys, as json.loads
+    (b'\xef\xbb\xbf{"id": 1}\n', {"id": 1}),  # a BOM, as json.loads accepts it on bytes
+    ('{"id": 2}'.encode("utf-16"), {"id": 2}),  # detected like json.loads does
+]
+
+
+@pytest.mark.parametrize(("line", "value"), EXACT)
+def test_exact_parse_keeps_every_digit(line: bytes, value: object) -> None:
+    item = parse_json_line(line, "line 1", exact=True)
+    assert item.error is None and item.value == value and not item.approximate
+    assert item.raw == line.decode("utf-8", errors="replace").rstrip("\r\n") and item.position == "line 1"
+
+
+@pytest.mark.parametrize(("line", "value"), EXACT)
+def test_default_parse_is_exact_again_on_request(line: bytes, value: object) -> None:
+    item = parse_json_line(line, "line 1")
+    assert item.error is None and item.raw == line.decode("utf-8", errors="replace").rstrip("\r\n")
+    assert exact_item(item).value == value and not exact_item(item).approximate
 
 
 @pytest.mark.parametrize(
-    ("line", "value"),
+    "line",
     [
-        (b'{"id": 1921567810453299200, "x": 1.5}\n', {"id": 1921567810453299200, "x": Decimal("1.5")}),
-        (b'{"id": 12345678901234567890123}\r\n', {"id": 12345678901234567890123}),  # beyond 64 bits: exact
-        (b'[1e400]', [Decimal("1E+400")]),  # never a float, never inf
-        ('{"text": "caf\u00e9"}\n'.encode(), {"text": "caf\u00e9"}),
-        (b'\xef\xbb\xbf{"id": 1}\n', {"id": 1}),  # a BOM, as json.loads accepts it on bytes
-        ('{"id": 2}'.encode("utf-16"), {"id": 2}),  # detected like json.loads does
+        b'{"id": 1921567810453299200, "n": [1, -2, 0], "t": true, "f": null, "s": "a.1e5 \\" \\\\"}\n',
+        '{"text": "caf\u00e9 \\u00e9 \U0001f600", "nested": {"deep": [[{}], []]}}'.encode(),
+        b'{"id": 18446744073709551615}',
     ],
 )
-def test_values_are_exact(line: bytes, value: object) -> None:
-    item = parse_json_line(line, "line 1")
-    assert item.error is None and item.value == value and item.position == "line 1"
-    assert item.raw == line.decode("utf-8", errors="replace").rstrip("\r\n")
+def test_default_parse_equals_the_exact_one_without_non_integers(line: bytes) -> None:
+    assert parse_json_line(line, "line 1").value == parse_json_line(line, "line 1", exact=True).value
 
 
 @pytest.mark.parametrize(
@@ -38,9 +63,65 @@ def test_values_are_exact(line: bytes, value: object) -> None:
         (b'{"a": "\xff"}', "'utf-8' codec can't decode byte 0xff in position 7: invalid start byte"),
     ],
 )
-def test_errors_read_as_json_loads_reports_them(line: bytes, error: str) -> None:
-    item = parse_json_line(line, "line 3")
+@pytest.mark.parametrize("exact", [False, True])
+def test_errors_read_as_json_loads_reports_them(line: bytes, error: str, exact: bool) -> None:
+    item = parse_json_line(line, "line 3", exact=exact)
     assert item.value is None and item.error == f"not valid JSON: {error}"
     assert item.raw == line.decode("utf-8", errors="replace").rstrip("\r\n")
     with pytest.raises((ValueError, UnicodeDecodeError)):
         json.loads(line, parse_constant=lambda name: (_ for _ in ()).throw(ValueError(name)))
+
+
+def _line(**changes: Any) -> bytes:
+    record = {
+        "id": 1921567810453299200,
+        "user": {"username": "A", "handle": "@a", "verified": False},
+        "meta": {"created_at": "2025-02-19T10:00:00Z", "hashtags": ["#x"]},
+        "payload": {"tweet": {"content": "hello"}},
+        "metrics": {"retweets": 1, "likes": 2},
+    }
+    text = json.dumps(record)
+    for placeholder, literal in changes.items():
+        text = text.replace(f'"{placeholder}"', literal)
+    return text.encode()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        _line(),
+        _line().replace(b'"2025-02-19T10:00:00Z"', b"1739959200.123456"),  # an epoch with a fraction: valid
+        _line().replace(b"1921567810453299200", b"1921567810453299200.0"),
+        _line().replace(b"1921567810453299200", b"1.9215678104532992e18"),
+        _line().replace(b"1921567810453299200", b"19215678104532992001234"),  # beyond 64 bits
+        _line().replace(b'"likes": 2', b'"likes": 2.0'),
+        _line().replace(b'"verified": false', b'"verified": 0.0'),
+        _line().replace(b'"hello"', b"1.5"),
+        _line().replace(b'"#x"', b"1e3"),
+        _line().replace(b'"2025-02-19T10:00:00Z"', b"1e400"),  # orjson refuses it: the stdlib path
+    ],
+)
+def test_every_outcome_is_the_exact_parse_s(line: bytes) -> None:
+    """Valid or rejected, a record judged from the fast parse is judged as from the exact one:
+    the same tweet, or the same reason and message with every digit the file had."""
+    fast = to_outcome(parse_json_line(line, "line 7"), map_nested, "s.jsonl")
+    exact = to_outcome(parse_json_line(line, "line 7", exact=True), map_nested, "s.jsonl")
+    assert type(fast) is type(exact)
+    if isinstance(fast, TweetRecord):
+        assert fast.model_dump(exclude={"ingested_at"}) == exact.model_dump(exclude={"ingested_at"})
+    else:
+        assert isinstance(fast, RejectedRecord) and isinstance(exact, RejectedRecord)
+        assert fast.model_dump(exclude={"rejected_at"}) == exact.model_dump(exclude={"rejected_at"})
+
+
+def test_a_float_id_is_rejected_with_the_digits_the_file_had() -> None:
+    line = _line().replace(b"1921567810453299200", b"1921567810453299201.0")
+    outcome = to_outcome(parse_json_line(line, "line 2"), map_nested, "s.jsonl")
+    assert isinstance(outcome, RejectedRecord) and outcome.reason == "invalid_type:id"
+    assert "1921567810453299201.0" in outcome.errors[0].msg  # a float would have printed 1.9215678104532992e+18
+
+
+def test_an_epoch_with_a_fraction_keeps_its_microseconds() -> None:
+    line = _line().replace(b'"2025-02-19T10:00:00Z"', b"1739959200.123456")
+    outcome = to_outcome(parse_json_line(line, "line 2"), map_nested, "s.jsonl")
+    assert isinstance(outcome, TweetRecord) and outcome.created_at.microsecond == 123456
