@@ -34,6 +34,7 @@ NOT_JSON = "not_json"
 
 Adapter = Callable[[Any], dict[str, Any]]
 _DIGITS = re.compile(r"[0-9]+")
+_MAX_ID_DIGITS = str(MAX_TWEET_ID)
 
 
 class RecordError(Exception):
@@ -59,8 +60,16 @@ def obj(value: Any, name: str) -> dict[str, Any]:
 
 def tweet_id(value: Any, field: str = "id") -> str:
     """An exact decimal id string; rejects floats/Decimals (ids above 2**53 lose digits there)."""
-    if type(value) is str and value.isascii() and value.isdigit() and value[0] != "0" and len(value) < 19:
-        return value  # the common case: canonical digits, and 18 of them are always within range
+    if (
+        type(value) is str
+        and value.isascii()
+        and value.isdigit()
+        and value[0] != "0"
+        and (len(value) < 19 or (len(value) == 19 and value <= _MAX_ID_DIGITS))
+    ):
+        # The common case: canonical digits. Up to 18 are always within range; today's ids have
+        # 19, within range when not above the maximum (equal lengths compare as numbers).
+        return value
     if type(value) is int and 0 < value <= MAX_TWEET_ID:
         return str(value)  # a JSON integer (the spec's own layout): one conversion, not three
     if isinstance(value, bool):

@@ -81,6 +81,8 @@ def _reason(overrides: dict[str, Any]) -> str:
         ("7", "7"),
         ("999999999999999999", "999999999999999999"),  # 18 digits: taken as is
         ("9223372036854775807", "9223372036854775807"),  # 19: checked against the maximum
+        ("1921567810453299200", "1921567810453299200"),  # a tweet id of today
+        ("1000000000000000000", "1000000000000000000"),
         ("0123", "123"),
         (" 42 ", "42"),
         (42, "42"),
@@ -95,6 +97,8 @@ def test_tweet_ids_are_canonical_digit_strings(value: Any, expected: str) -> Non
     ("value", "reason"),
     [
         ("9223372036854775808", "out_of_range:id"),
+        ("9999999999999999999", "out_of_range:id"),  # 19 digits above the maximum
+        ("10000000000000000000", "out_of_range:id"),  # 20 digits, string-wise below the maximum
         ("0", "out_of_range:id"),
         ("000", "out_of_range:id"),
         ("\u0661\u0662", "invalid_type:id"),  # Arabic-Indic digits: str.isdigit, but not [0-9]
