@@ -40,6 +40,9 @@ class OutgoingMessage:
     key: str | None
     value: bytes
     headers: Headers = field(default_factory=list)
+    # The key's partitioner hash when computed ahead (the ingestor's reading side): the partition
+    # is then this modulo the partition count, as the default partitioner would pick it.
+    key_hash: int | None = None
 
 
 def transactional_id(settings: KafkaSettings, group_id: str) -> str:

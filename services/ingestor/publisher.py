@@ -64,9 +64,10 @@ class KafkaPublisher:
             failure: BaseException | None = None
             try:
                 async with self._handing:
+                    partitions: dict[str, list[int]] = {}  # this round's view of the metadata
                     for index, message in enumerate(messages):
                         if futures[index] is None:
-                            futures[index] = await self._send(self._producer, message)
+                            futures[index] = await self._send(self._producer, message, partitions)
             except KafkaError as exc:
                 failure = exc  # this message (and those after it) never reached the producer
             pending = [future for future in futures if future is not None and not future.done()]
@@ -83,16 +84,39 @@ class KafkaPublisher:
                 return
             backoff = await self._wait_or_fail("publish", failure or TimeoutError("no acknowledgement yet"), backoff)
 
-    async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
+    async def _send(
+        self, producer: AIOKafkaProducer, message: OutgoingMessage, partitions: dict[str, list[int]]
+    ) -> asyncio.Future[Any]:
         if self._traced and not message.headers:
             return (await send_all(producer, [message]))[0]  # a reject: its producer span roots its trace
         # A tweet's headers already carry its trace (the replay's ``ingestor.publish`` span is the
         # publish, sampled or not), and with tracing off there is none: no second span per tweet.
         key = message.key.encode() if message.key is not None else None
         future: asyncio.Future[Any] = await producer.send(
-            message.topic, value=message.value, key=key, headers=message.headers or None
+            message.topic,
+            value=message.value,
+            key=key,
+            headers=message.headers or None,
+            partition=self._partition(producer, message, partitions),
         )
         return future
+
+    @staticmethod
+    def _partition(
+        producer: AIOKafkaProducer, message: OutgoingMessage, partitions: dict[str, list[int]]
+    ) -> int | None:
+        """The partition the default partitioner would pick, from the key hash the reading side
+        computed (``ingestor.logic.key_hash``: no murmur2 on this core); None, for the producer
+        to pick, without a hash or before its metadata knows the topic."""
+        if message.key_hash is None:
+            return None
+        ids = partitions.get(message.topic)
+        if ids is None:
+            known = producer.client.cluster.partitions_for_topic(message.topic)
+            if not known:
+                return None
+            ids = partitions[message.topic] = sorted(known)  # as the partitioner indexes them
+        return ids[message.key_hash % len(ids)]
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None

@@ -198,11 +198,11 @@ class Replay:
         counts["read"] += 1
         if not isinstance(verdict, Reject):
             counts["valid"] += 1
-            tweet_id, payload = verdict
+            tweet_id, payload, key_hash = verdict
             if tweet_id in indexed:
                 counts["already_indexed"] += 1  # --skip-existing: labelled before, no inference again
                 return None
-            return OutgoingMessage(self._raw, tweet_id, payload, self._tweet_headers(tweet_id))
+            return OutgoingMessage(self._raw, tweet_id, payload, self._tweet_headers(tweet_id), key_hash)
         if verdict.duplicate:
             counts["valid"] += 1
             counts["duplicates"] += 1

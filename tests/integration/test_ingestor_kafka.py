@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.partitioner import DefaultPartitioner
 
 from common.events import RejectedRecord, TweetRecord
 from common.settings import KafkaSettings
@@ -101,9 +102,13 @@ async def test_sample_replay_publishes_exactly_the_distinct_valid_tweets(kafka_s
     keys = [record.key.decode() for record in raw]
     assert set(keys) == expected_ids() and len(set(keys)) == 40
     assert "9007199254740993" in keys  # 2**53 + 1, exact end to end
+    every = list(range(kafka_settings.partitions))
     for record in raw:
         tweet = TweetRecord.model_validate_json(record.value)
         assert tweet.id == record.key.decode() and tweet.source == "sample_tweets.json"
+        # The reading side hashed the key, the publisher picked the partition: the default partitioner's
+        assert record.partition == DefaultPartitioner()(record.key, every, every)
+    assert len({record.partition for record in raw}) == kafka_settings.partitions > 1
     rejects = [RejectedRecord.model_validate_json(record.value) for record in rejected]
     assert Counter(r.reason for r in rejects) == Counter(EXPECTED_REJECTS)
     assert {r.position for r in rejects} == {"record 11", "record 22", "record 23", "record 34", "record 45"}

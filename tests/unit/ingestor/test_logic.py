@@ -2,9 +2,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+from aiokafka.partitioner import DefaultPartitioner, murmur2
+from hypothesis import given
+from hypothesis import strategies as st
+
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
 from common.records import SourceItem, map_nested, raw_json, reason_for, to_outcome
-from ingestor.logic import Reject, ReplaySummary, SeenIds, judge
+from ingestor.logic import Reject, ReplaySummary, SeenIds, judge, key_hash
 
 
 def test_unparseable_items_become_not_json_rejects_with_position_and_raw() -> None:
@@ -82,7 +87,20 @@ def test_judge_publishes_each_first_tweet_as_its_model_json_and_rejects_repeats(
     bad = to_outcome(SourceItem("line 2", "{oops", error="not valid JSON: x"), map_nested, "f")
     assert isinstance(tweet, TweetRecord) and isinstance(bad, RejectedRecord)
     first, repeat, rejected = judge([(item, tweet), (item, tweet), (item, bad)], SeenIds(), "f")
-    assert first == ("7", tweet.model_dump_json().encode())  # the payload: the model's own JSON
+    # the payload: the model's own JSON; the key's hash as the default partitioner computes it
+    assert first == ("7", tweet.model_dump_json().encode(), murmur2(b"7") & 0x7FFFFFFF)
     assert isinstance(repeat, Reject) and repeat.duplicate and repeat.reason == "duplicate_id"
     assert isinstance(rejected, Reject) and not rejected.duplicate and rejected.reason == "not_json"
     assert RejectedRecord.model_validate_json(rejected.value).raw == "{oops"
+
+
+@given(st.binary(max_size=200))
+def test_key_hash_is_the_default_partitioners_murmur2(key: bytes) -> None:
+    assert key_hash(key) == murmur2(key) & 0x7FFFFFFF  # every length: blocks, each tail, and beyond 63 bytes
+
+
+@pytest.mark.parametrize("key", [b"", b"1", b"1921567810453299200", b"9223372036854775807", b"7" * 64])
+@pytest.mark.parametrize("count", [1, 3, 6, 12])
+def test_key_hash_picks_the_partition_the_default_partitioner_picks(key: bytes, count: int) -> None:
+    partitions = list(range(count))
+    assert partitions[key_hash(key) % count] == DefaultPartitioner()(key, partitions, partitions)

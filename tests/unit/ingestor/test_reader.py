@@ -67,10 +67,10 @@ def comparable(verdict: Verdict) -> tuple[Any, ...]:
         value = json.loads(verdict.value)
         del value["rejected_at"]
         return (verdict.reason, verdict.position, verdict.stream_error, verdict.duplicate, value)
-    tweet_id, payload = verdict
+    tweet_id, payload, key_hash = verdict
     value = json.loads(payload)
     del value["ingested_at"]
-    return (tweet_id, value)
+    return (tweet_id, value, key_hash)
 
 
 async def read_all(reader: Reader, wanted: int = 100) -> list[Verdict]:
