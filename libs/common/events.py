@@ -106,6 +106,8 @@ def _in_64_bits(value: str) -> str:
 
 def _distinct_hashtags(value: list[str]) -> list[str]:
     """Stripped, without the leading ``#``, empty ones dropped, each once in first-seen order."""
+    if not value:
+        return value  # most tweets carry none
     seen: dict[str, None] = {}
     for tag in value:
         cleaned = tag.strip().lstrip("#")

@@ -119,13 +119,18 @@ def map_nested(record: Any) -> dict[str, Any]:
     Read by the ingestor's default format and by the gateway's ``POST /ingest``; what it cannot
     map raises :class:`RecordError` with the reason that names the field.
     """
-    record = obj(record, "record")
-    user = obj(record.get("user"), "user")
-    meta = obj(record.get("meta"), "meta")
-    tweet = obj(obj(record.get("payload"), "payload").get("tweet"), "payload.tweet")
+    # ``type(...) is dict`` first: the objects are dicts in all but a bad record, so ``obj`` (its
+    # None and error cases) is called only then.
+    if type(record) is not dict:
+        record = obj(record, "record")
+    user, meta, payload = record.get("user"), record.get("meta"), record.get("payload")
+    user = user if type(user) is dict else obj(user, "user")
+    meta = meta if type(meta) is dict else obj(meta, "meta")
+    tweet = (payload if type(payload) is dict else obj(payload, "payload")).get("tweet")
+    tweet = tweet if type(tweet) is dict else obj(tweet, "payload.tweet")
     metrics = record.get("metrics")
     if metrics is not None:
-        metrics = obj(metrics, "metrics")
+        metrics = metrics if type(metrics) is dict else obj(metrics, "metrics")
         metrics = {"retweets": metrics.get("retweets"), "likes": metrics.get("likes")}
     if "id" not in record:
         raise RecordError("missing_field:id", "field required", type_="missing")

@@ -49,6 +49,15 @@ _ABBREVIATED = re.compile(r"^(\w{3} \w{3} \d{1,2} \d{2}:\d{2}:\d{2}) ([A-Z]{1,5}
 
 
 def parse_datetime(value: Any, field: str = "created_at") -> datetime:
+    if type(value) is str and value[4:5] == "-":
+        # The common case, an ISO 8601 date: what the rules below would do first for it (it is
+        # not all digits), without their checks. Surrounding spaces fail here and are read below.
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     reason = f"invalid_date:{field}"
     if value is None or value == "":
         raise _error(f"missing_field:{field}", "field required", type_="missing")
