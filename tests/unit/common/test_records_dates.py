@@ -41,7 +41,11 @@ def test_parses_to_aware_utc(value: object, expected: datetime) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["yesterday", "31/02/2025", "2025-13-01", "2025-02-30T10:00:00Z", "2025-", "Mon Apr 06 22:19:45 XYZ 2009", True, [2025], 10**20]
+    "value",
+    [
+        "yesterday", "31/02/2025", "2025-13-01", "2025-02-30T10:00:00Z", "2025-", "Mon Apr 06 22:19:45 XYZ 2009",
+        True, [2025], 10**20,
+    ],
 )
 def test_rejects_unparseable_dates_as_invalid_date(value: object) -> None:
     with pytest.raises(RecordError) as caught:
