@@ -53,11 +53,11 @@ def parse_datetime(value: Any, field: str = "created_at") -> datetime:
         # The common case, an ISO 8601 date: what the rules below would do first for it (it is
         # not all digits), without their checks. Surrounding spaces fail here and are read below.
         try:
-            parsed = datetime.fromisoformat(value)
+            iso = datetime.fromisoformat(value)
         except ValueError:
             pass
         else:
-            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+            return iso if iso.tzinfo is not None else iso.replace(tzinfo=UTC)
     reason = f"invalid_date:{field}"
     if value is None or value == "":
         raise _error(f"missing_field:{field}", "field required", type_="missing")
