@@ -99,6 +99,13 @@ def _line(**changes: Any) -> bytes:
         _line().replace(b'"hello"', b"1.5"),
         _line().replace(b'"#x"', b"1e3"),
         _line().replace(b'"2025-02-19T10:00:00Z"', b"1e400"),  # orjson refuses it: the stdlib path
+        # Numbers a float rounds to a falsy 0.0: the Decimal is truthy, so the handle is the
+        # number (a reject), not the username; and the record language is not the meta one.
+        _line().replace(b'"@a"', b"1e-400"),
+        _line().replace(b'"@a"', b"0." + b"0" * 330 + b"1"),
+        _line().replace(b'"@a"', b"-1E-400"),
+        _line().replace(b'"hello"', b'"hello", "lang": 1e-400').replace(b'"hashtags"', b'"lang": "en", "hashtags"'),
+        _line().replace(b'"@a"', b"0.0"),  # a real zero: falsy either way, the username is the handle
     ],
 )
 def test_every_outcome_is_the_exact_parse_s(line: bytes) -> None:
@@ -125,3 +132,12 @@ def test_an_epoch_with_a_fraction_keeps_its_microseconds() -> None:
     line = _line().replace(b'"2025-02-19T10:00:00Z"', b"1739959200.123456")
     outcome = to_outcome(parse_json_line(line, "line 2"), map_nested, "s.jsonl")
     assert isinstance(outcome, TweetRecord) and outcome.created_at.microsecond == 123456
+
+
+@pytest.mark.parametrize(
+    ("line", "fast"),
+    [(b'{"a": 1.5}', True), (b'{"t": "re-elect"}', False), (b'{"a": 1e-5}', False), (b'{"a": 2E-9}', False),
+     (b'{"a": 0.00000000001}', False), (b'{"a": 1e5}', True)],
+)
+def test_lines_that_may_underflow_take_the_exact_decoder(line: bytes, fast: bool) -> None:
+    assert parse_json_line(line, "line 1").approximate is fast
