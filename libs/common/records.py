@@ -168,9 +168,6 @@ class SourceItem:
     value: Any = None
     error: str | None = None
     reason: str = NOT_JSON  # the reject category when ``error`` is set
-    # ``value`` may hold floats where the text has non-integers (``common.json_lines``): a
-    # reject is judged again on ``exact_item``, so its reason and message keep every digit.
-    approximate: bool = False
 
     def raw_text(self) -> str:
         return raw_json(self.value) if self.raw is None else self.raw
@@ -182,24 +179,6 @@ _validate = TweetRecord.__pydantic_validator__.validate_python  # model_validate
 
 def to_outcome(item: SourceItem, adapter: Adapter, source: str) -> Outcome:
     """Validate one source item against the strict model; never raises for bad data."""
-    outcome = _judged(item, adapter, source)
-    if item.approximate and type(outcome) is not TweetRecord:
-        return _judged(exact_item(item), adapter, source)
-    return outcome
-
-
-def exact_item(item: SourceItem) -> SourceItem:
-    """An ``approximate`` item parsed again from its text, non-integers as ``Decimal``; any
-    other item as it is."""
-    if not item.approximate:
-        return item
-    try:
-        return SourceItem(item.position, item.raw, EXACT_JSON.decode(item.raw_text()))
-    except ValueError as exc:  # orjson took it, so this is not expected; still one bad record
-        return SourceItem(item.position, item.raw, error=f"not valid JSON: {exc}")
-
-
-def _judged(item: SourceItem, adapter: Adapter, source: str) -> Outcome:
     if item.error is not None:
         issue = ValidationIssue(loc="", msg=item.error, type=item.reason)
         return reject(item, source, item.reason, [issue])
@@ -248,14 +227,6 @@ def reject(item: SourceItem, source: str, reason: str, issues: list[ValidationIs
 def raw_json(value: Any) -> str:
     """Re-serialise a parsed record for ``RejectedRecord.raw``; non-integers keep their digits."""
     return json.dumps(value, ensure_ascii=False, default=_exact_number)
-
-
-def no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# Non-integers as Decimal: an id that arrived as 1.75e18 is rejected with the digits it had.
-EXACT_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=no_constants)
 
 
 def _exact_number(value: Any) -> Any:

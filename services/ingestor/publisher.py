@@ -22,6 +22,18 @@ from ingestor.settings import SERVICE, IngestorSettings
 log = logging.getLogger(SERVICE)
 
 
+def partition_for(producer: AIOKafkaProducer, message: OutgoingMessage) -> int | None:
+    """The partition the default partitioner would pick, from the key hash the reading side
+    computed (``ingestor.logic.key_hash``: no murmur2 on the producer's core); None, for the
+    producer to pick, without a hash or before its metadata knows the topic. Read per message,
+    as the partitioner does, so a topic that changed size mid-batch is never sent to a partition
+    it no longer has."""
+    if message.key_hash is None:
+        return None
+    known = producer.client.cluster.partitions_for_topic(message.topic)
+    return message.key_hash % len(known) if known else None  # Kafka numbers them 0..n-1
+
+
 class KafkaPublisher:
     """The producer (idempotent, acks=all). With ``retry`` (continuous modes) an unreachable
     broker is retried with capped exponential backoff until it comes back or the run stops.
@@ -64,10 +76,9 @@ class KafkaPublisher:
             failure: BaseException | None = None
             try:
                 async with self._handing:
-                    partitions: dict[str, list[int]] = {}  # this round's view of the metadata
                     for index, message in enumerate(messages):
                         if futures[index] is None:
-                            futures[index] = await self._send(self._producer, message, partitions)
+                            futures[index] = await self._send(self._producer, message)
             except KafkaError as exc:
                 failure = exc  # this message (and those after it) never reached the producer
             pending = [future for future in futures if future is not None and not future.done()]
@@ -84,9 +95,7 @@ class KafkaPublisher:
                 return
             backoff = await self._wait_or_fail("publish", failure or TimeoutError("no acknowledgement yet"), backoff)
 
-    async def _send(
-        self, producer: AIOKafkaProducer, message: OutgoingMessage, partitions: dict[str, list[int]]
-    ) -> asyncio.Future[Any]:
+    async def _send(self, producer: AIOKafkaProducer, message: OutgoingMessage) -> asyncio.Future[Any]:
         if self._traced and not message.headers:
             return (await send_all(producer, [message]))[0]  # a reject: its producer span roots its trace
         # A tweet's headers already carry its trace (the replay's ``ingestor.publish`` span is the
@@ -97,26 +106,9 @@ class KafkaPublisher:
             value=message.value,
             key=key,
             headers=message.headers or None,
-            partition=self._partition(producer, message, partitions),
+            partition=partition_for(producer, message),
         )
         return future
-
-    @staticmethod
-    def _partition(
-        producer: AIOKafkaProducer, message: OutgoingMessage, partitions: dict[str, list[int]]
-    ) -> int | None:
-        """The partition the default partitioner would pick, from the key hash the reading side
-        computed (``ingestor.logic.key_hash``: no murmur2 on this core); None, for the producer
-        to pick, without a hash or before its metadata knows the topic."""
-        if message.key_hash is None:
-            return None
-        ids = partitions.get(message.topic)
-        if ids is None:
-            known = producer.client.cluster.partitions_for_topic(message.topic)
-            if not known:
-                return None
-            ids = partitions[message.topic] = sorted(known)  # as the partitioner indexes them
-        return ids[message.key_hash % len(ids)]
 
     async def stop(self) -> None:
         producer, self._producer = self._producer, None

@@ -4,8 +4,8 @@ chunks (:func:`take`: read and validate) from a worker thread or, for a large fi
 process (``reader``), so the event loop stays free for the Kafka producer.
 
 JSON arrays and single objects are streamed with ijson (non-integers come back as ``Decimal``,
-never ``float``, so an id's digits are never rounded); JSON Lines are parsed by orjson, and a
-record it rejects is judged again on the exact parse (``common.json_lines``), for the same reason.
+never ``float``, so an id's digits are never rounded); JSON Lines are parsed by jiter with
+``float_mode="decimal"`` (``common.json_lines``), which gives the same values.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def line_items(line: bytes, position: str, source: Source) -> Iterator[SourceIte
     """The items of one JSON Lines line: none (blank, empty page), one, or a v2 page's tweets."""
     if not line.strip():
         return
-    item = parse_json_line(line, position, exact=True)  # a v2 page's values are re-serialised as its tweets' raw
+    item = parse_json_line(line, position)
     if item.error is not None:
         yield item
         return

@@ -106,7 +106,7 @@ async def test_sample_replay_publishes_exactly_the_distinct_valid_tweets(kafka_s
     for record in raw:
         tweet = TweetRecord.model_validate_json(record.value)
         assert tweet.id == record.key.decode() and tweet.source == "sample_tweets.json"
-        # The reading side hashed the key, the publisher picked the partition: the default partitioner's
+        # Where any client's default partitioner puts the key (the publisher's pick from the reading side's hash)
         assert record.partition == DefaultPartitioner()(record.key, every, every)
     assert len({record.partition for record in raw}) == kafka_settings.partitions > 1
     rejects = [RejectedRecord.model_validate_json(record.value) for record in rejected]
