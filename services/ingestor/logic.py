@@ -129,7 +129,6 @@ def judge(items: Iterable[tuple[SourceItem, Outcome]], seen: SeenIds, source: st
     return verdicts
 
 
-
 _M = 0x5BD1E995  # murmur2's mixing constant
 _MASK = 0xFFFFFFFF
 _WORDS = [struct.Struct(f"<{n}I") for n in range(16)]  # keys up to 63 bytes: tweet ids have at most 19

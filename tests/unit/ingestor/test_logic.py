@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -98,9 +97,3 @@ def test_judge_publishes_each_first_tweet_as_its_model_json_and_rejects_repeats(
 def test_key_hash_is_the_default_partitioners_murmur2(key: bytes) -> None:
     assert key_hash(key) == murmur2(key) & 0x7FFFFFFF  # every length: blocks, each tail, and beyond 63 bytes
 
-
-@pytest.mark.parametrize("key", [b"", b"1", b"1921567810453299200", b"9223372036854775807", b"7" * 64])
-@pytest.mark.parametrize("count", [1, 3, 6, 12])
-def test_key_hash_picks_the_partition_the_default_partitioner_picks(key: bytes, count: int) -> None:
-    partitions = list(range(count))
-    assert partitions[key_hash(key) % count] == DefaultPartitioner()(key, partitions, partitions)
