@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +23,26 @@ from common.settings import KafkaSettings
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATASET = REPO / "data" / "sample_tweets.json"
 SHARED_DATASET = REPO.parent / "shared" / "data" / "tweets_dataset.json"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator[None, None, None]:
+    """A timed-out async test shows where each of its asyncio tasks waits, not only the event
+    loop's select() that pytest-timeout's thread stacks would show."""
+    yield
+    timed_out = signal.getsignal(signal.SIGALRM)
+    if not callable(timed_out):
+        return
+
+    def dump_tasks_then_fail(signum: int, frame: FrameType | None) -> None:
+        loop = asyncio.events._get_running_loop()
+        if loop is not None:
+            for task in asyncio.all_tasks(loop):
+                print(f"--- asyncio task {task.get_name()} of {item.nodeid}", file=sys.stderr)
+                task.print_stack(file=sys.stderr)
+        timed_out(signum, frame)
+
+    signal.signal(signal.SIGALRM, dump_tasks_then_fail)
 
 
 def _delete_topics(bootstrap: str, prefix: str) -> None:

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 status=0
 if [[ "${1:-}" == "--faults" ]]; then
-  .venv/bin/python -m pytest -q -rsxX -s --durations=15 -m faults tests/e2e/test_faults.py || status=$?
+  .venv/bin/python -m pytest -q -rsxX -s --durations=15 --timeout=1200 -m faults tests/e2e/test_faults.py || status=$?
   exit $status
 fi
 .venv/bin/python -m pytest -q -rs --durations=15 -m "not faults" tests || status=$?
