@@ -147,7 +147,10 @@ class BatchLoop(RebalanceHandling, TransactionalDelivery):
                 ABANDONED.labels(self.service).inc()
                 return
             try:
-                await asyncio.wait_for(self._deliver(batch, outgoing), self.kafka.delivery_timeout_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancel (a stop) that
+                # arrives in the step the delivery completes, and the loop would run on
+                async with asyncio.timeout(self.kafka.delivery_timeout_s):
+                    await self._deliver(batch, outgoing)
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us: the next owner replays from the committed offset.
                 log.warning("commit refused after a rebalance; records will be replayed", extra={"error": str(exc)})

@@ -107,11 +107,13 @@ class Fence:
     async def revoke(self, grace: float, delivery_timeout: float) -> None:
         if not self._idle.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await self._idle.wait()
         # A delivery under way completes, fails or is cut at its timeout first; the margin is a
         # backstop only (the loop's own timeout started earlier).
         try:
-            await asyncio.wait_for(self._not_delivering.wait(), delivery_timeout + REVOKE_MARGIN_S)
+            async with asyncio.timeout(delivery_timeout + REVOKE_MARGIN_S):
+                await self._not_delivering.wait()
         except TimeoutError:
             log.error("a delivery outlived its timeout at revoke; letting the partitions go")
         self.generation += 1

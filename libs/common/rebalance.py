@@ -75,8 +75,12 @@ class RebalanceHandling:
         while pending:
             for tp, offset in list(pending.items()):
                 left = deadline - time.monotonic()
+                if left <= 0:
+                    continue
                 with contextlib.suppress(Exception):
-                    if left > 0 and (await asyncio.wait_for(self.consumer.committed(tp), left) or 0) >= offset:
+                    async with asyncio.timeout(left):
+                        committed = await self.consumer.committed(tp)
+                    if (committed or 0) >= offset:
                         del pending[tp]
             if pending and time.monotonic() >= deadline:
                 log.warning("committed offsets not visible yet; the next owner may replay", extra={"n": len(pending)})

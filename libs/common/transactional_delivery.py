@@ -55,7 +55,8 @@ class TransactionalDelivery:
             if tp not in assigned:
                 continue
             try:
-                committed = await asyncio.wait_for(self.consumer.committed(tp), self.kafka.offsets_visible_s)
+                async with asyncio.timeout(self.kafka.offsets_visible_s):
+                    committed = await self.consumer.committed(tp)
             except Exception as exc:  # bounded: no answer means the batch is handled again
                 log.warning("committed offset unreadable after a failed transaction", extra={"error": repr(exc)})
                 committed = None

@@ -114,7 +114,8 @@ class KafkaPublisher:
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                await asyncio.wait_for(producer.stop(), self.kafka.request_timeout_ms / 1000)
+                async with asyncio.timeout(self.kafka.request_timeout_ms / 1000):
+                    await producer.stop()
 
     async def _connect(self) -> None:
         await ensure_topics(self.kafka, self.kafka.topics.all())
@@ -135,7 +136,8 @@ class KafkaPublisher:
             "Kafka unavailable, retrying", extra={"during": what, "error": repr(failure), "retry_in_s": backoff}
         )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), backoff)
+            async with asyncio.timeout(backoff):
+                await self._stopping.wait()
         return min(backoff * 2, self._max_backoff_s)
 
     def _explain(self, what: str, exc: BaseException) -> str:

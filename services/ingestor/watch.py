@@ -99,7 +99,8 @@ class DirectoryWatch:
                     if self.on_file is not None:
                         self.on_file(summary)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), self.settings.poll_interval_s)
+                async with asyncio.timeout(self.settings.poll_interval_s):
+                    await self.stopping.wait()
         return summaries
 
     async def _replay_file(self, path: Path) -> ReplaySummary | None:

@@ -69,4 +69,5 @@ class SharedQuota:
         while not stopping.is_set():
             await self.refresh()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self._refresh_s)
+                async with asyncio.timeout(self._refresh_s):
+                    await stopping.wait()

@@ -60,7 +60,8 @@ class RelabelPublisher:
     async def ping(self) -> bool:
         try:
             producer = await self._started()
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
+            async with asyncio.timeout(3):
+                await producer.client.fetch_all_metadata()
         except (TransientError, KafkaError, OSError, TimeoutError):
             return False
         return True

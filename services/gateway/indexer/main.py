@@ -38,7 +38,8 @@ async def _wait_for_index(store: TweetStore, settings: GatewaySettings, stopping
         except TransientError as exc:
             log.warning("elasticsearch unavailable, retrying", extra={"error": str(exc), "retry_in_s": backoff})
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), backoff)
+                async with asyncio.timeout(backoff):
+                    await stopping.wait()
             backoff = min(backoff * 2, 30.0)
     return False
 

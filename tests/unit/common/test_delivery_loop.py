@@ -127,3 +127,25 @@ async def test_a_group_loop_takes_its_revoke_bounds_from_the_settings_and_its_co
 
 def test_the_default_settings_bound_the_attempts_per_record() -> None:
     assert 5 <= KafkaSettings().max_record_attempts <= 8
+
+
+async def test_a_stop_that_arrives_as_the_batch_commit_completes_still_stops_the_loop(
+    consumer: AIOKafkaConsumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker is stopped by cancelling its task. On Python 3.11, ``asyncio.wait_for`` returned
+    the inner result and dropped a cancel that arrived in the step its inner task finished, so a
+    hard-stopped indexer went on consuming (a CI run hung on it); the delivery bound must not."""
+
+    async def no_outputs(records: list[ConsumerRecord]) -> list[OutgoingMessage]:
+        return []
+
+    async def commit_then_stop(offsets: object = None) -> None:
+        worker.cancel()  # the stop lands in the very step the commit completes
+
+    monkeypatch.setattr(consumer, "commit", commit_then_stop)
+    monkeypatch.setattr(consumer, "highwater", lambda tp: None)  # never started: nothing assigned
+    loop = BatchLoop(consumer, None, no_outputs)
+    worker = asyncio.create_task(loop._process(batch(3)))
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    assert worker.cancelled()
