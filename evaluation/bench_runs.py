@@ -39,6 +39,11 @@ class Method:
     overrides: dict[str, Any]
     role: str = ""  # "default" | "before" | "baseline"
     fixed_valence: bool = False  # sentiment from the fixed valence weights, not a fitted map
+    seven_score_map: bool = False  # sentiment from the head file's map on the seven scores, not its sentiment block
+
+    @property
+    def sentiment_only(self) -> bool:
+        return self.fixed_valence or self.seven_score_map
 
 
 def stance_methods() -> list[Method]:
@@ -60,6 +65,12 @@ def emotion_methods() -> list[Method]:
     return [
         Method("j-hartmann distilroberta (production)", {"backend": "transformers"}, "default"),
         Method("MiniLM + trained head (offline fallback)", {"backend": "minilm-head"}, "fallback"),
+        Method(
+            "MiniLM + trained head, map on the seven scores (before, sentiment)",
+            {"backend": "minilm-head"},
+            "before",
+            seven_score_map=True,
+        ),
         Method("MiniLM zero-shot (before)", {"backend": "minilm-zero-shot"}, "before"),
         Method(
             "MiniLM zero-shot, fixed valence weights (before, sentiment)",
@@ -73,7 +84,7 @@ def emotion_methods() -> list[Method]:
 def methods_for(benchmark: str, names: Sequence[str] | None = None) -> list[Method]:
     every = stance_methods() if TASK_OF[benchmark] == "stance" else emotion_methods()
     if TASK_OF[benchmark] != "sentiment":
-        every = [m for m in every if not m.fixed_valence]
+        every = [m for m in every if not m.sentiment_only]
     if not names:
         return every
     chosen = [m for m in every if any(n.lower() in m.name.lower() for n in names)]
@@ -131,7 +142,11 @@ async def stance_predictions(
 
 
 def emotion_predictions(
-    items: Sequence[BenchItem], overrides: dict[str, Any], sentiment: bool, fixed_valence: bool = False
+    items: Sequence[BenchItem],
+    overrides: dict[str, Any],
+    sentiment: bool,
+    fixed_valence: bool = False,
+    seven_score_map: bool = False,
 ) -> tuple[list[Prediction | None], dict[str, Any]]:
     """Emotion probabilities, or (``sentiment``) the backend's fitted sentiment bands."""
     from emotion.logic import FIXED_VALENCE_MAP, normalise_scores, valence_map_for
@@ -140,6 +155,9 @@ def emotion_predictions(
 
     classifier = load_classifier(EmotionSettings(**overrides))
     valence_map = FIXED_VALENCE_MAP if fixed_valence else valence_map_for(classifier)
+    if seven_score_map:  # the head file's map on the seven scores, beside its sentiment block
+        head = getattr(classifier, "head", None)
+        valence_map = getattr(head, "valence_map", None) or valence_map
     started = time.perf_counter()
     out: list[Prediction | None] = []
     for start in range(0, len(items), 64):
@@ -147,7 +165,7 @@ def emotion_predictions(
         for raw in classifier.classify([item.text for item in batch]):
             probs = normalise_scores(raw)
             if sentiment:
-                band, band_probs = valence_map.sentiment(probs)
+                band, band_probs = valence_map.sentiment({**raw, **probs})  # raw: any SENTIMENT_KEYS
                 out.append(Prediction(band, band_probs))
             else:
                 out.append(Prediction(max(probs, key=probs.__getitem__), probs))
@@ -159,9 +177,10 @@ def emotion_predictions(
     }
     fitted_on = valence_map.meta.get("fitted_on") if valence_map.fitted else None
     if sentiment and fitted_on:
+        nested = "nested " if str(valence_map.meta.get("cv", "")).startswith("nested") else ""
         meta["note"] = (
             f"valence map fitted on {fitted_on}: on that split this figure is in-sample; "
-            f"its {valence_map.meta.get('cv_folds', 5)}-fold cross-validated macro-recall is "
+            f"its {valence_map.meta.get('cv_folds', 5)}-fold {nested}cross-validated macro-recall is "
             f"{valence_map.meta.get('cv_macro_recall')}"
         )
     return out, meta
@@ -176,7 +195,9 @@ def run_method(benchmark: str, items: Sequence[BenchItem], method: Method) -> di
             predictions, meta = asyncio.run(stance_predictions(items, method.overrides))
         else:
             sentiment = TASK_OF[benchmark] == "sentiment"
-            predictions, meta = emotion_predictions(items, method.overrides, sentiment, method.fixed_valence)
+            predictions, meta = emotion_predictions(
+                items, method.overrides, sentiment, method.fixed_valence, method.seven_score_map
+            )
     except (ModelUnavailableError, ConfigurationError) as exc:
         return {"method": method.name, "role": method.role, "skipped": str(exc)}
     scored = [i for i, p in enumerate(predictions) if p is not None]

@@ -179,8 +179,9 @@ def emotion_run_in_process(gold: Sequence[GoldItem], overrides: dict[str, Any], 
         for item, raw in zip(batch, classifier.classify([i.text for i in batch]), strict=True):
             probs = normalise_scores(raw)
             label = max(probs, key=probs.__getitem__)
-            sentiment = valence_map.sentiment(probs)[1] if valence_map.fitted else {}
-            run.predictions[item.id] = Prediction(label, probs[label], probs, valence_map.valence(probs), sentiment)
+            row = {**raw, **probs}  # raw may carry the classifier's own sentiment (SENTIMENT_KEYS)
+            sentiment = valence_map.sentiment(row)[1] if valence_map.fitted else {}
+            run.predictions[item.id] = Prediction(label, probs[label], probs, valence_map.valence(row), sentiment)
     run.seconds = time.perf_counter() - started
     return run
 

@@ -35,10 +35,13 @@ class EmotionLabeller:
             rows = await asyncio.to_thread(self.classifier.classify, [r.tweet.text for r in requests])
         valence_map = valence_map_for(self.classifier)
         model, revision = self.classifier.model_id, self.classifier.revision
-        return [
-            LabelResult(scores, model, model_revision=revision, valence=valence_map.valence(scores))
-            for scores in map(normalise_scores, rows)
-        ]
+        results = []
+        for row in rows:
+            scores = normalise_scores(row)
+            # the row may carry the classifier's own sentiment beside the scores (SENTIMENT_KEYS)
+            valence = valence_map.valence({**row, **scores})
+            results.append(LabelResult(scores, model, model_revision=revision, valence=valence))
+        return results
 
 
 def emotion_handler(classifier: EmotionClassifier, labels_topic: str) -> LabelHandler:

@@ -2,8 +2,8 @@
 per-backend valence maps.
 
 ``python -m training.emotion_head`` writes both: the head to ``services/emotion/emotion_head.npz``
-(weights, bias, standardisation, temperature, labels, JSON meta, and the minilm-head backend's
-valence map), a valence map for another backend to ``services/emotion/valence_<backend>.json``.
+(weights, bias, standardisation, temperature, labels, JSON meta, the minilm-head backend's
+valence map and its sentiment block), a valence map for another backend to ``services/emotion/valence_<backend>.json``.
 Pure numpy; the only I/O is reading and writing those files.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 from common.errors import ModelUnavailableError
 from common.events import EMOTION_LABELS
 from common.linear_head import LinearHead, read_arrays
-from emotion.logic import ValenceMap
+from emotion.logic import SENTIMENT_LABELS, ValenceMap
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,13 @@ class EmotionHead(LinearHead):
 
     ``x`` is the sentence feature vector that ``meta["features"]`` describes (which MiniLM
     layers, pooled and normalised how); ``temperature`` is the calibration fitted after training.
+    ``sentiment`` (optional): a negative / neutral / positive head on the same features, which
+    carry more sentiment than the seven scores a ``valence_map`` reads.
     """
 
     temperature: float
     valence_map: ValenceMap | None = None
+    sentiment: LinearHead | None = None
 
     kind: ClassVar[str] = "emotion head"
 
@@ -92,14 +95,34 @@ class EmotionHead(LinearHead):
         arrays = {"temperature": np.array(self.temperature, dtype=np.float64)}
         if self.valence_map is not None:
             arrays["valence_map"] = np.array(json.dumps(self.valence_map.to_dict(), sort_keys=True))
+        if self.sentiment is not None:
+            block = self.sentiment
+            arrays |= {
+                "sentiment_mean": block.mean.astype(np.float32),
+                "sentiment_scale": block.scale.astype(np.float32),
+                "sentiment_weights": block.weights.astype(np.float32),
+                "sentiment_bias": block.bias.astype(np.float32),
+                "sentiment_meta": np.array(json.dumps(block.meta, sort_keys=True)),
+            }
         return arrays
 
     @classmethod
     def _extra_fields(cls, arrays: Mapping[str, Array]) -> dict[str, Any]:
         mapping = arrays.get("valence_map")
+        sentiment = None
+        if "sentiment_weights" in arrays:
+            sentiment = LinearHead(
+                mean=arrays["sentiment_mean"].astype(np.float64),
+                scale=arrays["sentiment_scale"].astype(np.float64),
+                weights=arrays["sentiment_weights"].astype(np.float64),
+                bias=arrays["sentiment_bias"].astype(np.float64),
+                labels=SENTIMENT_LABELS,
+                meta=json.loads(str(arrays["sentiment_meta"])),
+            )
         return {
             "temperature": float(arrays["temperature"]),
             "valence_map": None if mapping is None else ValenceMap.from_dict(json.loads(str(mapping))),
+            "sentiment": sentiment,
         }
 
     def check(self) -> None:
@@ -121,6 +144,14 @@ class EmotionHead(LinearHead):
             raise ValueError(f"temperature {self.temperature} is not positive")
         if not (np.isfinite(self.weights).all() and np.isfinite(self.bias).all() and (self.scale > 0).all()):
             raise ValueError("weights, bias or scale hold non-finite or non-positive values")
+        block = self.sentiment
+        if block is not None:
+            k = len(SENTIMENT_LABELS)
+            if block.weights.shape != (d, k) or block.bias.shape != (k,) or block.mean.shape != (d,) \
+                    or block.scale.shape != (d,):
+                raise ValueError(f"the sentiment block's shapes {block.weights.shape} do not fit {d} features x {k}")
+            if not (np.isfinite(block.weights).all() and np.isfinite(block.bias).all() and (block.scale > 0).all()):
+                raise ValueError("the sentiment block holds non-finite or non-positive values")
 
 
 def load_valence_map(path: Path, model_id: str) -> ValenceMap | None:

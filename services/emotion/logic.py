@@ -27,6 +27,9 @@ VALENCE_WEIGHTS: Mapping[str, float] = {
 
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+# Where a classifier that predicts sentiment itself (the MiniLM head's sentiment block) puts its
+# three probabilities in each row it returns, beside the seven emotion scores.
+SENTIMENT_KEYS = tuple(f"sentiment:{label}" for label in SENTIMENT_LABELS)
 FIXED_BAND = 0.2  # the fixed map's neutral band: |valence| <= 0.2
 LOG_FLOOR = 1e-6  # scores are rounded to 6 decimals; log(0) is floored here
 
@@ -125,6 +128,31 @@ class ValenceMap:
 
 
 FIXED_VALENCE_MAP = ValenceMap(name="fixed-weights")
+
+
+@dataclass(frozen=True)
+class ClassifierSentiment(ValenceMap):
+    """Sentiment the classifier predicted itself, read from a row's ``SENTIMENT_KEYS``:
+    valence = P(positive) - P(negative), band = argmax. The emotion scores are not used, so a
+    classifier whose features carry more sentiment than its seven scores passes all of it on."""
+
+    @property
+    def fitted(self) -> bool:
+        return True
+
+    def probabilities(self, scores: Mapping[str, float]) -> dict[str, float]:
+        missing = [key for key in SENTIMENT_KEYS if key not in scores]
+        if missing:
+            raise ValueError(f"{self.name}: the classifier's row lacks {missing}")
+        return {label: float(scores[key]) for label, key in zip(SENTIMENT_LABELS, SENTIMENT_KEYS, strict=True)}
+
+    def valence(self, scores: Mapping[str, float]) -> float:
+        probs = self.probabilities(scores)
+        return max(-1.0, min(1.0, round(probs["positive"] - probs["negative"], 6)))
+
+    def sentiment(self, scores: Mapping[str, float]) -> tuple[str, dict[str, float]]:
+        probs = self.probabilities(scores)
+        return max(SENTIMENT_LABELS, key=probs.__getitem__), probs
 
 
 def log_scores(scores: Mapping[str, float]) -> list[float]:

@@ -22,8 +22,8 @@ import numpy as np
 from common.errors import ModelUnavailableError
 from common.events import EMOTION_LABELS
 from emotion.head import DEFAULT_HEAD_PATH, EmotionHead, default_valence_map_path, load_valence_map, short_sha256
-from emotion.logic import FIXED_VALENCE_MAP, ValenceMap, length_buckets
-from emotion.model import _BucketedClassifier, apply_thread_budget, pad_rows
+from emotion.logic import FIXED_VALENCE_MAP, SENTIMENT_KEYS, ClassifierSentiment, ValenceMap, length_buckets
+from emotion.model import _BucketedClassifier, apply_thread_budget, pad_rows, softmax
 from emotion.settings import EmotionSettings
 
 log = logging.getLogger(__name__)
@@ -154,11 +154,17 @@ class MiniLMHeadEmotionClassifier(MiniLMEncoder):
         self.labels = list(self.head.labels)
         self.model_id = f"{MINILM_ID}+emotion-head-{self.head.version}"
         self.revision = f"{MINILM_REVISION}+emotion-head-{self.head.version}+sha256:{short_sha256(path)}"
-        self.valence_map = (
-            self.head.valence_map
-            if self.head.valence_map is not None and settings.valence_map_path is None
-            else _valence_map(settings, self.model_id)
-        )
+        self.valence_map: ValenceMap
+        if settings.valence_map_path is not None:  # an explicit map wins
+            self.valence_map = _valence_map(settings, self.model_id)
+        elif self.head.sentiment is not None:
+            self.valence_map = ClassifierSentiment(
+                name=f"sentiment-block:{self.model_id}", meta=self.head.sentiment.meta
+            )
+        elif self.head.valence_map is not None:
+            self.valence_map = self.head.valence_map
+        else:
+            self.valence_map = _valence_map(settings, self.model_id)
         log.warning(
             "EMOTION FALLBACK IN USE: labels come from the MiniLM emotion head (%s), not from the "
             "fine-tuned emotion model; label events name model %s",
@@ -166,8 +172,29 @@ class MiniLMHeadEmotionClassifier(MiniLMEncoder):
             self.model_id,
         )
 
+    @property
+    def n_outputs(self) -> int:
+        return len(self.labels) + (len(SENTIMENT_KEYS) if self.head.sentiment is not None else 0)
+
     def logits(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        return self.head.logits(self.features(input_ids, attention_mask))
+        """The seven emotion logits, then (with a sentiment block) its three, from one forward."""
+        features = self.features(input_ids, attention_mask)
+        emotion = self.head.logits(features)
+        if self.head.sentiment is None:
+            return emotion
+        return np.hstack([emotion, self.head.sentiment.logits(features)])
+
+    def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Each row: the seven emotion probabilities and, with a sentiment block, its three
+        under ``SENTIMENT_KEYS`` (each group a softmax of its own)."""
+        n = len(self.labels)
+        rows: list[dict[str, float]] = []
+        for logits in self.batch_logits(texts):
+            row = dict(zip(self.labels, softmax(logits[:n]), strict=True))
+            if len(logits) > n:
+                row.update(zip(SENTIMENT_KEYS, softmax(logits[n:]), strict=True))
+            rows.append(row)
+        return rows
 
 
 def _valence_map(settings: EmotionSettings, model_id: str) -> ValenceMap:

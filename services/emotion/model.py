@@ -74,10 +74,15 @@ class _BucketedClassifier:
     def classify(self, texts: Sequence[str]) -> list[dict[str, float]]:
         return [dict(zip(self.labels, softmax(row), strict=True)) for row in self.batch_logits(texts)]
 
+    @property
+    def n_outputs(self) -> int:
+        """Logits per text: one per label (a subclass may append more, e.g. a sentiment block)."""
+        return len(self.labels)
+
     def batch_logits(self, texts: Sequence[str]) -> np.ndarray:
-        """One row of label logits per text, in input order (the bucketing is invisible)."""
+        """One row of logits per text, in input order (the bucketing is invisible)."""
         ids: list[list[int]] = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
+        out = np.zeros((len(ids), self.n_outputs), dtype=np.float32)
         with self.cores.demand():
             for bucket in length_buckets([len(x) for x in ids], self.bucket_size, self.bucket_tokens):
                 with self.cores.hold() as threads:

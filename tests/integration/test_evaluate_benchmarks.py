@@ -64,3 +64,16 @@ def test_the_offline_fallback_head_scores_goemotions_over_all_seven_labels(tmp_p
     payload = run_bench(tmp_path, "--bench", "goemotions", "--limit", "30", "--method", "trained head")
     (method,) = payload["methods"]  # type: ignore[misc]
     assert "emotion-head" in method["model"] and len(method["per_class_f1"]) == 7
+
+
+def test_the_fallback_heads_sentiment_comes_from_its_block_beside_the_seven_score_map(tmp_path: Path) -> None:
+    """The sentiment benchmark scores the head's sentiment block (the service's valence) and,
+    for comparison, the map on its seven scores; both say their held-out figure."""
+    payload = run_bench(tmp_path, "--bench", "tweeteval-sentiment", "--limit", "30", "--method", "trained head")
+    block, seven = payload["methods"]  # type: ignore[misc]
+    assert block["valence_map"].startswith("sentiment-block:") and "emotion-head" in block["model"]
+    assert "nested cross-validated" in block["note"]
+    assert seven["valence_map"].startswith("fitted:") and "(before, sentiment)" in seven["method"]
+    for method in (block, seven):
+        assert method["metric"] == "macro-recall"
+        assert set(method["per_class_recall"]) == {"negative", "neutral", "positive"}

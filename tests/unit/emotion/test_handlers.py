@@ -9,7 +9,7 @@ from aiokafka import ConsumerRecord
 from common.events import EMOTION_LABELS, Author, DeadLetter, LabelEvent, TweetRecord
 from common.poison import UNHANDLED, FailurePolicy
 from emotion.handlers import emotion_handler
-from emotion.logic import FIXED_VALENCE_MAP, ValenceMap
+from emotion.logic import FIXED_VALENCE_MAP, ClassifierSentiment, ValenceMap
 
 
 class FakeClassifier:
@@ -125,3 +125,16 @@ async def test_events_carry_the_valence_of_the_classifiers_own_map() -> None:
     event = LabelEvent.model_validate_json(message.value)
     assert event.valence == classifier.valence_map.valence(event.scores)  # type: ignore[attr-defined]
     assert event.valence != FIXED_VALENCE_MAP.valence(event.scores)
+
+
+async def test_events_carry_the_valence_the_classifier_predicted_itself_not_one_from_the_scores() -> None:
+    """A classifier with a sentiment block puts its own three probabilities in each row; the
+    event's valence is P(positive) - P(negative) from them, even where the scores say joy."""
+    row = {label: (0.94 if label == "joy" else 0.01) for label in EMOTION_LABELS}
+    row |= {"sentiment:negative": 0.7, "sentiment:neutral": 0.2, "sentiment:positive": 0.1}
+    classifier = FakeClassifier(rows=[row])
+    classifier.valence_map = ClassifierSentiment(name="sentiment-block:fake")  # type: ignore[attr-defined]
+    [message] = await emotion_handler(classifier, "labels")([_record(0, _tweet_bytes("1"))])
+    event = LabelEvent.model_validate_json(message.value)
+    assert event.label == "joy" and list(event.scores) == list(EMOTION_LABELS)  # the sentiment keys stay out
+    assert event.valence == pytest.approx(-0.6)

@@ -13,6 +13,7 @@ from emotion.head import load_valence_map, save_valence_map
 from emotion.logic import (
     FIXED_VALENCE_MAP,
     SENTIMENT_LABELS,
+    ClassifierSentiment,
     ValenceMap,
     valence,
 )
@@ -83,3 +84,18 @@ def test_map_file_is_used_only_for_the_model_it_was_fitted_for(tmp_path: Path) -
     path.write_text("{not json")
     with pytest.raises(ModelUnavailableError, match="not a valid valence map"):
         load_valence_map(path, "m")
+
+
+def test_classifier_sentiment_reads_the_rows_own_probabilities_not_the_scores() -> None:
+    mapping = ClassifierSentiment(name="sentiment-block:m", meta={"cv_macro_recall": 0.64})
+    row = {**_peaked("joy"), "sentiment:negative": 0.2, "sentiment:neutral": 0.5, "sentiment:positive": 0.3}
+    assert mapping.fitted
+    assert mapping.probabilities(row) == {"negative": 0.2, "neutral": 0.5, "positive": 0.3}
+    assert mapping.valence(row) == pytest.approx(0.1)
+    assert mapping.sentiment(row) == ("neutral", {"negative": 0.2, "neutral": 0.5, "positive": 0.3})
+
+
+def test_classifier_sentiment_without_the_rows_probabilities_fails_naming_them() -> None:
+    """Scores alone (another backend's, or normalised without the row) must not pass silently."""
+    with pytest.raises(ValueError, match="sentiment:negative"):
+        ClassifierSentiment(name="sentiment-block:m").valence(_peaked("joy"))

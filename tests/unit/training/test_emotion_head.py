@@ -7,7 +7,15 @@ import pytest
 
 from common.events import EMOTION_LABELS
 from common.linear_head import softmax_rows
-from training.emotion_head import Split, fit_valence_map, goemotions_report, sentiment_figures, tweeteval_report
+from training.emotion_head import (
+    SENTIMENT_BLOCK_L2,
+    Split,
+    fit_sentiment_block,
+    fit_valence_map,
+    goemotions_report,
+    sentiment_figures,
+    tweeteval_report,
+)
 from training.linear import (
     expected_calibration_error,
     fit_softmax,
@@ -134,3 +142,24 @@ def test_valence_map_fit_recovers_a_separable_sentiment() -> None:
     mapping_again, figures = sentiment_figures(rows, gold, "m", folds=3)
     assert figures["fitted_cv"]["macro_recall"] > 0.9
     assert mapping_again.meta["model"] == "m"
+
+
+def test_sentiment_block_is_scored_by_nested_cv_and_shipped_refitted_on_every_row() -> None:
+    x, gold = _clusters(n_per=30, k=3, d=6)
+    block, figures = fit_sentiment_block(x, gold, {"model": "m"}, folds=3)
+    nested = figures["nested_cv"]
+    assert nested["macro_recall"] > 0.9 and nested["folds"] == 3
+    assert len(nested["l2_chosen_per_fold"]) == 3
+    assert set(nested["l2_chosen_per_fold"]) <= set(SENTIMENT_BLOCK_L2)
+    assert block.labels == ("negative", "neutral", "positive") and block.weights.shape == (6, 3)
+    assert (block.probabilities(x).argmax(axis=1) == gold).all()
+    assert block.meta["model"] == "m" and block.meta["cv_macro_recall"] == nested["macro_recall"]
+    assert block.meta["l2"] == figures["l2"] in SENTIMENT_BLOCK_L2
+
+
+def test_sentiment_block_nested_figure_is_chance_on_labels_unrelated_to_the_features() -> None:
+    """The nested figure must not be able to pick its way to a good score on noise."""
+    rng = np.random.default_rng(3)
+    x, gold = rng.normal(size=(300, 8)), np.repeat(np.arange(3), 100)
+    _, figures = fit_sentiment_block(x, rng.permutation(gold), {}, folds=3)
+    assert figures["nested_cv"]["macro_recall"] < 0.45
