@@ -169,7 +169,7 @@ def emotion_predictions(
                 out.append(Prediction(band, band_probs))
             else:
                 out.append(Prediction(max(probs, key=probs.__getitem__), probs))
-    meta = {
+    meta: dict[str, Any] = {
         "model": classifier.model_id,
         "revision": classifier.revision,
         "valence_map": valence_map.name,
@@ -178,11 +178,14 @@ def emotion_predictions(
     fitted_on = valence_map.meta.get("fitted_on") if valence_map.fitted else None
     if sentiment and fitted_on:
         nested = "nested " if str(valence_map.meta.get("cv", "")).startswith("nested") else ""
+        held_out = f"{valence_map.meta.get('cv_folds', 5)}-fold {nested}cross-validated"
         meta["note"] = (
             f"valence map fitted on {fitted_on}: on that split this figure is in-sample; "
-            f"its {valence_map.meta.get('cv_folds', 5)}-fold {nested}cross-validated macro-recall is "
-            f"{valence_map.meta.get('cv_macro_recall')}"
+            f"its {held_out} macro-recall is {valence_map.meta.get('cv_macro_recall')}"
         )
+        if valence_map.meta.get("cv_macro_recall") is not None:  # the report's headline on that split
+            meta["held_out"] = {"fitted_on": fitted_on, "method": held_out,
+                                "macro_recall": float(valence_map.meta["cv_macro_recall"])}
     return out, meta
 
 
@@ -225,6 +228,10 @@ def run_benchmark(
         "created_at": now_stamp(),
         "methods": [run_method(benchmark, items, m) for m in methods_for(benchmark, method_names)],
     }
+    if split != "dev":  # the maps are fitted on the dev (val) split: elsewhere every figure is held out
+        for method in payload["methods"]:
+            method.pop("note", None)
+            method.pop("held_out", None)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"bench-{benchmark}-{split}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

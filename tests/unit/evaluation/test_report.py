@@ -85,3 +85,20 @@ def test_the_benchmark_table_leads_beside_the_published_figures_and_says_what_di
     assert table < text.index("## Smoke test: the self-written set")
     assert "| tweeteval-stance | dev (294) | probe-h3 | F_avg | **0.678** |" in text
     assert "SVM 67.3" in text and "not run here" in text and "run `make models`" in text
+
+
+def test_a_sentiment_figure_fitted_on_the_dev_split_leads_with_its_held_out_figure(tmp_path: Path) -> None:
+    """On the split its map was fitted on, the in-sample macro-recall must not be the headline."""
+    data = ReportData(Path("data/labelled/test.csv"), Path("data/sample_tweets.json"), GOLD, [], 0.2)
+    row = {"method": "MiniLM + trained head", "metric": "macro-recall", "score": 0.782,
+           "per_class_f1": {"negative": 0.7}, "predicted_share": {"negative": 0.23}, "gold_share": {"negative": 0.16},
+           "ece": 0.113, "note": "in-sample",
+           "held_out": {"fitted_on": "tweeteval_sentiment_val.csv", "method": "5-fold nested cross-validated",
+                        "macro_recall": 0.6438}}
+    data.benchmarks = [{"benchmark": "tweeteval-sentiment", "split": "dev", "n": 2000, "methods": [row]}]
+    text = render(data, tmp_path)
+    assert ("| **0.644** held out (5-fold nested cross-validated); in-sample 0.782, as are this row's other "
+            "columns |") in text
+    assert "**0.782**" not in text
+    data.benchmarks = [{"benchmark": "tweeteval-sentiment", "split": "test", "n": 12000, "methods": [row]}]
+    assert "| **0.782**" in render(data, tmp_path)  # another split: the figure is held out already
