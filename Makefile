@@ -95,6 +95,9 @@ evaluate: install ## score a gold CSV, or a public benchmark: make evaluate [BEN
 fit-stance-head: install ## fit the stance head for the configured GGUF (STANCE_GGUF_PATH) from human-labelled tweets
 	@$(PY) -m training.stance_head $(ARGS)
 
+train-emotion-head: install ## rebuild the MiniLM emotion head and its sentiment block from the labelled data [ARGS="--configs ..."]
+	@$(PY) -m training.emotion_head $(ARGS)
+
 report: install ## REPORT.md and docs/report/*.png: test-set metrics, sample-data labels, benchmark figures
 	@$(PY) -m evaluation.report $(ARGS)
 
