@@ -35,9 +35,8 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator[None
         return
 
     def dump_tasks_then_fail(signum: int, frame: FrameType | None) -> None:
-        loop = asyncio.events._get_running_loop()
-        if loop is not None:
-            for task in asyncio.all_tasks(loop):
+        with contextlib.suppress(RuntimeError):  # a sync test: no running loop, no tasks
+            for task in asyncio.all_tasks(asyncio.get_running_loop()):
                 print(f"--- asyncio task {task.get_name()} of {item.nodeid}", file=sys.stderr)
                 task.print_stack(file=sys.stderr)
         timed_out(signum, frame)

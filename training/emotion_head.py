@@ -353,17 +353,21 @@ def fit_sentiment_block(x: np.ndarray, gold: np.ndarray, meta: dict[str, Any],
     The figure is nested cross-validation: in each of ``folds`` outer folds the L2 is chosen by
     an inner CV on the other folds, so no figure is scored where its setting was chosen. The
     shipped block takes the L2 a plain CV on all rows prefers, refitted on all of them."""
-    predicted, chosen = np.zeros(len(gold), dtype=int), []
+    probs, chosen = np.zeros((len(gold), 3)), []
     for held in stratified_folds(gold, folds):
         keep = np.setdiff1d(np.arange(len(gold)), held)
         inner = {l2: _macro_recall(_cv_predictions(x[keep], gold[keep], l2, folds - 1), gold[keep])
                  for l2 in SENTIMENT_BLOCK_L2}
         best = max(inner, key=inner.__getitem__)
         chosen.append(best)
-        predicted[held] = _fit_sentiment(x[keep], gold[keep], best).logits(x[held]).argmax(axis=1)
+        probs[held] = _fit_sentiment(x[keep], gold[keep], best).probabilities(x[held])
+    predicted = probs.argmax(axis=1)
     recall = recall_per_class(predicted, gold, 3)
+    f1 = multilabel_f1(one_hot(predicted, 3), one_hot(gold, 3))
     nested = {"macro_recall": round(float(recall.mean()), 4),
               "recall": {label: round(float(v), 3) for label, v in zip(SENTIMENT_LABELS, recall, strict=True)},
+              "f1": {label: round(float(v), 3) for label, v in zip(SENTIMENT_LABELS, f1, strict=True)},
+              "ece": round(expected_calibration_error(probs.max(axis=1), predicted == gold), 4),
               "predicted_share": _shares(np.bincount(predicted, minlength=3), SENTIMENT_LABELS),
               "folds": folds, "l2_chosen_per_fold": chosen}
     grid = {l2: _macro_recall(_cv_predictions(x, gold, l2, folds), gold) for l2 in SENTIMENT_BLOCK_L2}
@@ -531,7 +535,8 @@ def _echo_summary(figures: dict[str, Any]) -> None:
         if "sentiment_block" in s:
             nested = s["sentiment_block"]["nested_cv"]
             typer.echo(f"  sentiment block on the features: {nested['macro_recall']:.3f} "
-                       f"({nested['folds']}-fold nested CV), recall {nested['recall']}")
+                       f"({nested['folds']}-fold nested CV), recall {nested['recall']}, F1 {nested['f1']}, "
+                       f"ECE {nested['ece']:.3f}, predicted {nested['predicted_share']}")
     if "sentiment" in figures and "fitted_cv" in figures["sentiment"]:
         s = figures["sentiment"]
         typer.echo(f"sentiment macro-recall [{figures['backend']}]: fixed {s['fixed_weights']['macro_recall']:.3f}, "

@@ -149,6 +149,7 @@ def test_sentiment_block_is_scored_by_nested_cv_and_shipped_refitted_on_every_ro
     block, figures = fit_sentiment_block(x, gold, {"model": "m"}, folds=3)
     nested = figures["nested_cv"]
     assert nested["macro_recall"] > 0.9 and nested["folds"] == 3
+    assert min(nested["f1"].values()) > 0.9 and 0 <= nested["ece"] < 0.2  # separable: held out, right and sure
     assert len(nested["l2_chosen_per_fold"]) == 3
     assert set(nested["l2_chosen_per_fold"]) <= set(SENTIMENT_BLOCK_L2)
     assert block.labels == ("negative", "neutral", "positive") and block.weights.shape == (6, 3)
