@@ -5,11 +5,11 @@ the running summary whose counts reconcile (read = published + rejected). Valida
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
@@ -86,7 +86,7 @@ class Reject(NamedTuple):
     duplicate: bool  # valid, but its id appeared earlier in the file
 
 
-# A tweet: its id, its TweetRecord JSON for tweets.raw, and its key's hash (``key_hash``), so the
+# A tweet: its id, its TweetRecord JSON for tweets.raw, and its key's hash (``key_hashes``), so the
 # publisher picks its partition without hashing it again on the producer's core.
 Verdict = tuple[str, bytes, int] | Reject
 
@@ -103,6 +103,8 @@ class Verdicts:
     cpu_s: float | None = None  # the reading process's CPU seconds, on its last chunk
 
 
+_HASH_PENDING = Reject("", "", b"", None, False)
+
 # ``model_dump_json().encode()`` without its wrapper and the str round trip: the same bytes.
 _payload = TweetRecord.__pydantic_serializer__.to_json
 
@@ -112,10 +114,12 @@ def judge(items: Iterable[tuple[SourceItem, Outcome]], seen: SeenIds, source: st
     its id and payload JSON; anything else a :class:`Reject` (a repeat: ``duplicate_id``).
     Small and picklable: the reading may happen in another process (``reader``)."""
     verdicts: list[Verdict] = []
+    tweets: list[tuple[int, str, bytes]] = []  # (where, id, payload): their key hashes come at once
     for item, outcome in items:
         # type(), not isinstance, on every tweet: pydantic's metaclass makes isinstance Python code.
         if type(outcome) is TweetRecord and seen.add(outcome.id):
-            verdicts.append((outcome.id, _payload(outcome), key_hash(outcome.id.encode())))
+            tweets.append((len(verdicts), outcome.id, _payload(outcome)))
+            verdicts.append(_HASH_PENDING)  # replaced below, once the chunk's keys are hashed
             continue
         if isinstance(outcome, TweetRecord):
             rejected, repeated = duplicate(item, source, outcome), True
@@ -126,36 +130,57 @@ def judge(items: Iterable[tuple[SourceItem, Outcome]], seen: SeenIds, source: st
         stream_error = f"{item.position}: {item.error}" if broken else None
         value = rejected.model_dump_json().encode()
         verdicts.append(Reject(rejected.reason, rejected.position, value, stream_error, repeated))
+    if tweets:
+        hashes = key_hashes([tweet_id.encode() for _, tweet_id, _ in tweets])
+        for (where, tweet_id, payload), hashed in zip(tweets, hashes, strict=True):
+            verdicts[where] = (tweet_id, payload, hashed)
     return verdicts
 
 
-_M = 0x5BD1E995  # murmur2's mixing constant
-_MASK = 0xFFFFFFFF
-_WORDS = [struct.Struct(f"<{n}I") for n in range(16)]  # keys up to 63 bytes: tweet ids have at most 19
+_M = np.uint32(0x5BD1E995)  # murmur2's mixing constant
 
 
-def key_hash(key: bytes) -> int:
-    """The hash Kafka's default partitioner takes modulo the partition count: the Java client's
-    murmur2 (seed 0x9747b28c), its sign bit cleared, as aiokafka's ``DefaultPartitioner``.
+def key_hashes(keys: Sequence[bytes]) -> list[int]:
+    """The hash Kafka's default partitioner takes modulo the partition count, for each key: the
+    Java client's murmur2 (seed 0x9747b28c), its sign bit cleared, as aiokafka's
+    ``DefaultPartitioner``.
 
-    Computed on the reading side (a spare core, for a large file) and written the word-wise way
-    (``struct`` unpacks the 4-byte blocks at once): half of aiokafka's pure-Python ``murmur2``,
-    which the producer's core would otherwise spend on every tweet."""
-    length = len(key)
-    h = 0x9747B28C ^ length
+    Computed on the reading side (a spare core, for a large file), a chunk at a time: the keys
+    of one length are hashed together in uint32 arrays (numpy's multiplication wraps modulo
+    2**32, as murmur2's does), about 0.5 µs a key against 2.5 to 3 for a word-wise loop in
+    Python, and against aiokafka's pure-Python ``murmur2``, which the producer's core would
+    otherwise spend on every tweet."""
+    hashes = [0] * len(keys)
+    by_length: dict[int, list[int]] = {}
+    for index, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(index)
+    for length, indexes in by_length.items():
+        for index, value in zip(indexes, _murmur2_of_equal_length([keys[i] for i in indexes], length), strict=True):
+            hashes[index] = value
+    return hashes
+
+
+def _murmur2_of_equal_length(keys: list[bytes], length: int) -> list[int]:
+    rows = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), length)
+    h = np.full(len(keys), 0x9747B28C ^ length, dtype=np.uint32)
     words = length >> 2
-    blocks = _WORDS[words].unpack_from(key) if words < len(_WORDS) else struct.unpack_from(f"<{words}I", key)
-    for k in blocks:
-        k = (k * _M) & _MASK
-        k = ((k ^ (k >> 24)) * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
-    tail = length & 3
-    if tail:
-        end = length - tail
-        if tail == 3:
-            h ^= key[end + 2] << 16
-        if tail >= 2:
-            h ^= key[end + 1] << 8
-        h = ((h ^ key[end]) * _M) & _MASK
-    h = ((h ^ (h >> 13)) * _M) & _MASK
-    return (h ^ (h >> 15)) & 0x7FFFFFFF
+    blocks = np.ascontiguousarray(rows[:, : words * 4]).view("<u4")
+    for word in range(words):
+        k = blocks[:, word] * _M
+        k ^= k >> np.uint32(24)
+        k *= _M
+        h *= _M
+        h ^= k
+    tail = rows[:, words * 4 :].astype(np.uint32)
+    if length & 3:
+        if length & 3 == 3:
+            h ^= tail[:, 2] << np.uint32(16)
+        if length & 3 >= 2:
+            h ^= tail[:, 1] << np.uint32(8)
+        h ^= tail[:, 0]
+        h *= _M
+    h ^= h >> np.uint32(13)
+    h *= _M
+    h ^= h >> np.uint32(15)
+    hashed: list[int] = (h & np.uint32(0x7FFFFFFF)).tolist()
+    return hashed

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
 from common.records import SourceItem, map_nested, raw_json, reason_for, to_outcome
-from ingestor.logic import Reject, ReplaySummary, SeenIds, judge, key_hash
+from ingestor.logic import Reject, ReplaySummary, SeenIds, judge, key_hashes
 
 
 def test_unparseable_items_become_not_json_rejects_with_position_and_raw() -> None:
@@ -93,7 +93,9 @@ def test_judge_publishes_each_first_tweet_as_its_model_json_and_rejects_repeats(
     assert RejectedRecord.model_validate_json(rejected.value).raw == "{oops"
 
 
-@given(st.binary(max_size=200))
-def test_key_hash_is_the_default_partitioners_murmur2(key: bytes) -> None:
-    assert key_hash(key) == murmur2(key) & 0x7FFFFFFF  # every length: blocks, each tail, and beyond 63 bytes
+@given(st.lists(st.binary(max_size=80) | st.integers(1, 2**63 - 1).map(lambda n: str(n).encode()), max_size=40))
+def test_key_hashes_are_the_default_partitioners_murmur2(keys: list[bytes]) -> None:
+    """Keys of every length (blocks, each tail, the empty key), several of one length hashed
+    together, in the order given."""
+    assert key_hashes(keys) == [murmur2(key) & 0x7FFFFFFF for key in keys]
 
