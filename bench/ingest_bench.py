@@ -110,9 +110,14 @@ def write_array(path: Path, n: int) -> None:
 # --- children: one measurement each, in its own process ---------------------------------------
 
 
-async def bare(path: Path, prefix: str) -> dict[str, Any]:
+async def bare(path: Path, prefix: str, *, batches: bool = False) -> dict[str, Any]:
+    """One ``send`` a tweet (the baseline the goal is set against), or with ``batches`` the
+    producer's record-batch API as the ingestor's publisher uses it (500 tweets a round, one
+    batch a partition), its partitions computed before the clock like the payloads."""
+    from aiokafka.partitioner import DefaultPartitioner
+
     from common.events import TweetRecord
-    from common.kafka import make_producer
+    from common.kafka import ensure_topics, make_producer
     from common.records import map_nested
     from common.settings import KafkaSettings
 
@@ -121,14 +126,30 @@ async def bare(path: Path, prefix: str) -> dict[str, Any]:
     for line in path.open():
         record = TweetRecord.model_validate({**map_nested(json.loads(line)), "source": path.name})
         payloads.append((record.id.encode(), record.model_dump_json().encode()))
-    from common.kafka import ensure_topics
-
     await ensure_topics(kafka, [kafka.topics.raw])
     producer = make_producer(kafka, client_id="bench-bare")
     await producer.start()
     try:
+        topic = kafka.topics.raw
+        every = sorted(await producer.partitions_for(topic))
+        partitions = [DefaultPartitioner()(key, every, every) for key, _ in payloads]
         start, cpu = time.perf_counter(), time.process_time()
-        futures = [await producer.send(kafka.topics.raw, value, key=key) for key, value in payloads]
+        if batches:
+            futures = []
+            for first in range(0, len(payloads), 500):
+                open_batches: dict[int, Any] = {}
+                chunk = zip(payloads[first : first + 500], partitions[first : first + 500], strict=True)
+                for (key, value), partition in chunk:
+                    batch = open_batches.get(partition)
+                    if batch is None or batch.append(timestamp=None, key=key, value=value) is None:
+                        if batch is not None:
+                            futures.append(await producer.send_batch(batch, topic, partition=partition))
+                        batch = open_batches[partition] = producer.create_batch()
+                        batch.append(timestamp=None, key=key, value=value)
+                for partition, batch in open_batches.items():
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+        else:
+            futures = [await producer.send(topic, value, key=key) for key, value in payloads]
         await asyncio.gather(*futures)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
@@ -336,7 +357,10 @@ def stages(path: Path) -> dict[str, float]:
 
 
 def child(mode: str, path: Path, prefix: str) -> None:
-    result = asyncio.run(bare(path, prefix) if mode == "bare" else ingest(path, prefix, cold=mode == "ingest-cold"))
+    if mode.startswith("bare"):
+        result = asyncio.run(bare(path, prefix, batches=mode == "bare-batches"))
+    else:
+        result = asyncio.run(ingest(path, prefix, cold=mode == "ingest-cold"))
     print(json.dumps(result))
 
 
@@ -492,7 +516,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant, round-robin (medians)")
     parser.add_argument("--million", action="store_true", help="also replay 1,000,000 generated tweets (minutes)")
     parser.add_argument("--million-count", type=int, default=1_000_000, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["bare", "ingest", "ingest-cold"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["bare", "bare-batches", "ingest", "ingest-cold"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -513,6 +537,7 @@ def main() -> None:
         run_child("ingest", path, off)  # warm-up: page cache, broker, imports
         variants: dict[str, tuple[str, dict[str, str]]] = {
             "bare_producer": ("bare", off),
+            "bare_producer_record_batches": ("bare-batches", off),
             "ingest_tracing_off": ("ingest", off),
             "ingest_tracing_off_cold_reader": ("ingest-cold", off),
             **{
