@@ -29,6 +29,7 @@ from common.errors import PermanentError
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_TWEET_ID = 2**63 - 1  # Twitter snowflake ids are signed 64-bit integers.
+MAX_COUNT = 2**63 - 1  # a retweet or like count: Elasticsearch's long
 _MAX_TWEET_ID_DIGITS = str(MAX_TWEET_ID)
 MAX_TEXT_CHARS = 4000  # Long-form tweets reach 4,000 characters; anything longer is not a tweet.
 MAX_HASHTAGS = 100
@@ -128,8 +129,10 @@ class Author(_Strict):
 
 
 class Metrics(_Strict):
-    retweets: Annotated[int, Field(ge=0)] | None = None
-    likes: Annotated[int, Field(ge=0)] | None = None
+    # At most Elasticsearch's long, the type the index maps them to: a larger count is rejected
+    # here, with its reason, rather than failing the tweet's indexing later.
+    retweets: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
+    likes: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
 
 
 class TweetRecord(_Strict):

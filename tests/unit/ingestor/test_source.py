@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,45 @@ def test_stdin_lines_arrive_with_idle_markers(monkeypatch: pytest.MonkeyPatch) -
 def test_stdin_rejects_csv_formats() -> None:
     with pytest.raises(SourceFormatError, match="JSON Lines"):
         open_source("-", "csv")
+
+
+LONG_NUMBER_READER = """
+import json, sys
+from ingestor.source import open_source, take
+source = open_source(sys.argv[1])
+chunk = take(source, 100)
+print(json.dumps([getattr(outcome, "reason", None) or outcome.id for _, outcome in chunk.items]))
+"""
+
+
+@pytest.mark.parametrize("layout", ["array", "v2-page"])
+def test_numbers_of_thousands_of_digits_are_judged_like_any_other(tmp_path: Path, layout: str) -> None:
+    """ijson's C backend crashes the process (SIGSEGV) on an integer Python refuses to convert
+    (more than 4,300 digits by default); the ingestor lifts that limit, so such a number in a
+    record is judged by the model and the file reads on. Run in a child process: a regression
+    would otherwise take the whole test session down with it."""
+    huge = "HUGE"  # a placeholder string, replaced by a 5,000-digit number in the file's text
+    when = {"created_at": "2025-01-01T00:00:00Z"}
+    if layout == "array":
+        records: list[Any] = [
+            {"id": "1", "user": {"handle": "@a"}, "meta": when, "payload": {"tweet": {"content": "hi"}},
+             "metrics": {"likes": huge}},
+            {"id": huge, "user": {"handle": "@a"}, "meta": when, "payload": {"tweet": {"content": "x"}}},
+            {"id": "3", "user": {"handle": "@a"}, "meta": when, "payload": {"tweet": {"content": "ok"}},
+             "metrics": {"likes": 2**63 - 1}},
+        ]
+        expected = ["invalid_value:metrics.likes", "out_of_range:id", "3"]
+    else:
+        def page(tweet_id: str, likes: Any) -> dict[str, Any]:
+            tweet = {"id": tweet_id, "text": "hi", "author_id": "1", "public_metrics": {"like_count": likes}}
+            return {"data": [{**tweet, **when}], "includes": {"users": [{"id": "1", "username": "a"}]}}
+
+        records = [page("7", huge), page("8", 0)]
+        expected = ["invalid_value:metrics.likes", "8"]
+    path = tmp_path / "tweets.json"
+    path.write_text(json.dumps(records).replace('"HUGE"', "9" * 5_000))
+    done = subprocess.run(
+        [sys.executable, "-c", LONG_NUMBER_READER, str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == expected
