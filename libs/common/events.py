@@ -29,7 +29,6 @@ from common.errors import PermanentError
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_TWEET_ID = 2**63 - 1  # Twitter snowflake ids are signed 64-bit integers.
-MAX_COUNT = 2**63 - 1  # a retweet or like count: Elasticsearch's long
 _MAX_TWEET_ID_DIGITS = str(MAX_TWEET_ID)
 MAX_TEXT_CHARS = 4000  # Long-form tweets reach 4,000 characters; anything longer is not a tweet.
 MAX_HASHTAGS = 100
@@ -129,10 +128,8 @@ class Author(_Strict):
 
 
 class Metrics(_Strict):
-    # At most Elasticsearch's long, the type the index maps them to: a larger count is rejected
-    # here, with its reason, rather than failing the tweet's indexing later.
-    retweets: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
-    likes: Annotated[int, Field(ge=0, le=MAX_COUNT)] | None = None
+    retweets: Annotated[int, Field(ge=0)] | None = None
+    likes: Annotated[int, Field(ge=0)] | None = None
 
 
 class TweetRecord(_Strict):

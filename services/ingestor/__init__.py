@@ -7,5 +7,6 @@ import sys
 # of more than 4,300 digits. One such number in a file would kill the run, so this package, the
 # only one that parses files with ijson, lifts that limit for its process (and the reading
 # child, which imports it). The number is then judged by the model like any other (an id has at
-# most 19 digits, a count at most 2**63 - 1); converting a million digits takes seconds.
+# most 19 digits; a count Elasticsearch cannot hold is dead-lettered by the gateway's indexer,
+# elasticsearch_rejected); converting a million digits takes seconds.
 sys.set_int_max_str_digits(0)

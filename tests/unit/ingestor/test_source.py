@@ -251,14 +251,14 @@ def test_numbers_of_thousands_of_digits_are_judged_like_any_other(tmp_path: Path
             {"id": "3", "user": {"handle": "@a"}, "meta": when, "payload": {"tweet": {"content": "ok"}},
              "metrics": {"likes": 2**63 - 1}},
         ]
-        expected = ["invalid_value:metrics.likes", "out_of_range:id", "3"]
+        expected = ["1", "out_of_range:id", "3"]
     else:
         def page(tweet_id: str, likes: Any) -> dict[str, Any]:
             tweet = {"id": tweet_id, "text": "hi", "author_id": "1", "public_metrics": {"like_count": likes}}
             return {"data": [{**tweet, **when}], "includes": {"users": [{"id": "1", "username": "a"}]}}
 
         records = [page("7", huge), page("8", 0)]
-        expected = ["invalid_value:metrics.likes", "8"]
+        expected = ["7", "8"]
     path = tmp_path / "tweets.json"
     path.write_text(json.dumps(records).replace('"HUGE"', "9" * 5_000))
     done = subprocess.run(
