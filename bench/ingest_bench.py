@@ -206,8 +206,8 @@ class TakeOver(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage() == "reading moved to a child process":
             self.at = getattr(record, "items_read", None)
-        elif record.getMessage() == "reading process done":
-            self.cpu_s = getattr(record, "cpu_s", None)
+        elif record.getMessage() == "reading process done":  # one message per reading process
+            self.cpu_s = (self.cpu_s or 0.0) + getattr(record, "cpu_s", 0.0)
 
 
 async def ingest(path: Path, prefix: str, *, cold: bool = False) -> dict[str, Any]:
@@ -221,7 +221,7 @@ async def ingest(path: Path, prefix: str, *, cold: bool = False) -> dict[str, An
     from ingestor.settings import IngestorSettings
 
     if not cold:
-        warm_up()  # as ingestor.cli does, before its settings, logging and tracing
+        warm_up(IngestorSettings().reader_processes)  # as ingestor.cli does, before its logging and tracing
     settings = IngestorSettings(kafka=KafkaSettings(topic_prefix=prefix))
     telemetry = settings.telemetry
     configure_tracing("ingestor", telemetry, head_sampled=True)  # as ingestor.cli does
@@ -521,6 +521,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant, round-robin (medians)")
     parser.add_argument("--million", action="store_true", help="also replay 1,000,000 generated tweets (minutes)")
     parser.add_argument("--million-count", type=int, default=1_000_000, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variants", help="comma-separated ingest variants to run (default: all; the bare producers always run)"
+    )
     parser.add_argument("--child", choices=["bare", "bare-batches", "ingest", "ingest-cold"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -551,7 +554,19 @@ def main() -> None:
                 )
                 for ratio in ("1.0", "0.1", "0.01")
             },
+            # The default ratio with the file read by one process, as before issue 16's lanes.
+            "ingest_tracing_ratio_0.1_one_reader": (
+                "ingest",
+                {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+                    "OTEL_TRACES_SAMPLER_RATIO": "0.1",
+                    "INGESTOR_READER_PROCESSES": "1",
+                },
+            ),
         }
+        if args.variants:
+            wanted = {"bare_producer", "bare_producer_record_batches", *args.variants.split(",")}
+            variants = {name: variant for name, variant in variants.items() if name in wanted}
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
         for _ in range(args.rounds):  # round-robin, so a load change hits every variant alike
             for name, (mode, env) in variants.items():

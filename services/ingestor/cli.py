@@ -33,12 +33,13 @@ from common.logging import configure_logging
 from common.metrics import start_metrics_server
 from common.telemetry import configure_tracing, shutdown_tracing
 from ingestor.errors import IndexUnavailableError, KafkaUnavailableError, ReaderError, SourceFormatError
-from ingestor.formats import FORMATS
+from ingestor.formats import FORMATS, json_container
 from ingestor.formats.tabular import DEFAULT_COLUMNS
 from ingestor.logic import ReplaySummary
 from ingestor.reader import Reader, warm_up
 from ingestor.replay import ProgressCallback
 from ingestor.settings import SERVICE, IngestorSettings
+from ingestor.source import HEAD_BYTES
 
 log = logging.getLogger(SERVICE)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -134,8 +135,8 @@ def replay(
 ) -> None:
     """Replay PATH into Kafka: valid tweets to tweets.raw, everything else to tweets.rejected."""
     runs = _runs(ctx)
-    if not follow and _large_file(path):
-        warm_up()  # a large file is read in a child process: it starts while this one does
+    if not follow and (processes := _reading_processes(path)):
+        warm_up(processes)  # a large file is read in child processes: they start while this one does
     settings = _start(state_dir)
     options = ReplayOptions(
         fmt=format_, columns=columns, limit=limit, rate=rate, follow=follow, skip_existing=skip_existing
@@ -197,11 +198,17 @@ def _runs(ctx: typer.Context) -> Runs:
     return runs
 
 
-def _large_file(path: str) -> bool:
-    """Whether ``path`` is a file the replay reads in a child process (``reader.open_reader``)."""
+def _reading_processes(path: str) -> int:
+    """How many processes the replay reads ``path`` in (``reader.open_reader``): none for stdin
+    and small files, several for large JSON Lines (``INGESTOR_READER_PROCESSES``), else one."""
     with contextlib.suppress(OSError, ValueError):
-        return path != "-" and Path(path).stat().st_size >= IngestorSettings().reader_process_min_bytes
-    return False
+        settings = IngestorSettings()
+        if path == "-" or Path(path).stat().st_size < settings.reader_process_min_bytes:
+            return 0
+        with open(path, "rb") as handle:
+            lines = json_container(handle.read(HEAD_BYTES)) == "json-lines"
+        return settings.reader_processes if lines else 1
+    return 0
 
 
 def _start(state_dir: Path | None) -> IngestorSettings:

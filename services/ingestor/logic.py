@@ -71,8 +71,8 @@ class SeenIds:
         return True
 
 
-def duplicate(item: SourceItem, source: str, tweet: TweetRecord) -> RejectedRecord:
-    issue = ValidationIssue(loc="id", msg=f"id {tweet.id} already appeared earlier in {source}", type=DUPLICATE_ID)
+def duplicate(item: SourceItem, source: str, tweet_id: str) -> RejectedRecord:
+    issue = ValidationIssue(loc="id", msg=f"id {tweet_id} already appeared earlier in {source}", type=DUPLICATE_ID)
     return reject(item, source, DUPLICATE_ID, [issue])
 
 
@@ -101,6 +101,7 @@ class Verdicts:
     exhausted: bool = False
     bytes_read: int | None = None  # where the reader stands in the file, for progress
     cpu_s: float | None = None  # the reading process's CPU seconds, on its last chunk
+    lines_start: tuple[int, int] | None = None  # a lane's chunk: its first line's offset and number
 
 
 _HASH_PENDING = Reject("", "", b"", None, False)
@@ -122,19 +123,32 @@ def judge(items: Iterable[tuple[SourceItem, Outcome]], seen: SeenIds, source: st
             verdicts.append(_HASH_PENDING)  # replaced below, once the chunk's keys are hashed
             continue
         if isinstance(outcome, TweetRecord):
-            rejected, repeated = duplicate(item, source, outcome), True
+            rejected, repeat = duplicate(item, source, outcome.id), True
         else:
-            rejected, repeated = outcome, False
+            rejected, repeat = outcome, False
         # Only a broken JSON document yields an unparseable "record/response N": the rest is lost.
         broken = item.error is not None and item.position.startswith(("record", "response"))
         stream_error = f"{item.position}: {item.error}" if broken else None
         value = rejected.model_dump_json().encode()
-        verdicts.append(Reject(rejected.reason, rejected.position, value, stream_error, repeated))
+        verdicts.append(Reject(rejected.reason, rejected.position, value, stream_error, repeat))
     if tweets:
         hashes = key_hashes([tweet_id.encode() for _, tweet_id, _ in tweets])
         for (where, tweet_id, payload), hashed in zip(tweets, hashes, strict=True):
             verdicts[where] = (tweet_id, payload, hashed)
     return verdicts
+
+
+def repeated(verdicts: list[Verdict], seen: SeenIds) -> list[int]:
+    """Where ``verdicts`` (a chunk judged without the ids before it) has a tweet whose id ``seen``
+    held; the others' ids are added to it."""
+    # type() is tuple: a Reject is a NamedTuple, so not a tuple by type.
+    return [index for index, verdict in enumerate(verdicts) if type(verdict) is tuple and not seen.add(verdict[0])]
+
+
+def repeat_reject(item: SourceItem, source: str, tweet_id: str) -> Reject:
+    """The ``duplicate_id`` reject of ``item``, a valid tweet whose id appeared earlier."""
+    rejected = duplicate(item, source, tweet_id)
+    return Reject(rejected.reason, rejected.position, rejected.model_dump_json().encode(), None, True)
 
 
 _M = np.uint32(0x5BD1E995)  # murmur2's mixing constant

@@ -75,7 +75,12 @@ async def replay(
     lookup = _lookup(settings) if options.skip_existing else None
     # A large file is read in a child process on a spare core, which starts now, while Kafka is
     # connected; stdin, --follow and small files in a worker thread.
-    reader = open_reader(source, chunk_size=settings.batch_size, process_min_bytes=settings.reader_process_min_bytes)
+    reader = open_reader(
+        source,
+        chunk_size=settings.batch_size,
+        process_min_bytes=settings.reader_process_min_bytes,
+        processes=settings.reader_processes,
+    )
     try:
         await publisher.start()
         log.info(

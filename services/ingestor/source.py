@@ -66,6 +66,7 @@ class Reopen:
     columns: str | None
     csv_encoding: str
     file_id: tuple[int, int] | None
+    one_item_a_line: bool = False  # JSON Lines of one tweet a line: several processes may share it (``lane_chunks``)
 
 
 class Source:
@@ -84,6 +85,8 @@ class Source:
         self.items: Iterator[Item] = iter(())
         self.reopen: Reopen | None = None
         self.skipped = 0
+        # A JSON Lines file of one item a line (not twitter-v2 pages), unread yet: ``lane_chunks``.
+        self.lines: IO[bytes] | None = None
         self._handle = handle
 
     def use(self, fmt: str, adapter: Adapter) -> None:
@@ -171,7 +174,7 @@ def open_source(
             tabular = columns is not None and json_container(head) == "csv"
             fmt = "csv" if tabular else detect(source.name, head)
         _read_as(source, handle, head, fmt, columns, csv_encoding)
-        source.reopen = Reopen(path, fmt, columns, csv_encoding, source.file_id())
+        source.reopen = Reopen(path, fmt, columns, csv_encoding, source.file_id(), source.lines is not None)
     except BaseException:
         handle.close()
         raise
@@ -213,6 +216,8 @@ def _read_as(source: Source, handle: IO[bytes], head: bytes, fmt: str, columns: 
         source.items = pages.concatenated_responses(handle)
     else:  # a JSON Lines file whose first line is broken still reads line by line
         source.items = json_lines_items(iter(handle), source)
+        if fmt != "twitter-v2":
+            source.lines = handle
 
 
 def json_array_items(handle: IO[bytes]) -> Iterator[SourceItem]:
@@ -244,6 +249,73 @@ def json_lines_items(lines: Iterable[bytes | Idle], source: Source) -> Iterator[
             yield from line_items(line, f"line {number}", source)
         elif line and not line.isspace():  # one item a line, as line_items gives it, minus a generator per line
             yield parse_json_line(line, f"line {number}")
+
+
+@dataclass
+class LaneChunk:
+    """One chunk of a lane (``lane_chunks``): its items parsed, where its first line starts
+    (byte offset, line number: ``items_at`` reads its lines again), and whether the file ends
+    with it."""
+
+    items: list[SourceItem]
+    start: tuple[int, int]
+    exhausted: bool
+
+
+def lane_chunks(source: Source, *, skip: int, size: int, lane: int, lanes: int) -> Iterator[LaneChunk]:
+    """A JSON Lines file (``source.lines``) shared by ``lanes`` processes: after ``skip`` items,
+    its items in chunks of ``size``, chunk k parsed by lane k mod ``lanes``; this lane's chunks,
+    the last one with ``exhausted`` (empty when the file ends in another lane's chunk).
+
+    Every lane reads every line, but another lane's are only told blank or not (an item is a
+    line that is not blank, as ``json_lines_items`` counts them), so each lane numbers lines and
+    chunks as one reader would, and the lanes' chunks, taken in turn, are the file in order."""
+    if source.lines is None:
+        raise ValueError(f"{source.name} is not JSON Lines of one item a line")
+    handle = source.lines
+    number = index = 0  # lines read; items read after the skipped ones
+    items: list[SourceItem] = []
+    start = (handle.tell(), 1)
+    for line in handle:
+        number += 1
+        if not line or line.isspace():
+            continue
+        if skip:
+            skip -= 1
+            if not skip:
+                start = (handle.tell(), number + 1)
+            continue
+        if (index // size) % lanes == lane:
+            items.append(parse_json_line(line, f"line {number}"))
+        index += 1
+        if index % size == 0:
+            if (index // size - 1) % lanes == lane:
+                yield LaneChunk(items, start, exhausted=False)
+                items = []
+            start = (handle.tell(), number + 1)
+    yield LaneChunk(items, start, exhausted=True)
+
+
+def items_at(reopen: Reopen, start: tuple[int, int], indexes: set[int]) -> dict[int, SourceItem]:
+    """The items at ``indexes`` (counted from 0) of the chunk that starts at ``start`` (a
+    ``LaneChunk``'s), read again from the file and parsed: for a reject's text."""
+    with _open(reopen.path) as handle:
+        stat = os.fstat(handle.fileno())
+        if (stat.st_dev, stat.st_ino) != reopen.file_id:
+            raise SourceFormatError(f"{reopen.path} now names another file than the one being replayed")
+        offset, first_number = start
+        handle.seek(offset)
+        found: dict[int, SourceItem] = {}
+        index = 0
+        for number, line in enumerate(handle, start=first_number):
+            if not line or line.isspace():
+                continue
+            if index in indexes:
+                found[index] = parse_json_line(line, f"line {number}")
+                if len(found) == len(indexes):
+                    break
+            index += 1
+    return found
 
 
 def line_items(line: bytes, position: str, source: Source) -> Iterator[SourceItem]:

@@ -123,7 +123,10 @@ class DirectoryWatch:
             return None
         source.skip(skip)
         reader = open_reader(
-            source, chunk_size=self.settings.batch_size, process_min_bytes=self.settings.reader_process_min_bytes
+            source,
+            chunk_size=self.settings.batch_size,
+            process_min_bytes=self.settings.reader_process_min_bytes,
+            processes=self.settings.reader_processes,
         )
         try:
             run = Replay(

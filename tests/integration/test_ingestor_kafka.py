@@ -67,12 +67,13 @@ class TopicReader:
 
 
 async def run_cli(
-    args: list[str], settings: KafkaSettings, stdin: str | None = None
+    args: list[str], settings: KafkaSettings, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "KAFKA_TOPIC_PREFIX": settings.topic_prefix,
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        **(env or {}),
     }
     return await asyncio.to_thread(
         subprocess.run,
@@ -145,3 +146,48 @@ async def test_stdin_json_lines_until_eof(kafka_settings: KafkaSettings) -> None
     assert summary["rejected_by_reason"] == {"not_json": 1, "duplicate_id": 1}
     raw, rejected = await read_topics(kafka_settings, 5, 2)
     assert sorted(r.key.decode() for r in raw) == sorted(str(2**62 + n) for n in range(5))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: files are read in a thread")
+async def test_a_large_json_lines_file_read_by_lanes_publishes_each_tweet_once_and_rejects_in_order(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """The CLI on a file above INGESTOR_READER_PROCESS_MIN_BYTES, shared by two reading processes
+    (chunks of 100 in turn): every distinct valid tweet once, and every reject, repeats across the
+    lanes' chunks included, in the file's order with its own line's text."""
+    count, path = 6_000, tmp_path / "large.jsonl"
+    lines: list[str] = []
+    for n in range(count):
+        tweet_id = 1_750_000_000_000_000_000 + (n - 150 if n % 250 == 249 else n)  # repeats 150 items back
+        record = {"id": str(tweet_id), "user": {"handle": f"@u{n % 9}"},
+                  "meta": {"created_at": "2024-05-01T10:00:00Z"}, "payload": {"tweet": {"content": f"tweet {n}"}}}
+        lines.append("{broken" if n % 500 == 7 else json.dumps(record))
+        if n % 700 == 3:
+            lines.append("")  # a blank line: no item, but a line number
+    path.write_text("\n".join(lines) + "\n")
+    broken, repeats = count // 500, count // 250
+    env = {"INGESTOR_READER_PROCESS_MIN_BYTES": "100000", "INGESTOR_READER_PROCESSES": "2",
+           "INGESTOR_BATCH_SIZE": "100"}
+    # Paced, so the run outlasts the reading processes' start (a few tenths of a second) whatever the host.
+    args = ["replay", str(path), "--rate", "4000", "--summary-json", str(tmp_path / "s.json")]
+    done = await run_cli(args, kafka_settings, env=env)
+    assert done.returncode == 0, done.stderr
+    logged = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    [moved] = [entry for entry in logged if entry["msg"] == "reading moved to a child process"]
+    assert len(set(moved["pids"])) == 2
+    assert len([entry for entry in logged if entry["msg"] == "reading process done"]) == 2
+    summary = json.loads((tmp_path / "s.json").read_text())
+    published = count - broken - repeats
+    assert (summary["read"], summary["published"], summary["duplicates"]) == (count, published, repeats)
+    assert summary["reconciles"] is True
+
+    raw, rejected = await read_topics(kafka_settings, published, broken + repeats)
+    assert len(raw) == published and len({r.key for r in raw}) == published
+    rejects = [RejectedRecord.model_validate_json(record.value) for record in rejected]
+    assert len({r.partition for r in rejected}) == 1  # keyed by source: one partition, in order
+    numbers = [int(r.position.removeprefix("line ")) for r in rejects]
+    assert numbers == sorted(numbers)
+    file_lines = path.read_text().split("\n")
+    for reject in rejects:
+        assert reject.raw == file_lines[int(reject.position.removeprefix("line ")) - 1]
+    assert Counter(r.reason for r in rejects) == {"not_json": broken, "duplicate_id": repeats}

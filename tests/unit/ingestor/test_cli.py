@@ -84,3 +84,28 @@ def test_the_replay_command_hands_its_options_to_the_run_whole() -> None:
 def test_commands_without_wired_runs_say_so() -> None:
     result = runner.invoke(app, ["replay", str(SAMPLE)])
     assert result.exit_code != 0 and "main.main()" in str(result.exception)
+
+
+def test_the_replay_command_starts_as_many_reading_processes_as_the_file_will_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started ahead while the command starts (``reader.warm_up``): lanes for large JSON Lines,
+    one for another large file, none for a small file (read in a thread)."""
+    from ingestor import cli
+
+    warmed: list[int] = []
+    monkeypatch.setattr(cli, "warm_up", warmed.append)
+    monkeypatch.setenv("INGESTOR_READER_PROCESS_MIN_BYTES", "100")
+    monkeypatch.setenv("INGESTOR_READER_PROCESSES", "3")
+    lines, array, small = tmp_path / "a.jsonl", tmp_path / "a.json", tmp_path / "s.jsonl"
+    lines.write_text('{"id": "1"}\n' * 20)
+    array.write_text("[" + ",".join(['{"id": "1"}'] * 20) + "]")
+    small.write_text('{"id": "1"}\n')
+
+    async def nothing(path: str, *args: object, **kwargs: object) -> ReplaySummary:
+        return ReplaySummary(source=path, topics={})
+
+    for path in (lines, array, small):
+        result = runner.invoke(app, ["replay", str(path)], obj=Runs(replay=nothing, watch=watch))
+        assert result.exit_code == 0, result.stderr
+    assert warmed == [3, 1]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from common.events import RejectedRecord, TweetRecord, ValidationIssue
 from common.records import SourceItem, map_nested, raw_json, reason_for, to_outcome
-from ingestor.logic import Reject, ReplaySummary, SeenIds, judge, key_hashes
+from ingestor.logic import Reject, ReplaySummary, SeenIds, judge, key_hashes, repeat_reject, repeated
 
 
 def test_unparseable_items_become_not_json_rejects_with_position_and_raw() -> None:
@@ -91,6 +91,22 @@ def test_judge_publishes_each_first_tweet_as_its_model_json_and_rejects_repeats(
     assert isinstance(repeat, Reject) and repeat.duplicate and repeat.reason == "duplicate_id"
     assert isinstance(rejected, Reject) and not rejected.duplicate and rejected.reason == "not_json"
     assert RejectedRecord.model_validate_json(rejected.value).raw == "{oops"
+
+
+def test_a_lanes_chunk_is_judged_again_against_every_id_before_it() -> None:
+    seen = SeenIds()
+    seen.add("1")
+    tweet = ("2", b"{}", 0)
+    inner = Reject("duplicate_id", "line 4", b"{}", None, True)  # repeated within its chunk: judged there
+    bad = Reject("not_json", "line 6", b"", None, False)
+    chunk = [("1", b"{}", 0), tweet, ("3", b"{}", 0), inner, ("2", b"{}", 0), bad]
+    assert repeated(chunk, seen) == [0, 4]  # the id before the chunk, and a repeat the lane did not see
+    assert len(seen) == 3 and repeated([tweet], seen) == [0]
+    item = SourceItem("line 9", '{"id": "2"}', {"id": "2"})
+    rejected = repeat_reject(item, "f.jsonl", "2")
+    record = RejectedRecord.model_validate_json(rejected.value)
+    assert rejected.duplicate and rejected.reason == "duplicate_id" and rejected.position == "line 9"
+    assert (record.raw, record.errors[0].msg) == ('{"id": "2"}', "id 2 already appeared earlier in f.jsonl")
 
 
 @given(st.lists(st.binary(max_size=80) | st.integers(1, 2**63 - 1).map(lambda n: str(n).encode()), max_size=40))

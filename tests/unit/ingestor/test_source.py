@@ -17,7 +17,7 @@ import pytest
 from common.events import RejectedRecord, TweetRecord
 from common.records import SourceItem
 from ingestor.errors import SourceFormatError
-from ingestor.source import IDLE, Idle, Source, json_array_items, open_source, take
+from ingestor.source import IDLE, Idle, Source, items_at, json_array_items, lane_chunks, open_source, take
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = Path(__file__).parents[3] / "data" / "sample_tweets.json"
@@ -266,3 +266,51 @@ def test_numbers_of_thousands_of_digits_are_judged_like_any_other(tmp_path: Path
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout) == expected
+
+
+@pytest.mark.parametrize("skip", [0, 1, 5, 11])
+@pytest.mark.parametrize(("size", "lanes"), [(1, 2), (3, 2), (4, 3), (100, 2)])
+def test_lanes_taken_in_turn_are_the_file_in_order(tmp_path: Path, skip: int, size: int, lanes: int) -> None:
+    """Blank lines are not items but count as lines; the lane whose chunk is cut by the end says
+    so, the others end with an empty chunk; each chunk's start reads its lines again."""
+    path = tmp_path / "lines.jsonl"
+    lines = [json.dumps({"id": str(n)}) if n % 5 else ("" if n % 2 else "  \t") for n in range(1, 24)]
+    path.write_text("\n".join(lines) + "\n")
+    one = open_source(str(path), "nested")
+    one.skip(skip)
+    expected = [(item.position, item.raw) for item, _ in take(one, 100).items]
+    one.close()
+    per_lane = []
+    for lane in range(lanes):
+        source = open_source(str(path), "nested")
+        per_lane.append(list(lane_chunks(source, skip=skip, size=size, lane=lane, lanes=lanes)))
+        source.close()
+    reopen = one.reopen
+    assert reopen is not None and reopen.one_item_a_line
+    got: list[tuple[str, str | None]] = []
+    turn, done = 0, [False] * lanes
+    while not all(done):  # as the parent takes them: in turn, a lane that ended left out
+        chunk = per_lane[turn].pop(0)
+        assert len(chunk.items) == size or chunk.exhausted
+        if any(done):
+            assert chunk.exhausted and not chunk.items  # the file ended in an earlier chunk
+        again = items_at(reopen, chunk.start, set(range(len(chunk.items))))
+        assert [again[i] for i in range(len(chunk.items))] == chunk.items
+        got += [(item.position, item.raw) for item in chunk.items]
+        done[turn] = chunk.exhausted
+        turn = next(((turn + k) % lanes for k in range(1, lanes + 1) if not done[(turn + k) % lanes]), turn)
+    assert not any(per_lane)
+    assert got == expected and len(expected) == 19 - skip
+
+
+def test_only_json_lines_of_one_tweet_a_line_can_be_shared_by_lanes(tmp_path: Path) -> None:
+    array = tmp_path / "a.json"
+    array.write_text(json.dumps([{"id": "1"}]))
+    pages = tmp_path / "p.jsonl"
+    pages.write_text(json.dumps({"data": [{"id": "1", "text": "a"}]}) + "\n")
+    for path, fmt in ((array, "nested"), (pages, "twitter-v2")):
+        source = open_source(str(path), fmt)
+        assert source.reopen is not None and not source.reopen.one_item_a_line
+        with pytest.raises(ValueError, match="not JSON Lines of one item a line"):
+            next(lane_chunks(source, skip=0, size=10, lane=0, lanes=2))
+        source.close()
