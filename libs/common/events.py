@@ -108,6 +108,9 @@ def _distinct_hashtags(value: list[str]) -> list[str]:
     """Stripped, without the leading ``#``, empty ones dropped, each once in first-seen order."""
     if not value:
         return value  # most tweets carry none
+    if len(value) == 1:  # the next most common: one tag, nothing to de-duplicate (a dict and a loop less)
+        cleaned = value[0].strip().lstrip("#")
+        return [cleaned] if cleaned else []
     seen: dict[str, None] = {}
     for tag in value:
         cleaned = tag.strip().lstrip("#")

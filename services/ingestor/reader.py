@@ -372,8 +372,9 @@ def _whole(source: Source, chunk_size: int, skip: int, seen: SeenIds) -> Iterato
 
 
 def _lane(source: Source, chunk_size: int, skip: int, lane: int, lanes: int) -> Iterator[Verdicts]:
+    adapter, name = source.adapter, source.name
     for chunk in lane_chunks(source, skip=skip, size=chunk_size, lane=lane, lanes=lanes):
-        outcomes = [(item, to_outcome(item, source.adapter, source.name)) for item in chunk.items]
+        outcomes = [(item, to_outcome(item, adapter, name)) for item in chunk.items]
         # Repeats within the chunk are rejected here, those across chunks by the parent, which
         # sees every id (a set per chunk keeps this process's memory flat).
         entries = judge(outcomes, SeenIds(), source.name)

@@ -35,6 +35,8 @@ def test_normalises_text_handle_time_and_hashtags() -> None:
     assert tweet.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     assert tweet.created_at.utcoffset() == timedelta(0)
     assert tweet.hashtags == ["AI", "ai"]
+    one = [TweetRecord.model_validate({**BASE, "hashtags": tags}).hashtags for tags in (["  #AI "], ["# "], [])]
+    assert one == [["AI"], [], []]
 
 
 def test_id_stays_exact_through_json() -> None:
