@@ -94,7 +94,9 @@ def warm_up(count: int = 1) -> None:
     caller's own (settings, logging, tracing, Kafka). Nothing to do with one core."""
     if len(os.sched_getaffinity(0)) < 2:
         return
-    _spares[:] = [spare for spare in _spares if spare[1].is_alive()]
+    for conn, process in [spare for spare in _spares if not spare[1].is_alive()]:
+        conn.close()
+        _spares.remove((conn, process))
     while len(_spares) < count:
         try:
             _spares.append(_start_child())

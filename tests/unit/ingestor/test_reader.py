@@ -355,8 +355,12 @@ async def test_children_started_ahead_are_the_next_readers(tmp_path: Path) -> No
     warm_up(2)
     warm_up(2)  # up to two wait at a time
     warm_up()  # fewer wanted: none is ended
+    dead = module._spares[0][1].pid
+    os.kill(dead, signal.SIGKILL)
+    assert gone(dead)
+    warm_up(2)  # a spare that died is replaced
     spares = [process.pid for _, process in module._spares]
-    assert len(spares) == 2
+    assert len(spares) == 2 and dead not in spares
     source = open_source(str(path))
     reader = ProcessReader(source, chunk_size=100, lanes=3)
     try:
