@@ -25,12 +25,12 @@ and a 1,000,000-tweet replay in flat memory. One run, one machine, one broker.
   computed before the clock), as the ingestor's publisher does: the fastest this client goes
   (``wall_vs_record_batches``).
 - ``ingest``: ``ingestor.main.replay`` on the file, as the CLI runs it: read, parse, validate,
-  reject repeats and serialise (in the reading children once they are up: two lanes for this
-  JSON Lines file, ``INGESTOR_READER_PROCESSES``), trace, publish, wait for acknowledgements
-  batch by batch. Tracing off (no OTLP endpoint), then on with ``OTEL_TRACES_SAMPLER_RATIO``
+  reject repeats and serialise (in the reading child once it is up), trace, publish, wait for
+  acknowledgements batch by batch. Tracing off (no OTLP endpoint), then on with ``OTEL_TRACES_SAMPLER_RATIO``
   1.0, 0.1 and 0.01 (head-sampled by the replay, as the CLI configures it), exporting OTLP/HTTP
   to a local sink that accepts and discards (the SDK's whole cost, independent of Jaeger's
-  health); and at 0.1 with one reading process (``ingest_tracing_ratio_0.1_one_reader``).
+  health); and at 0.1 with two reading processes taking the file's chunks in turn
+  (``ingest_tracing_ratio_0.1_two_lanes``, ``INGESTOR_READER_PROCESSES=2``).
   Each run counts the ingestor spans that were sampled, which shows the ratio is honoured.
   ``--variants`` runs only the named ingest variants (the bare producers always run).
 - ``stages``: where the ingest's CPU goes, per tweet, each stage timed alone in one process
@@ -556,13 +556,13 @@ def main() -> None:
                 )
                 for ratio in ("1.0", "0.1", "0.01")
             },
-            # The default ratio with the file read by one process, as before issue 16's lanes.
-            "ingest_tracing_ratio_0.1_one_reader": (
+            # The default ratio with the file read by two processes, chunks in turn (lanes).
+            "ingest_tracing_ratio_0.1_two_lanes": (
                 "ingest",
                 {
                     "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
                     "OTEL_TRACES_SAMPLER_RATIO": "0.1",
-                    "INGESTOR_READER_PROCESSES": "1",
+                    "INGESTOR_READER_PROCESSES": "2",
                 },
             ),
         }

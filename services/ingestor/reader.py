@@ -24,7 +24,9 @@ without parsing them, and the chunks are received here in turn, so the order is 
 Repeats of an id across chunks are found here, where every id passes, and rejected as one
 reader would have (their lines read again for the rejects' text). With one child the reading
 ran at about 30,000 tweets/s on this 2-core host and set the replay's rate; two lanes read
-about 1.5 times as fast alone, for about a tenth more CPU per tweet (bench/README.md).
+1.4 to 1.6 times as fast alone, but in a whole ingest on these 2 cores, where the producing
+process and the broker need the same cores, they were no faster for more CPU a tweet, so one
+is the default (bench/README.md, sixth pass).
 """
 
 from __future__ import annotations

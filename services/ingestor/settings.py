@@ -41,9 +41,10 @@ class IngestorSettings(BaseSettings):
     # Files at least this large are read, validated and serialised in a child process on a spare
     # core (ingestor.reader); smaller ones, stdin and --follow in a thread. Above any file: never.
     reader_process_min_bytes: int = Field(default=1024 * 1024, ge=0)
-    # Processes that share such a file when it is JSON Lines of one tweet a line, chunks in turn:
-    # with 2, reading uses the time the producing process leaves a core idle (ingestor.reader).
-    reader_processes: int = Field(default=2, ge=1, le=16)
+    # Processes that share such a file when it is JSON Lines of one tweet a line, chunks in turn
+    # (ingestor.reader). 2 reads 1.4-1.6x as fast where cores are spare; on a 2-core host that
+    # also produces (and runs the broker) it measured no better than 1 for more CPU a tweet.
+    reader_processes: int = Field(default=1, ge=1, le=16)
     # --skip-existing looks tweets up where the gateway indexes them (same variables as the gateway).
     es_url: str = Field(
         default="http://127.0.0.1:9200", validation_alias=AliasChoices("INGESTOR_ES_URL", "GATEWAY_ES_URL")

@@ -449,7 +449,9 @@ async def test_the_replay_ends_its_reading_process_when_kafka_fails_or_it_is_sto
 
     monkeypatch.setattr(main, "KafkaPublisher", type("P", (Publisher,), {"fail_start": fail_start}))
     monkeypatch.setattr(main, "open_reader", spy)
-    settings = IngestorSettings(reader_process_min_bytes=0, batch_size=100, state_dir=tmp_path / "state")
+    settings = IngestorSettings(
+        reader_process_min_bytes=0, reader_processes=2, batch_size=100, state_dir=tmp_path / "state"
+    )
     if fail_start:
         with pytest.raises(KafkaUnavailableError):
             await main.replay(str(path), settings)
