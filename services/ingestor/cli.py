@@ -205,6 +205,8 @@ def _reading_processes(path: str) -> int:
         settings = IngestorSettings()
         if path == "-" or Path(path).stat().st_size < settings.reader_process_min_bytes:
             return 0
+        if settings.reader_processes == 1:
+            return 1
         with open(path, "rb") as handle:
             lines = json_container(handle.read(HEAD_BYTES)) == "json-lines"
         return settings.reader_processes if lines else 1

@@ -123,14 +123,13 @@ def judge(items: Iterable[tuple[SourceItem, Outcome]], seen: SeenIds, source: st
             verdicts.append(_HASH_PENDING)  # replaced below, once the chunk's keys are hashed
             continue
         if isinstance(outcome, TweetRecord):
-            rejected, repeat = duplicate(item, source, outcome.id), True
-        else:
-            rejected, repeat = outcome, False
+            verdicts.append(repeat_reject(item, source, outcome.id))
+            continue
         # Only a broken JSON document yields an unparseable "record/response N": the rest is lost.
         broken = item.error is not None and item.position.startswith(("record", "response"))
         stream_error = f"{item.position}: {item.error}" if broken else None
-        value = rejected.model_dump_json().encode()
-        verdicts.append(Reject(rejected.reason, rejected.position, value, stream_error, repeat))
+        value = outcome.model_dump_json().encode()
+        verdicts.append(Reject(outcome.reason, outcome.position, value, stream_error, False))
     if tweets:
         hashes = key_hashes([tweet_id.encode() for _, tweet_id, _ in tweets])
         for (where, tweet_id, payload), hashed in zip(tweets, hashes, strict=True):

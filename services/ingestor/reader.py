@@ -48,10 +48,10 @@ from typing import NamedTuple
 
 from common.errors import ServiceError
 from common.records import to_outcome
-from ingestor.errors import ReaderError, SourceFormatError
+from ingestor.errors import ReaderError
 from ingestor.logic import SeenIds, Verdict, Verdicts, judge, repeat_reject, repeated
 from ingestor.settings import SERVICE
-from ingestor.source import Source, items_at, lane_chunks, open_source, take
+from ingestor.source import Source, check_same_file, items_at, lane_chunks, open_source, take
 
 log = logging.getLogger(SERVICE)
 
@@ -96,9 +96,7 @@ def warm_up(count: int = 1) -> None:
     caller's own (settings, logging, tracing, Kafka). Nothing to do with one core."""
     if len(os.sched_getaffinity(0)) < 2:
         return
-    for conn, process in [spare for spare in _spares if not spare[1].is_alive()]:
-        conn.close()
-        _spares.remove((conn, process))
+    _drop_dead_spares()
     while len(_spares) < count:
         try:
             _spares.append(_start_child())
@@ -119,13 +117,16 @@ def _start_child() -> tuple[Connection, BaseProcess]:
     return conn, process
 
 
-def _take_child() -> tuple[Connection, BaseProcess]:
-    while _spares:
-        spare = _spares.pop(0)
-        if spare[1].is_alive():
-            return spare
+def _drop_dead_spares() -> None:
+    """Forget the spares that died while waiting, closing their pipes."""
+    for spare in [spare for spare in _spares if not spare[1].is_alive()]:
         spare[0].close()
-    return _start_child()
+        _spares.remove(spare)
+
+
+def _take_child() -> tuple[Connection, BaseProcess]:
+    _drop_dead_spares()
+    return _spares.pop(0) if _spares else _start_child()
 
 
 def open_reader(source: Source, *, chunk_size: int, process_min_bytes: int, processes: int = 1) -> Reader:
@@ -259,8 +260,7 @@ class ProcessReader(Reader):
             assert self.source.reopen is not None and received.lines_start is not None
             items = items_at(self.source.reopen, received.lines_start, set(repeats))
             for index in repeats:
-                tweet_id = entries[index][0]
-                entries[index] = repeat_reject(items[index], self.name, str(tweet_id))
+                entries[index] = repeat_reject(items[index], self.name, entries[index][0])
         return entries
 
     def _child_ready(self) -> bool:
@@ -348,8 +348,7 @@ def serve(conn: Connection) -> None:
     source: Source | None = None
     try:
         source = open_source(reopen.path, reopen.fmt, reopen.columns, csv_encoding=reopen.csv_encoding)
-        if source.file_id() != reopen.file_id:
-            raise SourceFormatError(f"{reopen.path} now names another file than the one being replayed")
+        check_same_file(reopen, source.file_id())
         chunks = _lane(source, chunk_size, skip, lane, lanes) if lanes > 1 else _whole(source, chunk_size, skip, seen)
         for verdicts in chunks:
             if verdicts.exhausted:
@@ -381,7 +380,7 @@ def _lane(source: Source, chunk_size: int, skip: int, lane: int, lanes: int) -> 
         outcomes = [(item, to_outcome(item, adapter, name)) for item in chunk.items]
         # Repeats within the chunk are rejected here, those across chunks by the parent, which
         # sees every id (a set per chunk keeps this process's memory flat).
-        entries = judge(outcomes, SeenIds(), source.name)
+        entries = judge(outcomes, SeenIds(), name)
         yield Verdicts(entries, exhausted=chunk.exhausted, bytes_read=source.bytes_read(), lines_start=chunk.start)
 
 

@@ -296,13 +296,19 @@ def lane_chunks(source: Source, *, skip: int, size: int, lane: int, lanes: int) 
     yield LaneChunk(items, start, exhausted=True)
 
 
+def check_same_file(reopen: Reopen, file_id: tuple[int, int] | None) -> None:
+    """Raise unless ``file_id`` (device, inode) is the file ``reopen`` was made from: the path
+    may name another file by now (rotated, replaced)."""
+    if file_id != reopen.file_id:
+        raise SourceFormatError(f"{reopen.path} now names another file than the one being replayed")
+
+
 def items_at(reopen: Reopen, start: tuple[int, int], indexes: set[int]) -> dict[int, SourceItem]:
     """The items at ``indexes`` (counted from 0) of the chunk that starts at ``start`` (a
     ``LaneChunk``'s), read again from the file and parsed: for a reject's text."""
     with _open(reopen.path) as handle:
         stat = os.fstat(handle.fileno())
-        if (stat.st_dev, stat.st_ino) != reopen.file_id:
-            raise SourceFormatError(f"{reopen.path} now names another file than the one being replayed")
+        check_same_file(reopen, (stat.st_dev, stat.st_ino))
         offset, first_number = start
         handle.seek(offset)
         found: dict[int, SourceItem] = {}
